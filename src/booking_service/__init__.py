@@ -1,0 +1,1 @@
+"""Async event-ticket booking API."""

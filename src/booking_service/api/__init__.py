@@ -1,0 +1,10 @@
+"""HTTP routers: thin, each validates, calls one service method and returns a schema."""
+
+from fastapi import APIRouter
+
+from booking_service.api import auth, bookings, events
+
+api_router = APIRouter()
+api_router.include_router(auth.router)
+api_router.include_router(events.router)
+api_router.include_router(bookings.router)

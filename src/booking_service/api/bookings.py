@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from fastapi.responses import JSONResponse
+
+from booking_service.deps import BookingServiceDep, CurrentUser
+from booking_service.errors import error_responses
+from booking_service.models import BookingStatus
+from booking_service.schemas.bookings import (
+    BookingConfirmed,
+    BookingRequest,
+    BookingWaitlisted,
+    CancelResult,
+    MyBooking,
+    MyBookings,
+)
+from booking_service.schemas.common import Message
+from booking_service.services.bookings import CancelOutcome
+
+router = APIRouter(tags=["bookings"])
+
+CANCEL_MESSAGES = {
+    CancelOutcome.REASSIGNED: Message.CANCELLED_REASSIGNED,
+    CancelOutcome.RELEASED: Message.CANCELLED_RELEASED,
+    CancelOutcome.LEFT_WAITING_LIST: Message.LEFT_LINE,
+}
+
+
+@router.post(
+    "/book",
+    status_code=status.HTTP_201_CREATED,
+    response_model=None,
+    responses={
+        201: {"model": BookingConfirmed, "description": "You hold a ticket."},
+        202: {"model": BookingWaitlisted, "description": "Sold out: you joined the waiting list."},
+        **error_responses(401, 404, 409, 422, 503),
+    },
+    operation_id="book_ticket",
+    summary="Book a ticket",
+)
+async def book_ticket(
+    body: BookingRequest, user: CurrentUser, service: BookingServiceDep
+) -> JSONResponse:
+    """Book a ticket; when the event is sold out you join its waiting list instead."""
+    result = await service.book(user_id=user.id, event_id=body.event_id)
+    if result.status is BookingStatus.CONFIRMED:
+        confirmed = BookingConfirmed(
+            message=Message.BOOKED,
+            event_id=body.event_id,
+            booking_id=result.booking_id,
+            status="confirmed",
+        )
+        return JSONResponse(confirmed.model_dump(by_alias=True), status_code=201)
+    assert result.position is not None
+    waitlisted = BookingWaitlisted(
+        message=Message.WAITLISTED,
+        event_id=body.event_id,
+        booking_id=result.booking_id,
+        status="waitlisted",
+        position=result.position,
+    )
+    return JSONResponse(waitlisted.model_dump(by_alias=True), status_code=202)
+
+
+@router.post(
+    "/cancel",
+    response_model=CancelResult,
+    responses=error_responses(401, 404, 422, 503),
+    operation_id="cancel_booking",
+    summary="Cancel your ticket or leave the line",
+)
+async def cancel_booking(
+    body: BookingRequest, user: CurrentUser, service: BookingServiceDep
+) -> CancelResult:
+    """Give back your ticket (the first person in line gets it at once), or leave the line."""
+    outcome = await service.cancel(user_id=user.id, event_id=body.event_id)
+    return CancelResult(
+        message=CANCEL_MESSAGES[outcome], event_id=body.event_id, outcome=outcome.value
+    )
+
+
+@router.get(
+    "/me/bookings",
+    response_model=MyBookings,
+    responses=error_responses(401),
+    operation_id="list_my_bookings",
+    summary="Your tickets and places in line",
+)
+async def list_my_bookings(user: CurrentUser, service: BookingServiceDep) -> MyBookings:
+    """Your tickets and places in line across all events, newest first."""
+    items = await service.list_mine(user.id)
+    return MyBookings(
+        items=[
+            MyBooking(
+                booking_id=item.id,
+                event_id=item.event_id,
+                event_name=item.event_name,
+                status="confirmed" if item.status is BookingStatus.CONFIRMED else "waitlisted",
+                position=item.position,
+                created_at=item.created_at,
+                confirmed_at=item.confirmed_at,
+                promoted_at=item.promoted_at,
+            )
+            for item in items
+        ]
+    )

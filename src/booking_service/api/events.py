@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from booking_service.deps import CurrentUser, EventServiceDep
+from booking_service.errors import error_responses
+from booking_service.repositories.events import EventSnapshot
+from booking_service.schemas.common import MAX_DB_ID, Message
+from booking_service.schemas.events import (
+    EventCreate,
+    EventCreated,
+    EventPage,
+    EventRead,
+    EventStatus,
+)
+
+router = APIRouter(tags=["events"])
+
+EventIdPath = Annotated[
+    int, Path(alias="eventId", ge=1, le=MAX_DB_ID, description="The event's id.", examples=[1])
+]
+
+
+def _event_read(event: EventSnapshot) -> EventRead:
+    return EventRead(
+        event_id=event.id,
+        name=event.name,
+        capacity=event.capacity,
+        available_tickets=event.available,
+        total_ticket_booked=event.booked,
+        waiting_list_count=event.waiting_count,
+        owner_id=event.owner_id,
+        created_at=event.created_at,
+    )
+
+
+@router.post(
+    "/initialize",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EventCreated,
+    responses=error_responses(401, 422),
+    operation_id="create_event",
+    summary="Create an event",
+)
+async def create_event(
+    body: EventCreate, user: CurrentUser, service: EventServiceDep
+) -> EventCreated:
+    """Create an event with a number of tickets. You become its owner."""
+    event_id = await service.create(owner_id=user.id, name=body.name, tickets=body.tickets)
+    return EventCreated(message=Message.EVENT_CREATED, event_id=event_id)
+
+
+@router.get(
+    "/status/{eventId}",
+    response_model=EventStatus,
+    responses=error_responses(401, 404, 422),
+    operation_id="get_event_status",
+    summary="Tickets available and booked",
+)
+async def get_event_status(
+    event_id: EventIdPath, _user: CurrentUser, service: EventServiceDep
+) -> EventStatus:
+    """The event's counts, all from one consistent read."""
+    event = await service.get(event_id)
+    return EventStatus(
+        event_name=event.name,
+        available_tickets=event.available,
+        total_ticket_booked=event.booked,
+        waiting_list_count=event.waiting_count,
+    )
+
+
+@router.get(
+    "/events",
+    response_model=EventPage,
+    responses=error_responses(401, 422),
+    operation_id="list_events",
+    summary="List events",
+)
+async def list_events(
+    _user: CurrentUser,
+    service: EventServiceDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Events to skip.")] = 0,
+) -> EventPage:
+    """Events with their availability, newest first."""
+    events, total = await service.list(limit=limit, offset=offset)
+    return EventPage(
+        items=[_event_read(event) for event in events], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/events/{eventId}",
+    response_model=EventRead,
+    responses=error_responses(401, 404, 422),
+    operation_id="get_event",
+    summary="One event",
+)
+async def get_event(
+    event_id: EventIdPath, _user: CurrentUser, service: EventServiceDep
+) -> EventRead:
+    """One event with its availability."""
+    return _event_read(await service.get(event_id))

@@ -1,0 +1,87 @@
+"""The `booking-service` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from booking_service.config import Settings, get_settings
+
+log = logging.getLogger("booking_service")
+
+
+def _load_settings() -> Settings:
+    try:
+        return get_settings()
+    except (ValidationError, ValueError) as exc:
+        print(f"booking-service: invalid configuration:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def _migrate(settings: Settings) -> None:
+    from booking_service import migrations
+
+    migrations.upgrade(settings.database_url)
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    settings = _load_settings()
+    _migrate(settings)
+    print("database is at the latest schema")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _load_settings()
+    # Migrate once here, before any worker starts: workers migrating at once would race.
+    _migrate(settings)
+    shown_host = "localhost" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+    print(f"booking-service: Swagger UI at http://{shown_host}:{args.port}/docs", flush=True)
+    uvicorn.run(
+        "booking_service.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        # Client addresses come from the socket: X-Forwarded-For is not trusted by default,
+        # or any client could pick its own address and dodge per-address limits.
+        proxy_headers=False,
+        server_header=False,
+        access_log=False,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="booking-service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="apply pending migrations, then serve the API")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.set_defaults(handler=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="upgrade the database to the latest schema")
+    migrate.set_defaults(handler=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = args.handler
+    result: int = handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

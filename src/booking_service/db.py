@@ -1,0 +1,184 @@
+"""Database plumbing: declarative base, engine and session factory, transactions with retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Connection, CursorResult, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.expression import Executable
+
+from booking_service.config import Settings
+from booking_service.errors import ServiceBusy
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Explicit names, so migrations are stable and constraint errors say what they are.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Every table: InnoDB (row locks, foreign keys) and full Unicode on MariaDB/MySQL.
+MYSQL_TABLE_OPTIONS = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_unicode_ci",
+}
+
+# Execution option a read-only transaction sets, so SQLite starts it DEFERRED and lets it run
+# beside a writer instead of queueing for the write lock.
+READ_ONLY = "booking_read_only"
+
+# MySQL/MariaDB: 1213 deadlock, 1205 lock wait timeout. Both roll the transaction back.
+MYSQL_LOCK_CONFLICTS = {1205, 1213}
+SQLITE_BUSY_MESSAGES = ("database is locked", "database is busy")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(
+            url,
+            # A writer waits for the lock instead of failing at once (seconds).
+            connect_args={"timeout": 30},
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
+        _install_sqlite_hooks(engine)
+        return engine
+    if "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=settings.db_pool_recycle_seconds,
+        # Every statement sees the latest committed rows; decisions come from locked rows.
+        isolation_level="READ COMMITTED",
+    )
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module: we issue BEGIN ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # FOR UPDATE compiles to nothing on SQLite: without IMMEDIATE, two transactions can read
+        # the same free ticket and both sell it. IMMEDIATE takes the write lock up front.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def _mysql_errno(exc: DBAPIError) -> int | None:
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def _sqlite_says(exc: DBAPIError, *phrases: str) -> bool:
+    text = str(exc.orig).lower()
+    return any(phrase in text for phrase in phrases)
+
+
+def is_lock_conflict(exc: DBAPIError) -> bool:
+    """True for errors after which the whole transaction can safely run again."""
+    errno = _mysql_errno(exc)
+    if errno is not None:
+        return errno in MYSQL_LOCK_CONFLICTS
+    return _sqlite_says(exc, *SQLITE_BUSY_MESSAGES)
+
+
+def is_duplicate_key(exc: DBAPIError) -> bool:
+    """A UNIQUE key refused the row."""
+    errno = _mysql_errno(exc)
+    if errno is not None:
+        return errno == 1062
+    return _sqlite_says(exc, "unique constraint failed")
+
+
+def is_missing_reference(exc: DBAPIError) -> bool:
+    """A FOREIGN KEY refused the row."""
+    errno = _mysql_errno(exc)
+    if errno is not None:
+        return errno == 1452
+    return _sqlite_says(exc, "foreign key constraint failed")
+
+
+async def run_transaction(
+    session: AsyncSession,
+    work: Callable[[], Awaitable[T]],
+    *,
+    retries: int,
+    read_only: bool = False,
+) -> T:
+    """Run `work` in one transaction, committed before this returns.
+
+    A deadlock or lock-wait timeout rolls everything back; the transaction is run again from
+    the start up to `retries` times, with jittered backoff, then the caller gets ServiceBusy.
+    """
+    attempt = 0
+    while True:
+        try:
+            async with session.begin():
+                if read_only:
+                    await session.connection(execution_options={READ_ONLY: True})
+                return await work()
+        except DBAPIError as exc:
+            if not is_lock_conflict(exc):
+                raise
+            if attempt >= retries:
+                log.warning("transaction gave up after %d retries: %s", attempt, exc.orig)
+                raise ServiceBusy() from exc
+            attempt += 1
+            log.info("lock conflict, retry %d/%d: %s", attempt, retries, exc.orig)
+            await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter
+
+
+async def execute_write(session: AsyncSession, statement: Executable) -> CursorResult[Any]:
+    """Run an INSERT/UPDATE/DELETE; its result carries rowcount and inserted_primary_key."""
+    result = await session.execute(statement)
+    assert isinstance(result, CursorResult)
+    return result
+
+
+async def insert_returning_id(session: AsyncSession, statement: Executable) -> int:
+    """Run an INSERT of one row and return its new primary key."""
+    key = (await execute_write(session, statement)).inserted_primary_key
+    assert key is not None
+    return int(key[0])

@@ -1,0 +1,108 @@
+"""Request dependencies: the session, the services and the JWT guard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
+
+from booking_service.config import Settings
+from booking_service.errors import NotAuthenticated
+from booking_service.services.auth import AuthenticatedUser, AuthService
+from booking_service.services.bookings import BookingService
+from booking_service.services.events import EventService
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    # Services commit before the route returns; this only guarantees the session is closed.
+    async with request.app.state.session_factory() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_auth_service(request: Request, session: SessionDep, settings: SettingsDep) -> AuthService:
+    state = request.app.state
+    return AuthService(
+        session,
+        hasher=state.password_hasher,
+        tokens=state.token_codec,
+        user_cache=state.user_cache,
+        lock_retries=settings.db_lock_retries,
+    )
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+class BearerToken(HTTPBearer):
+    """`Authorization: Bearer <token>`, and the original service's bare `Authorization: <token>`.
+
+    Declared in OpenAPI as an HTTP bearer scheme, so Swagger UI's Authorize button works.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            bearerFormat="JWT",
+            scheme_name="BearerAuth",
+            description="A token from `POST /login`.",
+            auto_error=False,
+        )
+
+    async def __call__(self, request: HTTPConnection) -> HTTPAuthorizationCredentials | None:
+        header = request.headers.get("authorization", "").strip()
+        if not header:
+            return None
+        scheme, _, credentials = header.partition(" ")
+        if not credentials:
+            # Bare token, as the original service's clients send it.
+            return HTTPAuthorizationCredentials(scheme="Bearer", credentials=scheme)
+        if scheme.lower() != "bearer":
+            return None
+        return HTTPAuthorizationCredentials(scheme="Bearer", credentials=credentials.strip())
+
+
+bearer_token = BearerToken()
+
+
+async def get_current_user(
+    auth: AuthServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_token)],
+) -> AuthenticatedUser:
+    if credentials is None:
+        raise NotAuthenticated("Missing or malformed Authorization header")
+    return await auth.authenticate(credentials.credentials)
+
+
+CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]
+
+
+def get_event_service(session: SessionDep, settings: SettingsDep) -> EventService:
+    return EventService(
+        session,
+        max_tickets=settings.max_tickets_per_event,
+        lock_retries=settings.db_lock_retries,
+    )
+
+
+EventServiceDep = Annotated[EventService, Depends(get_event_service)]
+
+
+def get_booking_service(session: SessionDep, settings: SettingsDep) -> BookingService:
+    return BookingService(session, lock_retries=settings.db_lock_retries)
+
+
+BookingServiceDep = Annotated[BookingService, Depends(get_booking_service)]

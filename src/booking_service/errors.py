@@ -1,0 +1,226 @@
+"""Domain exceptions and their one mapping to HTTP.
+
+Services raise `AppError` subclasses and never know about HTTP; the handlers registered by
+`install_error_handlers` render every error, expected or not, as an `ErrorResponse`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from booking_service.schemas.errors import ErrorDetail, ErrorResponse
+
+log = logging.getLogger(__name__)
+
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+class AppError(Exception):
+    status_code = 400
+    code = "bad_request"
+    message = "Bad request"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        details: Sequence[ErrorDetail] | None = None,
+    ) -> None:
+        self.message = message or self.message
+        self.code = code or self.code
+        self.headers = dict(headers or {})
+        self.details = list(details) if details else None
+        super().__init__(self.message)
+
+
+class NotAuthenticated(AppError):
+    status_code = 401
+    code = "not_authenticated"
+    message = "Invalid or missing token"
+
+    def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
+        super().__init__(message, code=code, headers=BEARER_CHALLENGE)
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "forbidden"
+    message = "You are not allowed to do this"
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "not_found"
+    message = "Not found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "conflict"
+    message = "Conflict"
+
+
+class ServiceBusy(AppError):
+    status_code = 503
+    code = "busy"
+    message = "The service is busy, please retry shortly"
+
+    def __init__(self, message: str | None = None, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_seconds)})
+
+
+def error_body(
+    message: str, code: str, details: Sequence[ErrorDetail] | None = None
+) -> dict[str, Any]:
+    return ErrorResponse(
+        message=message, code=code, details=list(details) if details else None
+    ).model_dump()
+
+
+def error_response(
+    status_code: int,
+    message: str,
+    code: str,
+    *,
+    details: Sequence[ErrorDetail] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(message, code, details), status_code=status_code, headers=dict(headers or {})
+    )
+
+
+# Codes for errors raised by the framework itself rather than by our services.
+HTTP_STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def _validation_details(errors: Sequence[Any]) -> list[ErrorDetail]:
+    # Only loc/msg/type: `input` and `ctx` can hold the raw (possibly secret or unserializable)
+    # value the client sent.
+    return [
+        ErrorDetail(
+            loc=[part if isinstance(part, int) else str(part) for part in err.get("loc", ())],
+            msg=str(err.get("msg", "")),
+            type=str(err.get("type", "value_error")),
+        )
+        for err in errors
+    ]
+
+
+async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return error_response(
+        exc.status_code, exc.message, exc.code, details=exc.details, headers=exc.headers
+    )
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(
+        422,
+        "Request validation failed",
+        "validation_error",
+        details=_validation_details(exc.errors()),
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = HTTP_STATUS_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "Request failed"
+    return error_response(exc.status_code, message, code, headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    log.error(
+        "unhandled error on %s %s (request id %s)",
+        request.method,
+        request.url.path,
+        request_id,
+        exc_info=exc,
+    )
+    return error_response(500, "Internal server error", "internal_error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries declaring the error envelope for these statuses."""
+    descriptions = {
+        400: "Malformed request",
+        401: "Missing, invalid or expired token",
+        403: "Not allowed",
+        404: "Not found",
+        409: "Conflict with the current state",
+        413: "Request body too large",
+        422: "Validation failed",
+        429: "Rate limit exceeded",
+        503: "Busy; retry after the `Retry-After` seconds",
+    }
+    return {
+        status: {"model": ErrorResponse, "description": descriptions.get(status, "Error")}
+        for status in status_codes
+    }
+
+
+# Domain errors: one class per answer a client can rely on.
+
+
+class InvalidCredentials(NotAuthenticated):
+    code = "invalid_credentials"
+    message = "Invalid username or password"
+
+
+class UsernameTaken(Conflict):
+    code = "username_taken"
+    message = "Username already exists"
+
+
+class EventNotFound(NotFound):
+    code = "event_not_found"
+    message = "Event not found"
+
+
+class AlreadyBooked(Conflict):
+    code = "already_booked"
+    message = "You already hold a ticket or a place in line for this event"
+
+
+class NothingToCancel(NotFound):
+    code = "booking_not_found"
+    message = "You hold no ticket or place in line for this event"
+
+
+class TooManyTickets(AppError):
+    status_code = 422
+    code = "validation_error"
+
+    def __init__(self, maximum: int) -> None:
+        message = f"An event can have at most {maximum} tickets"
+        detail = ErrorDetail(loc=["body", "tickets"], msg=message, type="less_than_equal")
+        super().__init__("Request validation failed", details=[detail])

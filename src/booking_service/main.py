@@ -1,0 +1,67 @@
+"""The ASGI application: `create_app(settings)`, and `app` for uvicorn."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from booking_service.api import api_router
+from booking_service.config import Settings, get_settings
+from booking_service.db import create_engine, create_session_factory
+from booking_service.errors import install_error_handlers
+from booking_service.security import PasswordHasher, TokenCodec
+from booking_service.services.auth import ActiveUserCache
+
+DESCRIPTION = """\
+Book tickets for events, with a first-come-first-served waiting list once an event sells out.
+Cancelling hands the ticket to the first person in line at once.
+
+Authenticate with `POST /login` and send the token as `Authorization: Bearer <token>`.
+Every error has the same body: `{"message", "code", "details"}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        hasher = PasswordHasher.from_settings(settings)
+        app.state.engine = engine
+        app.state.session_factory = create_session_factory(engine)
+        app.state.password_hasher = hasher
+        try:
+            yield
+        finally:
+            hasher.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="booking-service",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.token_codec = TokenCodec.from_settings(settings)
+    app.state.user_cache = ActiveUserCache(settings.auth_user_cache_seconds)
+    install_error_handlers(app)
+    app.include_router(api_router)
+    return app
+
+
+_default_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `booking_service.main:app` is built on first access, so importing this module (to reach
+    # create_app, say) reads no settings and touches no files.
+    global _default_app
+    if name != "app":
+        raise AttributeError(name)
+    if _default_app is None:
+        _default_app = create_app()
+    return _default_app

@@ -1,0 +1,7 @@
+"""SQLAlchemy tables. Importing this package registers every table on `Base.metadata`."""
+
+from booking_service.models.booking import ACTIVE_STATUSES, Booking, BookingStatus
+from booking_service.models.event import Event
+from booking_service.models.user import User
+
+__all__ = ["ACTIVE_STATUSES", "Booking", "BookingStatus", "Event", "User"]

@@ -1,0 +1,58 @@
+"""Field types shared by the request and response models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+MAX_DB_ID = 2**63 - 1
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON has one number type: 12 and 12.0 are the same integer, but true and "12" are not."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Constraints go in Field(strict=True, ...) next to the validator, not on a nested Annotated
+# type: that way the schema publishes them as `minimum`/`maximum`.
+EventId = Annotated[
+    int,
+    Field(strict=True, ge=1, le=MAX_DB_ID, description="The event's id.", examples=[1]),
+    BeforeValidator(_json_integer),
+]
+
+TicketCount = Annotated[
+    int,
+    Field(
+        strict=True,
+        ge=1,
+        le=2_000_000_000,
+        description=(
+            "Number of tickets, a whole number from 1 to the server's MAX_TICKETS_PER_EVENT "
+            "(1,000,000 unless configured)."
+        ),
+        examples=[100],
+    ),
+    BeforeValidator(_json_integer),
+]
+
+# Request bodies: unknown fields are errors, and a string is never coerced into a number.
+REQUEST_CONFIG = ConfigDict(extra="forbid", strict=True)
+
+
+class Message:
+    """The original service's messages, kept word for word for its clients."""
+
+    REGISTERED = "Registration Successful"
+    EVENT_CREATED = "Event Created"
+    BOOKED = "Ticket booked"
+    WAITLISTED = "No tickets available, you are added to waiting list"
+    CANCELLED_REASSIGNED = "Booking canceled, ticket assigned to another user on the waiting list"
+    CANCELLED_RELEASED = "Booking canceled, ticket now available to other users"
+    LEFT_LINE = "You left the waiting list"

@@ -1,0 +1,26 @@
+"""The one error envelope every 4xx and 5xx answer uses."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int] = Field(
+        description="Where the problem is, e.g. `['body', 'eventId']`.",
+        examples=[["body", "eventId"]],
+    )
+    msg: str = Field(
+        description="What is wrong there.", examples=["Input should be a valid integer"]
+    )
+    type: str = Field(description="Machine-readable kind of problem.", examples=["int_type"])
+
+
+class ErrorResponse(BaseModel):
+    message: str = Field(description="Human-readable explanation.", examples=["Event not found"])
+    code: str = Field(
+        description="Stable machine-readable error code.", examples=["event_not_found"]
+    )
+    details: list[ErrorDetail] | None = Field(
+        default=None, description="Per-field problems, for validation errors only."
+    )

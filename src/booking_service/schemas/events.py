@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from booking_service.schemas.common import (
+    REQUEST_CONFIG,
+    EventId,
+    Message,
+    TicketCount,
+)
+
+# The limits apply to the name as sent; surrounding white space is then trimmed. Python's
+# regular expressions (the ones OpenAPI fuzzers use for `pattern`) decide what a space is, and
+# str.strip() agrees with them, so "contains a non-space" here means "non-empty once trimmed".
+EventName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"\S",
+        description="1-200 characters, not only white space; trimmed.",
+        examples=["Concert 2025"],
+    ),
+    AfterValidator(str.strip),
+]
+
+
+class EventCreate(BaseModel):
+    model_config = ConfigDict(**REQUEST_CONFIG, regex_engine="python-re")
+
+    name: EventName
+    tickets: TicketCount
+
+
+class EventCreated(BaseModel):
+    message: str = Field(description="Confirmation.", examples=[Message.EVENT_CREATED])
+    event_id: int = Field(
+        serialization_alias="eventId", description="The new event's id.", examples=[1]
+    )
+
+
+class EventStatus(BaseModel):
+    """The original service's status shape, plus the length of the waiting list."""
+
+    event_name: str = Field(description="The event's name.", examples=["Concert 2025"])
+    available_tickets: int = Field(description="Tickets free to book now.", examples=[98])
+    total_ticket_booked: int = Field(description="Tickets held by users.", examples=[2])
+    waiting_list_count: int = Field(description="People waiting for a ticket.", examples=[0])
+
+
+class EventRead(BaseModel):
+    event_id: int = Field(
+        serialization_alias="eventId", description="The event's id.", examples=[1]
+    )
+    name: str = Field(description="The event's name.", examples=["Concert 2025"])
+    capacity: int = Field(description="Tickets in total.", examples=[100])
+    available_tickets: int = Field(description="Tickets free to book now.", examples=[98])
+    total_ticket_booked: int = Field(description="Tickets held by users.", examples=[2])
+    waiting_list_count: int = Field(description="People waiting for a ticket.", examples=[0])
+    owner_id: int = Field(
+        serialization_alias="ownerId", description="Id of the user who created it."
+    )
+    created_at: datetime = Field(description="When it was created (UTC).")
+
+
+class EventPage(BaseModel):
+    items: list[EventRead] = Field(description="Events, newest first.")
+    total: int = Field(description="Events in all.", examples=[1])
+    limit: int = Field(description="Page size asked for.", examples=[20])
+    offset: int = Field(description="Events skipped before this page.", examples=[0])
+
+
+__all__ = ["EventCreate", "EventCreated", "EventId", "EventPage", "EventRead", "EventStatus"]

@@ -1,0 +1,115 @@
+"""Booking, cancelling and the waiting list: each public method is one short transaction.
+
+Every transaction touches the event row first (a locking UPDATE or SELECT ... FOR UPDATE) and
+only then the booking rows, so two of them can never wait on each other in opposite order.
+Decisions are taken from the locked row, never from an earlier read.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from booking_service.db import is_duplicate_key, is_missing_reference, run_transaction
+from booking_service.errors import (
+    AlreadyBooked,
+    EventNotFound,
+    NotAuthenticated,
+    NothingToCancel,
+)
+from booking_service.models import BookingStatus
+from booking_service.repositories import bookings, events
+from booking_service.repositories.bookings import UserBooking
+
+
+@dataclass(frozen=True, slots=True)
+class BookResult:
+    booking_id: int
+    status: BookingStatus
+    position: int | None = None  # 1-based place in line when waitlisted
+
+
+class CancelOutcome(enum.StrEnum):
+    REASSIGNED = "reassigned"  # the ticket went to the first person in line
+    RELEASED = "released"  # the ticket went back to the pool
+    LEFT_WAITING_LIST = "left_waiting_list"  # the user gave up a place in line
+
+
+class BookingService:
+    def __init__(self, session: AsyncSession, *, lock_retries: int) -> None:
+        self._session = session
+        self._retries = lock_retries
+
+    async def book(self, *, user_id: int, event_id: int) -> BookResult:
+        try:
+            return await run_transaction(
+                self._session, lambda: self._book(user_id, event_id), retries=self._retries
+            )
+        except IntegrityError as exc:
+            # The whole transaction rolled back, the ticket count with it.
+            if is_duplicate_key(exc):
+                raise AlreadyBooked() from exc
+            if is_missing_reference(exc):
+                raise NotAuthenticated(
+                    "This account no longer exists", code="invalid_token"
+                ) from exc
+            raise
+
+    async def _book(self, user_id: int, event_id: int) -> BookResult:
+        session = self._session
+        # Fast path: one conditional UPDATE both locks the event row and takes a ticket.
+        if await events.take_ticket(session, event_id):
+            booking_id = await bookings.add_confirmed(session, event_id=event_id, user_id=user_id)
+            return BookResult(booking_id, BookingStatus.CONFIRMED)
+        event = await events.get_event_for_update(session, event_id)
+        if event is None:
+            raise EventNotFound()
+        if event.available > 0:  # a ticket came back between the two statements
+            await events.take_ticket(session, event_id)
+            booking_id = await bookings.add_confirmed(session, event_id=event_id, user_id=user_id)
+            return BookResult(booking_id, BookingStatus.CONFIRMED)
+        booking_id = await bookings.add_waitlisted(
+            session, event_id=event_id, user_id=user_id, line_seq=event.next_line_seq
+        )
+        await events.join_line(session, event_id)
+        # Everyone in line came before, so the newcomer is last.
+        return BookResult(booking_id, BookingStatus.WAITLISTED, position=event.waiting_count + 1)
+
+    async def cancel(self, *, user_id: int, event_id: int) -> CancelOutcome:
+        return await run_transaction(
+            self._session, lambda: self._cancel(user_id, event_id), retries=self._retries
+        )
+
+    async def _cancel(self, user_id: int, event_id: int) -> CancelOutcome:
+        session = self._session
+        if await events.get_event_for_update(session, event_id) is None:
+            raise EventNotFound()
+        mine = await bookings.get_active_for_update(session, event_id=event_id, user_id=user_id)
+        if mine is None:
+            raise NothingToCancel()
+        if mine.status is BookingStatus.WAITLISTED:
+            await bookings.end(session, mine.id, BookingStatus.LEFT)
+            await events.leave_line(session, event_id)
+            return CancelOutcome.LEFT_WAITING_LIST
+        await bookings.end(session, mine.id, BookingStatus.CANCELLED)
+        first = await bookings.get_first_in_line_for_update(session, event_id)
+        if first is None:
+            await events.release_ticket(session, event_id)
+            return CancelOutcome.RELEASED
+        # The freed ticket goes straight to the head of the line: it is never free while
+        # someone waits, so `available` stays untouched.
+        await bookings.promote(session, first.id)
+        await events.leave_line(session, event_id)
+        return CancelOutcome.REASSIGNED
+
+    async def list_mine(self, user_id: int) -> Sequence[UserBooking]:
+        return await run_transaction(
+            self._session,
+            lambda: bookings.list_active_for_user(self._session, user_id),
+            retries=self._retries,
+            read_only=True,
+        )

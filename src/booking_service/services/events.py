@@ -1,0 +1,47 @@
+"""Creating events and reading their state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from booking_service.db import run_transaction
+from booking_service.errors import EventNotFound, TooManyTickets
+from booking_service.repositories import events
+from booking_service.repositories.events import EventSnapshot
+
+
+class EventService:
+    def __init__(self, session: AsyncSession, *, max_tickets: int, lock_retries: int) -> None:
+        self._session = session
+        self._max_tickets = max_tickets
+        self._retries = lock_retries
+
+    async def create(self, *, owner_id: int, name: str, tickets: int) -> int:
+        if tickets > self._max_tickets:
+            raise TooManyTickets(self._max_tickets)
+        return await run_transaction(
+            self._session,
+            lambda: events.add_event(self._session, owner_id=owner_id, name=name, capacity=tickets),
+            retries=self._retries,
+        )
+
+    async def get(self, event_id: int) -> EventSnapshot:
+        snapshot = await run_transaction(
+            self._session,
+            lambda: events.get_event(self._session, event_id),
+            retries=self._retries,
+            read_only=True,
+        )
+        if snapshot is None:
+            raise EventNotFound()
+        return snapshot
+
+    async def list(self, *, limit: int, offset: int) -> tuple[Sequence[EventSnapshot], int]:
+        return await run_transaction(
+            self._session,
+            lambda: events.list_events(self._session, limit=limit, offset=offset),
+            retries=self._retries,
+            read_only=True,
+        )

@@ -1,0 +1,105 @@
+"""Fixtures: every API test runs once on SQLite and once on MariaDB, on real migrations."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from booking_service.config import Settings
+from booking_service.main import create_app
+from tests.support import (
+    TEST_SECRET,
+    Database,
+    TokenFactory,
+    create_mariadb_database,
+    create_sqlite_database,
+    mariadb_unavailable_reason,
+    wipe_tables,
+)
+
+# The suite configures the service explicitly: settings from the developer's shell must not leak
+# in. (TEST_DATABASE_URL is the suite's own variable and is kept.)
+for _field in Settings.model_fields:
+    os.environ.pop(_field.upper(), None)
+
+BACKENDS = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "environment": "dev",
+        "jwt_secret": TEST_SECRET,
+        # Cheap hashes keep the suite fast; production defaults are tested on their own.
+        "password_hash_memory_kib": 8 * 1024,
+        "password_hash_time_cost": 1,
+        "rate_limit_enabled": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture(scope="session")
+async def mariadb_database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
+    reason = await mariadb_unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"MariaDB is required under CI=true: {reason}")
+        pytest.skip(f"MariaDB tests skipped: {reason}")
+    async with create_mariadb_database() as database:
+        yield database
+
+
+@pytest.fixture(scope="session")
+async def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
+    async with create_sqlite_database(tmp_path_factory.mktemp("sqlite")) as database:
+        yield database
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database(request: pytest.FixtureRequest) -> Database:
+    """The migrated database under test: SQLite, then MariaDB."""
+    fixture_name = f"{request.param}_database"
+    db: Database = request.getfixturevalue(fixture_name)
+    return db
+
+
+@pytest.fixture(scope="session")
+async def app(database: Database) -> AsyncIterator[FastAPI]:
+    application = create_app(make_settings(database.url))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI, database: Database) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+    await wipe_tables(database.url)
+    app.state.user_cache.clear()
+
+
+@pytest.fixture
+def tokens(app: FastAPI) -> TokenFactory:
+    return TokenFactory(app.state.settings)
+
+
+@pytest.fixture
+def settings_factory(database: Database) -> Callable[..., Settings]:
+    def factory(**overrides: Any) -> Settings:
+        return make_settings(database.url, **overrides)
+
+    return factory
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
