@@ -63,9 +63,12 @@ async def _migrate(url: str) -> None:
 
 @asynccontextmanager
 async def create_mariadb_database() -> AsyncIterator[Database]:
-    """A fresh database on the test server, migrated to head, dropped afterwards."""
+    """A fresh database on the test server, migrated to head, dropped afterwards.
+
+    TEST_DATABASE_URL names the server; a database in it is used as the name prefix.
+    """
     server = make_url(mariadb_server_url())
-    name = f"booking_test_{secrets.token_hex(4)}"
+    name = f"{server.database or 'booking_test'}_{secrets.token_hex(4)}"
     admin = create_async_engine(server.set(database=None), poolclass=NullPool)
     async with admin.connect() as conn:
         await conn.execute(
@@ -132,7 +135,9 @@ async def create_users(url: str, count: int, prefix: str = "user") -> list[int]:
 
 async def register_and_login(client: httpx.AsyncClient, username: str) -> dict[str, str]:
     """Register through the API and return the Authorization header for that user."""
-    response = await client.post("/register", json={"username": username, "password": "secret-pw-1"})
+    response = await client.post(
+        "/register", json={"username": username, "password": "secret-pw-1"}
+    )
     assert response.status_code == 201, response.text
     response = await client.post("/login", json={"username": username, "password": "secret-pw-1"})
     assert response.status_code == 200, response.text
@@ -171,9 +176,7 @@ async def check_invariants(url: str, event_ids: Sequence[int]) -> dict[int, Inva
     async with connect(url) as engine, engine.connect() as conn:
         for event_id in event_ids:
             event = (await conn.execute(select(Event).where(Event.id == event_id))).one()
-            rows = (
-                await conn.execute(select(Booking).where(Booking.event_id == event_id))
-            ).all()
+            rows = (await conn.execute(select(Booking).where(Booking.event_id == event_id))).all()
             confirmed = [r for r in rows if r.status == BookingStatus.CONFIRMED]
             waiting = [r for r in rows if r.status == BookingStatus.WAITLISTED]
             assert len(confirmed) <= event.capacity, f"event {event_id} oversold"
