@@ -19,7 +19,7 @@ from tests.support import (
     TokenFactory,
     create_mariadb_database,
     create_sqlite_database,
-    mariadb_unavailable_reason,
+    require_mariadb,
     wipe_tables,
 )
 
@@ -47,11 +47,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 @pytest.fixture(scope="session")
 async def mariadb_database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
-    reason = await mariadb_unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"MariaDB is required under CI=true: {reason}")
-        pytest.skip(f"MariaDB tests skipped: {reason}")
+    await require_mariadb()
     async with create_mariadb_database() as database:
         yield database
 

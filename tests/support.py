@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import socket
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -54,6 +56,16 @@ async def mariadb_unavailable_reason() -> str | None:
     finally:
         await engine.dispose()
     return None
+
+
+async def require_mariadb() -> None:
+    """Skip the calling test where no MariaDB answers, but fail under CI=true."""
+    reason = await mariadb_unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"MariaDB is required under CI=true: {reason}")
+    pytest.skip(f"MariaDB tests skipped: {reason}")
 
 
 async def _migrate(url: str) -> None:
@@ -220,3 +232,10 @@ def _assert_promotions_in_order(event_id: int, rows: Sequence[Any]) -> None:
                 f"event {event_id}: booking {p.id} (line {p.line_seq}) promoted ahead of "
                 f"booking {earlier.id} (line {earlier.line_seq}, {earlier.status})"
             )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

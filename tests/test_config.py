@@ -1,0 +1,115 @@
+"""Settings: database URL resolution, secret handling in dev and prod."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+
+from booking_service.config import DEFAULT_DATABASE_URL, Settings, load_or_create_secret
+
+SECRET = "s" * 32
+
+
+def test_defaults_to_an_embedded_sqlite_file(workdir: Path) -> None:
+    settings = Settings(_env_file=None, jwt_secret=SECRET)
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.is_sqlite
+    assert settings.environment == "dev"
+    assert settings.rate_limit == "1/second"
+    assert settings.rate_limit_enabled is True
+    assert settings.rate_limit_storage_url == "memory://"
+
+
+def test_builds_a_mysql_url_from_the_original_db_variables(workdir: Path) -> None:
+    settings = Settings(
+        _env_file=None,
+        jwt_secret=SECRET,
+        db_host="db.internal",
+        db_user="booker",
+        db_pass="p@ss:w/rd",
+        db_name="tickets",
+        db_port=3307,
+    )
+    url = make_url(settings.database_url)
+    assert url.drivername == "mysql+asyncmy"
+    assert (url.host, url.port, url.database, url.username) == (
+        "db.internal",
+        3307,
+        "tickets",
+        "booker",
+    )
+    assert url.password == "p@ss:w/rd"  # escaped in the URL, intact once parsed
+    assert url.query["charset"] == "utf8mb4"
+    assert not settings.is_sqlite
+
+
+def test_database_url_wins_over_db_variables(workdir: Path) -> None:
+    settings = Settings(
+        _env_file=None,
+        jwt_secret=SECRET,
+        database_url="mysql+asyncmy://a@b/c",
+        db_host="ignored",
+        db_user="ignored",
+        db_name="ignored",
+    )
+    assert settings.database_url == "mysql+asyncmy://a@b/c"
+
+
+def test_reads_the_original_services_dotenv(workdir: Path) -> None:
+    (workdir / ".env").write_text(
+        "JWT_SECRET=" + SECRET + "\nDB_HOST=127.0.0.1\nDB_USER=root\nDB_PASS=\nDB_NAME=tickets\n"
+    )
+    settings = Settings()
+    assert settings.secret_key == SECRET
+    assert make_url(settings.database_url).database == "tickets"
+
+
+@pytest.mark.parametrize("secret", [None, "", "short", "x" * 31])
+def test_prod_refuses_a_missing_or_short_secret(workdir: Path, secret: str | None) -> None:
+    with pytest.raises(ValidationError, match="JWT_SECRET must be set"):
+        Settings(_env_file=None, environment="prod", jwt_secret=secret)
+    assert not (workdir / ".jwt-secret").exists(), "prod must never generate a secret"
+
+
+def test_prod_accepts_a_real_secret(workdir: Path) -> None:
+    settings = Settings(_env_file=None, environment="prod", jwt_secret="k" * 32)
+    assert settings.secret_key == "k" * 32
+
+
+def test_dev_generates_a_secret_once_and_keeps_it(workdir: Path) -> None:
+    first = Settings(_env_file=None)
+    second = Settings(_env_file=None)
+    stored = (workdir / ".jwt-secret").read_text()
+    assert first.secret_key == second.secret_key == stored
+    assert len(stored) >= 32
+    assert (workdir / ".jwt-secret").stat().st_mode & 0o077 == 0, "secret file must be private"
+
+
+def test_dev_secret_is_agreed_on_by_workers_starting_together(workdir: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; "
+        "from booking_service.config import load_or_create_secret; "
+        "print(load_or_create_secret(Path(sys.argv[1])))"
+    )
+    target = workdir / "shared" / ".jwt-secret"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
+    outputs = {proc.communicate(timeout=60)[0].strip() for proc in procs}
+    assert len(outputs) == 1
+    assert outputs == {target.read_text()}
+    assert [p.name for p in target.parent.iterdir()] == [".jwt-secret"], "no temp files left"
+
+
+def test_a_corrupt_secret_file_is_refused(workdir: Path) -> None:
+    (workdir / ".jwt-secret").write_text("too short")
+    with pytest.raises(ValueError, match="shorter than 32 bytes"):
+        load_or_create_secret(workdir / ".jwt-secret")
