@@ -20,7 +20,15 @@ from booking_service.schemas.events import (
 router = APIRouter(tags=["events"])
 
 EventIdPath = Annotated[
-    int, Path(alias="eventId", ge=1, le=MAX_DB_ID, description="The event's id.", examples=[1])
+    int,
+    Path(
+        alias="eventId",
+        title="Event id",
+        ge=1,
+        le=MAX_DB_ID,
+        description="The event's id.",
+        examples=[1],
+    ),
 ]
 
 

@@ -43,11 +43,19 @@ TicketCount = Annotated[
     BeforeValidator(_json_integer),
 ]
 
+
+def _field_title(name: str, _info: Any) -> str:
+    # From the Python name: the camelCase aliases would make titles like "Eventid".
+    return name.replace("_", " ").capitalize()
+
+
 # Request bodies: unknown fields are errors, and a string is never coerced into a number.
-REQUEST_CONFIG = ConfigDict(extra="forbid", strict=True)
+REQUEST_CONFIG = ConfigDict(extra="forbid", strict=True, field_title_generator=_field_title)
 # Response bodies always carry every field (null when empty), so the schema marks them all
 # required: generated clients then type `position` as `int | None`, not "maybe absent".
-RESPONSE_CONFIG = ConfigDict(json_schema_serialization_defaults_required=True)
+RESPONSE_CONFIG = ConfigDict(
+    json_schema_serialization_defaults_required=True, field_title_generator=_field_title
+)
 
 # Examples shared by several models.
 EXAMPLE_TIME = "2025-06-01T18:30:00.123456Z"
