@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from booking_service.config import Settings
@@ -157,6 +158,30 @@ def test_every_model_field_has_a_description_and_an_example(document: dict[str, 
             if not (prop.get("examples") or "example" in prop):
                 missing.append(f"{name}.{field}: no example")
     assert not missing, "\n".join(missing)
+
+
+def test_every_example_matches_its_schema(document: dict[str, Any]) -> None:
+    """Examples are part of the contract: a client or a fuzzer may take them at their word."""
+
+    def check(value: Any, schema: dict[str, Any], where: str) -> None:
+        # The document's components ride along, so `#/components/...` references resolve.
+        validator = OAS31Validator({**schema, "components": document["components"]})
+        problems = [error.message for error in validator.iter_errors(value)]
+        assert not problems, f"{where}: {problems}"
+
+    checked = 0
+    for name, schema in document["components"]["schemas"].items():
+        for field, prop in schema.get("properties", {}).items():
+            for example in prop.get("examples", []):
+                check(example, prop, f"{name}.{field}")
+                checked += 1
+    for method, path, operation in operations(document):
+        for status, response in operation["responses"].items():
+            media = response.get("content", {}).get("application/json", {})
+            for example_name, example in media.get("examples", {}).items():
+                check(example["value"], media["schema"], f"{method} {path} {status} {example_name}")
+                checked += 1
+    assert checked > 100
 
 
 def test_bearer_scheme_is_declared_and_used(document: dict[str, Any]) -> None:

@@ -160,10 +160,53 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
             # The service refuses more tickets than MAX_TICKETS_PER_EVENT with a 422; say so.
             tickets = document["components"]["schemas"]["EventCreate"]["properties"]["tickets"]
             tickets["maximum"] = settings.max_tickets_per_event
+            restore_example_nulls(document)
         assert app.openapi_schema is not None
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def restore_example_nulls(document: dict[str, Any]) -> None:
+    """Put back the nulls FastAPI drops from examples, so each example matches its schema.
+
+    FastAPI renders the document without null values, examples included, which would leave
+    `"details": null` or `"position": null` out of examples whose schema says they are present.
+    """
+    components = document["components"]["schemas"]
+    for schema in components.values():
+        for prop in schema.get("properties", {}).values():
+            for example in prop.get("examples", []):
+                _fill_nulls(example, prop, components)
+    for methods in document["paths"].values():
+        for operation in methods.values():
+            for response in operation["responses"].values():
+                for media in response.get("content", {}).values():
+                    for example in media.get("examples", {}).values():
+                        _fill_nulls(example["value"], media["schema"], components)
+
+
+def _fill_nulls(value: Any, schema: dict[str, Any], components: dict[str, Any]) -> None:
+    if "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+    options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    if len(options) == 1:
+        schema = options[0]
+    if isinstance(value, list) and "items" in schema:
+        for item in value:
+            _fill_nulls(item, schema["items"], components)
+    elif isinstance(value, dict):
+        properties = schema.get("properties", {})
+        for name in schema.get("required", []):
+            if name not in value and _nullable(properties.get(name, {})):
+                value[name] = None
+        for name, item in value.items():
+            if name in properties:
+                _fill_nulls(item, properties[name], components)
+
+
+def _nullable(schema: dict[str, Any]) -> bool:
+    return any(option.get("type") == "null" for option in schema.get("anyOf", []))
 
 
 def published_settings() -> Settings:
