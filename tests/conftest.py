@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from booking_service.config import Settings
 from booking_service.main import create_app
 from tests.support import (
+    BACKENDS,
     TEST_SECRET,
     Database,
     TokenFactory,
@@ -27,8 +28,6 @@ from tests.support import (
 # in. (TEST_DATABASE_URL is the suite's own variable and is kept.)
 for _field in Settings.model_fields:
     os.environ.pop(_field.upper(), None)
-
-BACKENDS = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,22 @@ from booking_service.models import Booking, BookingStatus, Event, User
 from booking_service.security import PasswordHasher, TokenCodec
 
 TEST_SECRET = "test-secret-" + "x" * 40
+BACKENDS = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
+# The committed OpenAPI document and the operations it must name.
+OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi.json"
+OPERATION_IDS = {
+    "register",
+    "login",
+    "create_event",
+    "book_ticket",
+    "cancel_booking",
+    "get_event_status",
+    "list_my_bookings",
+    "list_events",
+    "get_event",
+}
+# The installed command, as a user runs it.
+BOOKING_SERVICE = str(Path(sys.executable).with_name("booking-service"))
 DEFAULT_MARIADB_SERVER = "mysql+asyncmy://root@127.0.0.1:3306/"
 # Users made in bulk share one real hash, so they can also log in.
 BULK_PASSWORD = "password123"
@@ -239,3 +259,59 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without the service's settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "JWT_", "DATABASE_"))}
+    env.pop("ENVIRONMENT", None)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Server:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@contextmanager
+def serve(workdir: Path, **env: str) -> Iterator[Server]:
+    """`booking-service serve` on a free port, run from `workdir` with these settings.
+
+    The output goes to a file (a pipe nobody reads could fill and stall the server).
+    """
+    port = free_port()
+    log = workdir / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [BOOKING_SERVICE, "serve", "--port", str(port)],
+            cwd=workdir,
+            env=clean_env(**env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, f"server exited:\n{server.output()}"
+            try:
+                httpx.get(f"{server.base_url}/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, f"server did not start:\n{server.output()}"
+                time.sleep(0.1)
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -2,65 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import free_port
-
-COMMAND = str(Path(sys.executable).with_name("booking-service"))
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "JWT_", "DATABASE_"))}
-    env.pop("ENVIRONMENT", None)
-    env.update(extra)
-    return env
+from tests.support import BOOKING_SERVICE as COMMAND
+from tests.support import Server, clean_env, free_port, serve
 
 
 @pytest.fixture
-def zero_config_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [COMMAND, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=_clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                httpx.get(f"{base}/openapi.json", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
-        yield base, proc, tmp_path
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def zero_config_server(tmp_path: Path) -> Iterator[Server]:
+    with serve(tmp_path) as server:
+        yield server
 
 
-def test_serve_with_zero_configuration(
-    zero_config_server: tuple[str, subprocess.Popen[str], Path],
-) -> None:
-    base, proc, workdir = zero_config_server
+def test_serve_with_zero_configuration(zero_config_server: Server, tmp_path: Path) -> None:
+    base, proc, workdir = zero_config_server.base_url, zero_config_server.process, tmp_path
     credentials = {"username": "user123", "password": "password123"}
     with httpx.Client(base_url=base, timeout=10) as http:
         assert http.post("/register", json=credentials).status_code == 201
@@ -75,15 +37,15 @@ def test_serve_with_zero_configuration(
     assert (workdir / "booking.db").exists(), "embedded SQLite file in the working directory"
     assert (workdir / ".jwt-secret").exists(), "dev secret kept for restarts and workers"
     proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=15)
-    assert f"Swagger UI at {base}/docs" in output
+    proc.wait(timeout=15)
+    assert f"Swagger UI at {base}/docs" in zero_config_server.output()
 
 
 def test_migrate_builds_the_schema(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
     result = subprocess.run(
         [COMMAND, "migrate"],
-        env=_clean_env(DATABASE_URL=url),
+        env=clean_env(DATABASE_URL=url),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -101,7 +63,7 @@ def test_migrate_builds_the_schema(tmp_path: Path) -> None:
 def test_prod_without_a_secret_refuses_to_start(tmp_path: Path) -> None:
     result = subprocess.run(
         [COMMAND, "serve", "--port", str(free_port())],
-        env=_clean_env(ENVIRONMENT="prod"),
+        env=clean_env(ENVIRONMENT="prod"),
         cwd=tmp_path,
         capture_output=True,
         text=True,

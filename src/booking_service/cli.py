@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -58,6 +59,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from booking_service.openapi import published_openapi
+
+    # The defaults' document, whatever the environment says: the same bytes on every machine.
+    document = published_openapi()
+    if args.output is None:
+        sys.stdout.write(document)
+    else:
+        args.output.write_text(document, encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="booking-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="upgrade the database to the latest schema")
     migrate.set_defaults(handler=cmd_migrate)
+
+    openapi = commands.add_parser(
+        "openapi",
+        help="write the OpenAPI document (of the default configuration) as JSON",
+        description="Write the OpenAPI document as sorted JSON. It describes the default "
+        "settings; a running server's /openapi.json shows its own limits.",
+    )
+    openapi.add_argument(
+        "--output", type=Path, default=None, help="file to write (default: standard output)"
+    )
+    openapi.set_defaults(handler=cmd_openapi)
     return parser
 
 

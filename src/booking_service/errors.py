@@ -169,25 +169,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_error)
 
 
-def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries declaring the error envelope for these statuses."""
-    descriptions = {
-        400: "Malformed request",
-        401: "Missing, invalid or expired token",
-        403: "Not allowed",
-        404: "Not found",
-        409: "Conflict with the current state",
-        413: "Request body too large",
-        422: "Validation failed",
-        429: "Rate limit exceeded",
-        503: "Busy; retry after the `Retry-After` seconds",
-    }
-    return {
-        status: {"model": ErrorResponse, "description": descriptions.get(status, "Error")}
-        for status in status_codes
-    }
-
-
 # Domain errors: one class per answer a client can rely on.
 
 

@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from booking_service.api import api_router
 from booking_service.config import Settings, get_settings
 from booking_service.db import create_engine, create_session_factory
+from booking_service.docs import install_docs
 from booking_service.errors import install_error_handlers
+from booking_service.openapi import TAGS, install_openapi
 from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services.auth import ActiveUserCache
 
@@ -43,13 +45,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="booking-service",
         version="0.1.0",
         description=DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
+        # Served by install_docs from bundled files instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     app.state.token_codec = TokenCodec.from_settings(settings)
     app.state.user_cache = ActiveUserCache(settings.auth_user_cache_seconds)
     install_error_handlers(app)
     app.include_router(api_router)
+    install_openapi(app, settings)
+    install_docs(app)
     return app
 
 

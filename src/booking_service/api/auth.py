@@ -3,7 +3,8 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from booking_service.deps import AuthServiceDep
-from booking_service.errors import error_responses
+from booking_service.errors import InvalidCredentials, UsernameTaken
+from booking_service.openapi import error_responses
 from booking_service.schemas.auth import LoginRequest, RegisterResponse, TokenResponse, UserCreate
 from booking_service.schemas.common import Message
 
@@ -14,7 +15,8 @@ router = APIRouter(tags=["auth"])
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=RegisterResponse,
-    responses=error_responses(409, 422),
+    response_description="The account was created; log in to get a token.",
+    responses=error_responses(UsernameTaken(), auth=False, validates="body"),
     operation_id="register",
     summary="Create an account",
 )
@@ -27,7 +29,8 @@ async def register(body: UserCreate, auth: AuthServiceDep) -> RegisterResponse:
 @router.post(
     "/login",
     response_model=TokenResponse,
-    responses=error_responses(401, 422),
+    response_description="A token for the `Authorization: Bearer` header.",
+    responses=error_responses(InvalidCredentials(), auth=False, validates="body"),
     operation_id="login",
     summary="Get a token",
 )

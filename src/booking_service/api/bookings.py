@@ -4,8 +4,9 @@ from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 
 from booking_service.deps import BookingServiceDep, CurrentUser
-from booking_service.errors import error_responses
+from booking_service.errors import AlreadyBooked, EventNotFound, NothingToCancel
 from booking_service.models import BookingStatus
+from booking_service.openapi import error_responses
 from booking_service.schemas.bookings import (
     BookingConfirmed,
     BookingRequest,
@@ -33,7 +34,7 @@ CANCEL_MESSAGES = {
     responses={
         201: {"model": BookingConfirmed, "description": "You hold a ticket."},
         202: {"model": BookingWaitlisted, "description": "Sold out: you joined the waiting list."},
-        **error_responses(401, 404, 409, 422, 503),
+        **error_responses(EventNotFound(), AlreadyBooked(), auth=True, validates="body"),
     },
     operation_id="book_ticket",
     summary="Book a ticket",
@@ -65,7 +66,8 @@ async def book_ticket(
 @router.post(
     "/cancel",
     response_model=CancelResult,
-    responses=error_responses(401, 404, 422, 503),
+    response_description="Cancelled; `outcome` says where the ticket went.",
+    responses=error_responses(EventNotFound(), NothingToCancel(), auth=True, validates="body"),
     operation_id="cancel_booking",
     summary="Cancel your ticket or leave the line",
 )
@@ -82,7 +84,8 @@ async def cancel_booking(
 @router.get(
     "/me/bookings",
     response_model=MyBookings,
-    responses=error_responses(401),
+    response_description="Your tickets and places in line.",
+    responses=error_responses(auth=True),
     operation_id="list_my_bookings",
     summary="Your tickets and places in line",
 )

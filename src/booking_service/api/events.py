@@ -5,7 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from booking_service.deps import CurrentUser, EventServiceDep
-from booking_service.errors import error_responses
+from booking_service.errors import EventNotFound
+from booking_service.openapi import error_responses
 from booking_service.repositories.events import EventSnapshot
 from booking_service.schemas.common import MAX_DB_ID, Message
 from booking_service.schemas.events import (
@@ -19,7 +20,15 @@ from booking_service.schemas.events import (
 router = APIRouter(tags=["events"])
 
 EventIdPath = Annotated[
-    int, Path(alias="eventId", ge=1, le=MAX_DB_ID, description="The event's id.", examples=[1])
+    int,
+    Path(
+        alias="eventId",
+        title="Event id",
+        ge=1,
+        le=MAX_DB_ID,
+        description="The event's id.",
+        examples=[1],
+    ),
 ]
 
 
@@ -40,7 +49,8 @@ def _event_read(event: EventSnapshot) -> EventRead:
     "/initialize",
     status_code=status.HTTP_201_CREATED,
     response_model=EventCreated,
-    responses=error_responses(401, 422),
+    response_description="The event was created.",
+    responses=error_responses(auth=True, validates="body"),
     operation_id="create_event",
     summary="Create an event",
 )
@@ -55,7 +65,8 @@ async def create_event(
 @router.get(
     "/status/{eventId}",
     response_model=EventStatus,
-    responses=error_responses(401, 404, 422),
+    response_description="The event's counts.",
+    responses=error_responses(EventNotFound(), auth=True, validates="path"),
     operation_id="get_event_status",
     summary="Tickets available and booked",
 )
@@ -75,7 +86,8 @@ async def get_event_status(
 @router.get(
     "/events",
     response_model=EventPage,
-    responses=error_responses(401, 422),
+    response_description="One page of events.",
+    responses=error_responses(auth=True, validates="query"),
     operation_id="list_events",
     summary="List events",
 )
@@ -95,7 +107,8 @@ async def list_events(
 @router.get(
     "/events/{eventId}",
     response_model=EventRead,
-    responses=error_responses(401, 404, 422),
+    response_description="The event.",
+    responses=error_responses(EventNotFound(), auth=True, validates="path"),
     operation_id="get_event",
     summary="One event",
 )

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from booking_service.schemas.common import REQUEST_CONFIG, Message
+from booking_service.schemas.common import REQUEST_CONFIG, RESPONSE_CONFIG, Message
 
 Username = Annotated[
     str,
@@ -24,6 +24,8 @@ Password = Annotated[
 
 
 class UserCreate(BaseModel):
+    """A new account."""
+
     model_config = REQUEST_CONFIG
 
     username: Username
@@ -31,6 +33,8 @@ class UserCreate(BaseModel):
 
 
 class LoginRequest(BaseModel):
+    """Credentials to exchange for a token."""
+
     # Looser than registration on purpose: a malformed name is just an unknown user (401).
     model_config = REQUEST_CONFIG
 
@@ -44,11 +48,31 @@ class LoginRequest(BaseModel):
 
 
 class RegisterResponse(BaseModel):
+    """The account was created."""
+
+    model_config = RESPONSE_CONFIG
+
     message: str = Field(description="Confirmation.", examples=[Message.REGISTERED])
 
 
+# A shape example for the docs, signed with no real secret.
+EXAMPLE_TOKEN = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."  # noqa: S105
+    "eyJzdWIiOiIxIiwibmFtZSI6InVzZXIxMjMiLCJleHAiOjE3NDg4MDcwMDB9."
+    "8fJv0n3mQq7yB1cT2Jw4dS5eK6hL9pZ0aXrVbN1uM3o"
+)
+
+
 class TokenResponse(BaseModel):
-    token: str = Field(description="JWT to send as `Authorization: Bearer <token>`.")
-    access_token: str = Field(description="The same JWT, under its OAuth2 name.")
+    """A JWT for the `Authorization: Bearer` header."""
+
+    model_config = RESPONSE_CONFIG
+
+    token: str = Field(
+        description="JWT to send as `Authorization: Bearer <token>`.", examples=[EXAMPLE_TOKEN]
+    )
+    access_token: str = Field(
+        description="The same JWT, under its OAuth2 name.", examples=[EXAMPLE_TOKEN]
+    )
     token_type: str = Field(default="bearer", description="Always `bearer`.", examples=["bearer"])
     expires_in: int = Field(description="Seconds until the token expires.", examples=[3600])

@@ -33,17 +33,32 @@ TicketCount = Annotated[
         strict=True,
         ge=1,
         le=2_000_000_000,
+        # The app publishes the configured MAX_TICKETS_PER_EVENT as `maximum` (openapi.py).
         description=(
-            "Number of tickets, a whole number from 1 to the server's MAX_TICKETS_PER_EVENT "
-            "(1,000,000 unless configured)."
+            "Number of tickets: a whole number from 1 up to the server's MAX_TICKETS_PER_EVENT "
+            "(1,000,000 unless configured), which is published as this field's `maximum`."
         ),
         examples=[100],
     ),
     BeforeValidator(_json_integer),
 ]
 
+
+def _field_title(name: str, _info: Any) -> str:
+    # From the Python name: the camelCase aliases would make titles like "Eventid".
+    return name.replace("_", " ").capitalize()
+
+
 # Request bodies: unknown fields are errors, and a string is never coerced into a number.
-REQUEST_CONFIG = ConfigDict(extra="forbid", strict=True)
+REQUEST_CONFIG = ConfigDict(extra="forbid", strict=True, field_title_generator=_field_title)
+# Response bodies always carry every field (null when empty), so the schema marks them all
+# required: generated clients then type `position` as `int | None`, not "maybe absent".
+RESPONSE_CONFIG = ConfigDict(
+    json_schema_serialization_defaults_required=True, field_title_generator=_field_title
+)
+
+# Examples shared by several models.
+EXAMPLE_TIME = "2025-06-01T18:30:00.123456Z"
 
 
 class Message:

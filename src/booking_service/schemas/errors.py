@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from booking_service.schemas.common import RESPONSE_CONFIG
+
 
 class ErrorDetail(BaseModel):
+    """One problem with one part of the request."""
+
+    model_config = RESPONSE_CONFIG
+
     loc: list[str | int] = Field(
         description="Where the problem is, e.g. `['body', 'eventId']`.",
         examples=[["body", "eventId"]],
@@ -17,10 +23,16 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """The body of every 4xx and 5xx answer."""
+
+    model_config = RESPONSE_CONFIG
+
     message: str = Field(description="Human-readable explanation.", examples=["Event not found"])
     code: str = Field(
         description="Stable machine-readable error code.", examples=["event_not_found"]
     )
     details: list[ErrorDetail] | None = Field(
-        default=None, description="Per-field problems, for validation errors only."
+        default=None,
+        description="Per-field problems, for validation errors only; otherwise null.",
+        examples=[[{"loc": ["body", "eventId"], "msg": "Field required", "type": "missing"}]],
     )

@@ -1,0 +1,230 @@
+"""The published contract: each route's error answers, the OpenAPI document and its export.
+
+Routers declare their errors with `error_responses(...)`; `install_openapi` adds what depends on
+the configuration; `published_openapi()` is the text committed as `openapi.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from booking_service.config import Settings
+from booking_service.errors import AppError, NotAuthenticated, ServiceBusy
+from booking_service.schemas.errors import ErrorDetail, ErrorResponse
+
+EXPORT_PATH = "openapi.json"
+EXPORT_COMMAND = f"booking-service openapi --output {EXPORT_PATH}"
+
+TAGS: list[dict[str, Any]] = [
+    {"name": "auth", "description": "Create an account and exchange it for a token."},
+    {"name": "events", "description": "Create events and see how many tickets are left."},
+    {
+        "name": "bookings",
+        "description": "Book and cancel tickets; a sold-out event puts you in its waiting list.",
+    },
+]
+
+Responses = dict[int | str, dict[str, Any]]
+InputKind = Literal["body", "path", "query"]
+
+
+@dataclass(frozen=True)
+class ErrorCase:
+    """One error answer as a client sees it, shown under `name` among the status's examples."""
+
+    name: str
+    status: int
+    code: str
+    message: str
+    details: tuple[ErrorDetail, ...] = ()
+    headers: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, error: AppError, name: str | None = None) -> ErrorCase:
+        return cls(
+            name=name or error.code,
+            status=error.status_code,
+            code=error.code,
+            message=error.message,
+            details=tuple(error.details or ()),
+            headers=tuple(error.headers),
+        )
+
+    def example(self) -> dict[str, Any]:
+        body = ErrorResponse(
+            message=self.message, code=self.code, details=list(self.details) or None
+        )
+        return {"summary": self.message, "value": body.model_dump()}
+
+
+STATUS_DESCRIPTIONS = {
+    400: "The body is not readable JSON (not UTF-8, or nested too deeply).",
+    401: "Missing, invalid or expired token, or the account is gone.",
+    403: "Not allowed.",
+    404: "Not found.",
+    409: "Conflicts with the current state.",
+    413: "Request body too large.",
+    422: "The request does not match the schema; `details` says where and why.",
+    429: "Too many requests; slow down and retry later.",
+    503: "Busy; retry after the `Retry-After` seconds.",
+}
+HEADER_DESCRIPTIONS = {
+    "WWW-Authenticate": "`Bearer`: send a token from `POST /login`.",
+    "Retry-After": "Seconds to wait before retrying.",
+}
+
+MISSING_TOKEN = ErrorCase.of(
+    NotAuthenticated("Missing or malformed Authorization header"), name="missing_token"
+)
+INVALID_TOKEN = ErrorCase.of(NotAuthenticated(code="invalid_token"))
+ACCOUNT_GONE = ErrorCase.of(
+    NotAuthenticated("This account no longer exists", code="invalid_token"), name="account_gone"
+)
+UNREADABLE_BODY = ErrorCase(
+    "bad_request", 400, "bad_request", "There was an error parsing the body"
+)
+RATE_LIMITED = ErrorCase("rate_limited", 429, "rate_limited", "Rate limit exceeded: 1 per 1 second")
+BUSY = ErrorCase.of(ServiceBusy())
+# One real 422 per kind of input, so the example shown is one the route can actually give.
+INVALID_INPUT = {
+    "body": ErrorDetail(loc=["body"], msg="Field required", type="missing"),
+    "path": ErrorDetail(
+        loc=["path", "eventId"],
+        msg="Input should be a valid integer, unable to parse string as an integer",
+        type="int_parsing",
+    ),
+    "query": ErrorDetail(
+        loc=["query", "limit"],
+        msg="Input should be less than or equal to 100",
+        type="less_than_equal",
+    ),
+}
+
+
+def error_responses(*errors: AppError, auth: bool, validates: InputKind | None = None) -> Responses:
+    """The `responses=` entries for a route's error answers, each with the ErrorResponse model.
+
+    `errors` are the domain errors the route's service raises; `auth` adds the bearer guard's
+    401s; `validates` adds request validation's 422 (and for a body, the 400 of an unreadable one).
+    Every route can also answer 429 (rate limit) and 503 (database busy): those are always added.
+    """
+    cases = [ErrorCase.of(error) for error in errors]
+    if auth:
+        cases += [MISSING_TOKEN, INVALID_TOKEN, ACCOUNT_GONE]
+    if validates is not None:
+        invalid = INVALID_INPUT[validates]
+        cases.append(
+            ErrorCase(
+                "validation_error", 422, "validation_error", "Request validation failed", (invalid,)
+            )
+        )
+        if validates == "body":
+            cases.append(UNREADABLE_BODY)
+    cases += [RATE_LIMITED, BUSY]
+
+    by_status: dict[int, list[ErrorCase]] = {}
+    for case in cases:
+        by_status.setdefault(case.status, []).append(case)
+    return {status: _response(status, by_status[status]) for status in sorted(by_status)}
+
+
+def _response(status: int, cases: list[ErrorCase]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "model": ErrorResponse,
+        "description": STATUS_DESCRIPTIONS.get(status, "Error."),
+        "content": {
+            "application/json": {"examples": {case.name: case.example() for case in cases}}
+        },
+    }
+    headers = sorted({header for case in cases for header in case.headers})
+    if headers:
+        entry["headers"] = {
+            name: {"description": HEADER_DESCRIPTIONS[name], "schema": {"type": "string"}}
+            for name in headers
+        }
+    return entry
+
+
+def install_openapi(app: FastAPI, settings: Settings) -> None:
+    """Publish what the configuration decides, so that the document and the validator agree."""
+    build_document = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build_document()  # cached by FastAPI in app.openapi_schema
+            # The service refuses more tickets than MAX_TICKETS_PER_EVENT with a 422; say so.
+            tickets = document["components"]["schemas"]["EventCreate"]["properties"]["tickets"]
+            tickets["maximum"] = settings.max_tickets_per_event
+            restore_example_nulls(document)
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def restore_example_nulls(document: dict[str, Any]) -> None:
+    """Put back the nulls FastAPI drops from examples, so each example matches its schema.
+
+    FastAPI renders the document without null values, examples included, which would leave
+    `"details": null` or `"position": null` out of examples whose schema says they are present.
+    """
+    components = document["components"]["schemas"]
+    for schema in components.values():
+        for prop in schema.get("properties", {}).values():
+            for example in prop.get("examples", []):
+                _fill_nulls(example, prop, components)
+    for methods in document["paths"].values():
+        for operation in methods.values():
+            for response in operation["responses"].values():
+                for media in response.get("content", {}).values():
+                    for example in media.get("examples", {}).values():
+                        _fill_nulls(example["value"], media["schema"], components)
+
+
+def _fill_nulls(value: Any, schema: dict[str, Any], components: dict[str, Any]) -> None:
+    if "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+    options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    if len(options) == 1:
+        schema = options[0]
+    if isinstance(value, list) and "items" in schema:
+        for item in value:
+            _fill_nulls(item, schema["items"], components)
+    elif isinstance(value, dict):
+        properties = schema.get("properties", {})
+        for name in schema.get("required", []):
+            if name not in value and _nullable(properties.get(name, {})):
+                value[name] = None
+        for name, item in value.items():
+            if name in properties:
+                _fill_nulls(item, properties[name], components)
+
+
+def _nullable(schema: dict[str, Any]) -> bool:
+    return any(option.get("type") == "null" for option in schema.get("anyOf", []))
+
+
+def published_settings() -> Settings:
+    """The defaults, read from nowhere: the committed document must not depend on the machine.
+
+    `model_construct` skips the environment, `.env` and the dev secret file; the secret is never
+    used, since this app only renders its document.
+    """
+    return Settings.model_construct(jwt_secret=SecretStr("unused-only-renders-the-document"))
+
+
+def render_openapi(document: dict[str, Any]) -> str:
+    """Stable text: sorted keys, two-space indent, a trailing newline."""
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def published_openapi() -> str:
+    """The document of an app with default settings, as committed in `openapi.json`."""
+    from booking_service.main import create_app  # main imports this module
+
+    return render_openapi(create_app(published_settings()).openapi())

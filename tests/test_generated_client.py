@@ -1,0 +1,258 @@
+"""A Python client generated from openapi.json drives the whole flow against a running server.
+
+This is what a user does with the README's commands: generate `booking_service_client` with
+openapi-python-client, then call `book_ticket.sync_detailed(...)` and friends. The generated
+package is imported from a temporary folder; nothing is installed into the environment.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.support import (
+    BACKENDS,
+    OPENAPI_FILE,
+    OPERATION_IDS,
+    Server,
+    create_mariadb_database,
+    require_mariadb,
+    serve,
+)
+
+PACKAGE = "booking_service_client"
+GENERATOR = str(Path(sys.executable).with_name("openapi-python-client"))
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def client_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Generate the client into a temporary folder and put that folder on sys.path."""
+    root = tmp_path_factory.mktemp("generated")
+    env = dict(os.environ)
+    # The generator formats its output with ruff, found on PATH.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    command = [GENERATOR, "generate", "--path", str(OPENAPI_FILE), "--meta", "none"]
+    result = subprocess.run(
+        [*command, "--output-path", str(root / PACKAGE)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    # A warning means some part of the document was not understood and left out of the client.
+    assert "warning" not in output.lower(), output
+    sys.path.insert(0, str(root))
+    try:
+        yield root / PACKAGE
+    finally:
+        sys.path.remove(str(root))
+        for name in [m for m in sys.modules if m == PACKAGE or m.startswith(f"{PACKAGE}.")]:
+            del sys.modules[name]
+
+
+def load(name: str) -> ModuleType:
+    return importlib.import_module(f"{PACKAGE}.{name}")
+
+
+def test_generated_names_read_well(client_package: Path) -> None:
+    modules = {
+        f"{group.name}.{module.stem}"
+        for group in (client_package / "api").iterdir()
+        if group.is_dir() and not group.name.startswith("_")
+        for module in group.glob("*.py")
+        if module.stem != "__init__"
+    }
+    assert {name.split(".")[1] for name in modules} == OPERATION_IDS
+    assert modules == {
+        "auth.register",
+        "auth.login",
+        "events.create_event",
+        "events.get_event",
+        "events.get_event_status",
+        "events.list_events",
+        "bookings.book_ticket",
+        "bookings.cancel_booking",
+        "bookings.list_my_bookings",
+    }
+    models = load("models")
+    assert {
+        "BookingConfirmed",
+        "BookingWaitlisted",
+        "CancelResult",
+        "ErrorResponse",
+        "EventCreate",
+        "EventStatus",
+        "MyBookings",
+        "TokenResponse",
+        "UserCreate",
+    } <= set(models.__all__)
+    assert not [name for name in models.__all__ if any(c.isdigit() for c in name)], "no Foo1"
+
+
+@pytest.fixture(params=BACKENDS)
+async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
+    """`booking-service serve` on a fresh database: a SQLite file, or a new MariaDB database."""
+    # Rate limits would turn this quick sequence of calls into 429s; they have tests of their own.
+    settings = {"RATE_LIMIT_ENABLED": "false"}
+    if request.param == "sqlite":
+        with serve(tmp_path, **settings) as running:
+            yield running
+        return
+    await require_mariadb()
+    async with create_mariadb_database() as database:
+        with serve(tmp_path, DATABASE_URL=database.url, **settings) as running:
+            yield running
+
+
+def test_whole_flow_through_the_generated_client(client_package: Path, server: Server) -> None:
+    client_module = load("client")
+    models = load("models")
+    register, login = load("api.auth.register"), load("api.auth.login")
+    create_event, get_event_status = (
+        load("api.events.create_event"),
+        load("api.events.get_event_status"),
+    )
+    get_event, list_events = load("api.events.get_event"), load("api.events.list_events")
+    book_ticket, cancel_booking, list_my_bookings = (
+        load("api.bookings.book_ticket"),
+        load("api.bookings.cancel_booking"),
+        load("api.bookings.list_my_bookings"),
+    )
+    # Any status the document does not list raises, so every answer below is a documented one.
+    anonymous = client_module.Client(base_url=server.base_url, raise_on_unexpected_status=True)
+
+    def sign_up(username: str) -> Any:
+        credentials = {"username": username, "password": "password123"}
+        created = register.sync_detailed(
+            client=anonymous, body=models.UserCreate.from_dict(credentials)
+        )
+        assert created.status_code == 201
+        assert created.parsed.message == "Registration Successful"
+        issued = login.sync(client=anonymous, body=models.LoginRequest.from_dict(credentials))
+        assert isinstance(issued, models.TokenResponse)
+        assert issued.token_type == "bearer"
+        return client_module.AuthenticatedClient(
+            base_url=server.base_url, token=issued.token, raise_on_unexpected_status=True
+        )
+
+    alice, bob = sign_up("alice"), sign_up("bob")
+
+    taken = register.sync_detailed(
+        client=anonymous, body=models.UserCreate(username="alice", password="password123")
+    )
+    assert taken.status_code == 409
+    assert isinstance(taken.parsed, models.ErrorResponse)
+    assert taken.parsed.code == "username_taken"
+
+    created = create_event.sync(
+        client=alice, body=models.EventCreate(name="Concert 2025", tickets=1)
+    )
+    assert isinstance(created, models.EventCreated)
+    event_id = created.event_id
+
+    booked = book_ticket.sync_detailed(client=alice, body=models.BookingRequest(event_id=event_id))
+    assert booked.status_code == 201
+    assert isinstance(booked.parsed, models.BookingConfirmed)
+    assert booked.parsed.message == "Ticket booked"
+
+    in_line = book_ticket.sync_detailed(client=bob, body=models.BookingRequest(event_id=event_id))
+    assert in_line.status_code == 202
+    assert isinstance(in_line.parsed, models.BookingWaitlisted)
+    assert in_line.parsed.position == 1
+
+    twice = book_ticket.sync_detailed(client=bob, body=models.BookingRequest(event_id=event_id))
+    assert twice.status_code == 409
+    assert twice.parsed.code == "already_booked"
+
+    status = get_event_status.sync(client=alice, event_id=event_id)
+    assert isinstance(status, models.EventStatus)
+    assert (status.available_tickets, status.total_ticket_booked, status.waiting_list_count) == (
+        0,
+        1,
+        1,
+    )
+
+    cancelled = cancel_booking.sync(client=alice, body=models.BookingRequest(event_id=event_id))
+    assert isinstance(cancelled, models.CancelResult)
+    assert cancelled.outcome == models.CancelResultOutcome.REASSIGNED
+    assert cancelled.message == (
+        "Booking canceled, ticket assigned to another user on the waiting list"
+    )
+
+    status = get_event_status.sync(client=bob, event_id=event_id)
+    assert (status.available_tickets, status.total_ticket_booked, status.waiting_list_count) == (
+        0,
+        1,
+        0,
+    )
+    mine = list_my_bookings.sync(client=bob)
+    assert isinstance(mine, models.MyBookings)
+    [promoted] = mine.items
+    assert promoted.event_id == event_id
+    assert promoted.status == models.MyBookingStatus.CONFIRMED
+    assert promoted.position is None
+    assert isinstance(promoted.promoted_at, datetime)
+    assert promoted.promoted_at.tzinfo is not None
+    assert list_my_bookings.sync(client=alice).items == []
+
+    event = get_event.sync(client=bob, event_id=event_id)
+    assert isinstance(event, models.EventRead)
+    assert (event.name, event.capacity, event.available_tickets) == ("Concert 2025", 1, 0)
+    page = list_events.sync(client=bob, limit=10)
+    assert isinstance(page, models.EventPage)
+    assert [e.event_id for e in page.items] == [event_id]
+
+    # Errors arrive parsed as the one error envelope.
+    unknown = book_ticket.sync_detailed(client=bob, body=models.BookingRequest(event_id=987654))
+    assert unknown.status_code == 404
+    assert isinstance(unknown.parsed, models.ErrorResponse)
+    assert (unknown.parsed.code, unknown.parsed.message) == ("event_not_found", "Event not found")
+    assert unknown.parsed.details is None
+
+    too_big = list_events.sync_detailed(client=bob, limit=1000)
+    assert too_big.status_code == 422
+    assert too_big.parsed.details[0].loc == ["query", "limit"]
+
+    stranger = client_module.AuthenticatedClient(
+        base_url=server.base_url, token="not-a-token", raise_on_unexpected_status=True
+    )
+    refused = list_my_bookings.sync_detailed(client=stranger)
+    assert refused.status_code == 401
+    assert refused.parsed.code == "invalid_token"
+    assert refused.headers["www-authenticate"] == "Bearer"
+
+
+def test_readme_example_runs(client_package: Path, tmp_path: Path) -> None:
+    readme = (OPENAPI_FILE.parent / "README.md").read_text(encoding="utf-8")
+    [example] = [
+        block
+        for block in re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+        if f"from {PACKAGE}" in block
+    ]
+    with serve(tmp_path, RATE_LIMIT_ENABLED="false") as server:
+        result = subprocess.run(
+            [sys.executable, "-c", example.replace("http://127.0.0.1:8000", server.base_url)],
+            env={**os.environ, "PYTHONPATH": str(client_package.parent)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("booked 1\n"), result.stdout
