@@ -87,8 +87,9 @@ async def test_the_same_user_many_times_at_once_gets_one_claim(
     event_id = await _event(client, tokens, users[0], tickets=3)
     rush = [users[1]] * 6 + users[2:]
     responses = await _book_all(client, tokens, rush, event_id)
-    mine = [r.status_code for r in responses[:6]]
-    assert sorted(mine) == [201, 409, 409, 409, 409, 409]
+    mine = sorted(r.status_code for r in responses[:6])
+    assert mine[0] in (201, 202)  # a ticket or a place, depending on who came first
+    assert mine[1:] == [409] * 5
     assert all(r.json()["code"] == "already_booked" for r in responses[:6] if r.status_code == 409)
     await check_invariants(database.url, [event_id])
 
