@@ -101,8 +101,14 @@ def get_event_service(session: SessionDep, settings: SettingsDep) -> EventServic
 EventServiceDep = Annotated[EventService, Depends(get_event_service)]
 
 
-def get_booking_service(session: SessionDep, settings: SettingsDep) -> BookingService:
-    return BookingService(session, lock_retries=settings.db_lock_retries)
+def get_booking_service(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> BookingService:
+    return BookingService(
+        session,
+        booking_queue=request.app.state.booking_queue,
+        lock_retries=settings.db_lock_retries,
+    )
 
 
 BookingServiceDep = Annotated[BookingService, Depends(get_booking_service)]

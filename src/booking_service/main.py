@@ -15,6 +15,7 @@ from booking_service.errors import install_error_handlers
 from booking_service.openapi import TAGS, install_openapi
 from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services.auth import ActiveUserCache
+from booking_service.services.booking_queue import BookingQueue
 
 DESCRIPTION = """\
 Book tickets for events, with a first-come-first-served waiting list once an event sells out.
@@ -32,8 +33,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         hasher = PasswordHasher.from_settings(settings)
+        session_factory = create_session_factory(engine)
         app.state.engine = engine
-        app.state.session_factory = create_session_factory(engine)
+        app.state.session_factory = session_factory
+        app.state.booking_queue = BookingQueue(
+            session_factory,
+            max_batch=settings.booking_batch_max,
+            lock_retries=settings.db_lock_retries,
+        )
         app.state.password_hasher = hasher
         try:
             yield

@@ -163,3 +163,52 @@ async def list_active_for_user(session: AsyncSession, user_id: int) -> Sequence[
         )
         for row in rows
     ]
+
+
+async def live_claimants(
+    session: AsyncSession, *, event_id: int, user_ids: Sequence[int]
+) -> set[int]:
+    """Which of these users already hold a ticket or a place in line for the event."""
+    rows = await session.execute(
+        select(Booking.user_id).where(
+            Booking.event_id == event_id, Booking.active == 1, Booking.user_id.in_(user_ids)
+        )
+    )
+    return set(rows.scalars())
+
+
+@dataclass(frozen=True, slots=True)
+class NewClaim:
+    user_id: int
+    status: BookingStatus
+    line_seq: int | None = None
+
+
+async def add_claims(
+    session: AsyncSession, *, event_id: int, claims: Sequence[NewClaim]
+) -> dict[int, int]:
+    """Insert many new claims on one event in one statement; returns user id -> booking id."""
+    now = utcnow()
+    await session.execute(
+        insert(Booking),
+        [
+            {
+                "event_id": event_id,
+                "user_id": claim.user_id,
+                "status": claim.status,
+                "active": 1,
+                "line_seq": claim.line_seq,
+                "created_at": now,
+                "confirmed_at": now if claim.status is BookingStatus.CONFIRMED else None,
+            }
+            for claim in claims
+        ],
+    )
+    rows = await session.execute(
+        select(Booking.user_id, Booking.id).where(
+            Booking.event_id == event_id,
+            Booking.active == 1,
+            Booking.user_id.in_([claim.user_id for claim in claims]),
+        )
+    )
+    return {row.user_id: row.id for row in rows}

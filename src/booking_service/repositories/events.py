@@ -128,3 +128,16 @@ async def list_events(
     ).all()
     total = await session.scalar(select(func.count()).select_from(Event))
     return [_snapshot(row) for row in rows], int(total or 0)
+
+
+async def apply_claims(session: AsyncSession, event_id: int, *, taken: int, joined: int) -> None:
+    """Record `taken` tickets sold and `joined` people added to the line, in one statement."""
+    await session.execute(
+        update(Event)
+        .where(Event.id == event_id)
+        .values(
+            available=Event.available - taken,
+            waiting_count=Event.waiting_count + joined,
+            next_line_seq=Event.next_line_seq + joined,
+        )
+    )

@@ -9,28 +9,18 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking_service.db import is_duplicate_key, is_missing_reference, run_transaction
+from booking_service.db import run_transaction
 from booking_service.errors import (
-    AlreadyBooked,
     EventNotFound,
-    NotAuthenticated,
     NothingToCancel,
 )
 from booking_service.models import BookingStatus
 from booking_service.repositories import bookings, events
 from booking_service.repositories.bookings import UserBooking
-
-
-@dataclass(frozen=True, slots=True)
-class BookResult:
-    booking_id: int
-    status: BookingStatus
-    position: int | None = None  # 1-based place in line when waitlisted
+from booking_service.services.booking_queue import BookingQueue, BookResult
 
 
 class CancelOutcome(enum.StrEnum):
@@ -40,44 +30,15 @@ class CancelOutcome(enum.StrEnum):
 
 
 class BookingService:
-    def __init__(self, session: AsyncSession, *, lock_retries: int) -> None:
+    def __init__(
+        self, session: AsyncSession, *, booking_queue: BookingQueue, lock_retries: int
+    ) -> None:
         self._session = session
+        self._queue = booking_queue
         self._retries = lock_retries
 
     async def book(self, *, user_id: int, event_id: int) -> BookResult:
-        try:
-            return await run_transaction(
-                self._session, lambda: self._book(user_id, event_id), retries=self._retries
-            )
-        except IntegrityError as exc:
-            # The whole transaction rolled back, the ticket count with it.
-            if is_duplicate_key(exc):
-                raise AlreadyBooked() from exc
-            if is_missing_reference(exc):
-                raise NotAuthenticated(
-                    "This account no longer exists", code="invalid_token"
-                ) from exc
-            raise
-
-    async def _book(self, user_id: int, event_id: int) -> BookResult:
-        session = self._session
-        # Fast path: one conditional UPDATE both locks the event row and takes a ticket.
-        if await events.take_ticket(session, event_id):
-            booking_id = await bookings.add_confirmed(session, event_id=event_id, user_id=user_id)
-            return BookResult(booking_id, BookingStatus.CONFIRMED)
-        event = await events.get_event_for_update(session, event_id)
-        if event is None:
-            raise EventNotFound()
-        if event.available > 0:  # a ticket came back between the two statements
-            await events.take_ticket(session, event_id)
-            booking_id = await bookings.add_confirmed(session, event_id=event_id, user_id=user_id)
-            return BookResult(booking_id, BookingStatus.CONFIRMED)
-        booking_id = await bookings.add_waitlisted(
-            session, event_id=event_id, user_id=user_id, line_seq=event.next_line_seq
-        )
-        await events.join_line(session, event_id)
-        # Everyone in line came before, so the newcomer is last.
-        return BookResult(booking_id, BookingStatus.WAITLISTED, position=event.waiting_count + 1)
+        return await self._queue.book(user_id=user_id, event_id=event_id)
 
     async def cancel(self, *, user_id: int, event_id: int) -> CancelOutcome:
         return await run_transaction(

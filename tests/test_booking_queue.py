@@ -1,0 +1,110 @@
+"""Grouped bookings: many concurrent bookings of one event share transactions, and each caller
+still gets exactly the answer a one-by-one booking would have given."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import httpx
+from fastapi import FastAPI
+
+from tests.support import Database, TokenFactory, check_invariants, create_users
+
+
+async def _book_all(
+    client: httpx.AsyncClient, tokens: TokenFactory, user_ids: list[int], event_id: int
+) -> list[httpx.Response]:
+    return await asyncio.gather(
+        *(
+            client.post("/book", json={"eventId": event_id}, headers=tokens.headers(u))
+            for u in user_ids
+        )
+    )
+
+
+async def _event(client: httpx.AsyncClient, tokens: TokenFactory, owner: int, tickets: int) -> int:
+    response = await client.post(
+        "/initialize",
+        json={"name": "Flash sale", "tickets": tickets},
+        headers=tokens.headers(owner),
+    )
+    event_id: int = response.json()["eventId"]
+    return event_id
+
+
+async def test_a_rush_is_served_in_groups_without_overselling(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, app: FastAPI
+) -> None:
+    users = await create_users(database.url, 300)
+    event_id = await _event(client, tokens, users[0], tickets=40)
+    stats = app.state.booking_queue.stats
+    before = (stats.transactions, stats.bookings)
+
+    responses = await _book_all(client, tokens, users, event_id)
+
+    codes = Counter(r.status_code for r in responses)
+    assert codes == {201: 40, 202: 260}
+    positions = sorted(r.json()["position"] for r in responses if r.status_code == 202)
+    assert positions == list(range(1, 261))
+    booking_ids = [r.json()["bookingId"] for r in responses]
+    assert len(set(booking_ids)) == 300
+    transactions = stats.transactions - before[0]
+    assert stats.bookings - before[1] == 300
+    assert transactions < 300, "concurrent bookings of one event must share transactions"
+    report = await check_invariants(database.url, [event_id])
+    assert (report[event_id].confirmed, report[event_id].waiting) == (40, 260)
+
+
+async def test_places_given_in_a_group_are_the_real_line(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database
+) -> None:
+    users = await create_users(database.url, 30)
+    event_id = await _event(client, tokens, users[0], tickets=1)
+    responses = await _book_all(client, tokens, users, event_id)
+    told = {
+        user: r.json()["position"]
+        for user, r in zip(users, responses, strict=True)
+        if r.status_code == 202
+    }
+    assert sorted(told.values()) == list(range(1, 30))
+    for user, position in told.items():
+        mine = (await client.get("/me/bookings", headers=tokens.headers(user))).json()["items"]
+        assert mine[0]["position"] == position
+    # The ticket holder cancels: whoever was told "position 1" gets the ticket.
+    [holder] = [u for u, r in zip(users, responses, strict=True) if r.status_code == 201]
+    await client.post("/cancel", json={"eventId": event_id}, headers=tokens.headers(holder))
+    first = next(user for user, position in told.items() if position == 1)
+    mine = (await client.get("/me/bookings", headers=tokens.headers(first))).json()["items"]
+    assert mine[0]["status"] == "confirmed"
+    await check_invariants(database.url, [event_id])
+
+
+async def test_the_same_user_many_times_at_once_gets_one_claim(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database
+) -> None:
+    users = await create_users(database.url, 10)
+    event_id = await _event(client, tokens, users[0], tickets=3)
+    rush = [users[1]] * 6 + users[2:]
+    responses = await _book_all(client, tokens, rush, event_id)
+    mine = sorted(r.status_code for r in responses[:6])
+    assert mine[0] in (201, 202)  # a ticket or a place, depending on who came first
+    assert mine[1:] == [409] * 5
+    assert all(r.json()["code"] == "already_booked" for r in responses[:6] if r.status_code == 409)
+    await check_invariants(database.url, [event_id])
+
+
+async def test_holders_in_a_group_get_409_and_unknown_events_404(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database
+) -> None:
+    users = await create_users(database.url, 12)
+    event_id = await _event(client, tokens, users[0], tickets=5)
+    first = await _book_all(client, tokens, users[:4], event_id)
+    assert [r.status_code for r in first] == [201] * 4
+    second = await _book_all(client, tokens, users, event_id)
+    codes = [r.status_code for r in second]
+    assert codes[:4] == [409] * 4
+    assert Counter(codes[4:]) == {201: 1, 202: 7}
+    missing = await _book_all(client, tokens, users, 999_999)
+    assert {r.status_code for r in missing} == {404}
+    await check_invariants(database.url, [event_id])
