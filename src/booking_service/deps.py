@@ -79,12 +79,16 @@ bearer_token = BearerToken()
 
 
 async def get_current_user(
+    request: Request,
     auth: AuthServiceDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_token)],
 ) -> AuthenticatedUser:
     if credentials is None:
         raise NotAuthenticated("Missing or malformed Authorization header")
-    return await auth.authenticate(credentials.credentials)
+    user = await auth.authenticate(credentials.credentials)
+    # The rate limiter counts per user on authenticated routes (ratelimit.user_key).
+    request.state.user_id = user.id
+    return user
 
 
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]

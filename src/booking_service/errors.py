@@ -7,6 +7,7 @@ Services raise `AppError` subclasses and never know about HTTP; the handlers reg
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,6 +70,15 @@ class Conflict(AppError):
     message = "Conflict"
 
 
+class RateLimited(AppError):
+    status_code = 429
+    code = "rate_limited"
+    message = "Too many requests"
+
+    def __init__(self, message: str | None = None, *, headers: Mapping[str, str]) -> None:
+        super().__init__(message, headers=headers)  # Retry-After and X-RateLimit-*
+
+
 class ServiceBusy(AppError):
     status_code = 503
     code = "busy"
@@ -99,9 +109,10 @@ def error_response(
     )
 
 
-# Codes for errors raised by the framework itself rather than by our services.
+# Codes for errors raised by the framework itself rather than by our services. FastAPI's only
+# 400 is a body it could not decode: not UTF-8, not JSON, or nested too deeply.
 HTTP_STATUS_CODES = {
-    400: "bad_request",
+    400: "malformed_body",
     401: "not_authenticated",
     403: "forbidden",
     404: "not_found",
@@ -135,6 +146,11 @@ async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if isinstance(exc.body, bytes | bytearray):
+        # FastAPI hands the raw bytes over only when the Content-Type was not JSON.
+        return error_response(
+            415, "Content-Type must be application/json", "unsupported_media_type"
+        )
     return error_response(
         422,
         "Request validation failed",
@@ -151,7 +167,8 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    request_id = getattr(request.state, "request_id", None)
+    # The id ties the client's report to the log line; nothing of the error reaches the client.
+    request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
     log.error(
         "unhandled error on %s %s (request id %s)",
         request.method,
@@ -159,7 +176,12 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         request_id,
         exc_info=exc,
     )
-    return error_response(500, "Internal server error", "internal_error")
+    return error_response(
+        500,
+        f"Internal server error (request id {request_id})",
+        "internal_error",
+        headers={"X-Request-ID": request_id},
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -169,23 +191,43 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_error)
 
 
+# What any route with a JSON body can answer about the body alone.
+BODY_ERRORS = (400, 413, 415, 422)
+
+ERROR_DESCRIPTIONS = {
+    400: "Body is not decodable JSON (not UTF-8, malformed or nested too deeply)",
+    401: "Missing, invalid or expired token",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict with the current state",
+    413: "Request body larger than MAX_REQUEST_BODY_BYTES",
+    415: "Content-Type is not application/json",
+    422: "Validation failed",
+    429: "Rate limit exceeded; retry after `Retry-After` seconds",
+    500: "Unexpected error; the message carries a request id for the logs",
+    503: "Busy; retry after `Retry-After` seconds",
+}
+
+_RETRY_AFTER = {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "`Bearer`.", "schema": {"type": "string"}}},
+    429: {"Retry-After": _RETRY_AFTER},
+    503: {"Retry-After": _RETRY_AFTER},
+}
+
+
 def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries declaring the error envelope for these statuses."""
-    descriptions = {
-        400: "Malformed request",
-        401: "Missing, invalid or expired token",
-        403: "Not allowed",
-        404: "Not found",
-        409: "Conflict with the current state",
-        413: "Request body too large",
-        422: "Validation failed",
-        429: "Rate limit exceeded",
-        503: "Busy; retry after the `Retry-After` seconds",
-    }
-    return {
-        status: {"model": ErrorResponse, "description": descriptions.get(status, "Error")}
-        for status in status_codes
-    }
+    """OpenAPI `responses=` entries declaring the error envelope for these statuses, and 500."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in sorted({*status_codes, 500}):
+        entry: dict[str, Any] = {
+            "model": ErrorResponse,
+            "description": ERROR_DESCRIPTIONS.get(status, "Error"),
+        }
+        if status in ERROR_HEADERS:
+            entry["headers"] = ERROR_HEADERS[status]
+        responses[status] = entry
+    return responses
 
 
 # Domain errors: one class per answer a client can rely on.

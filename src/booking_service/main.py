@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -11,6 +12,9 @@ from booking_service.api import api_router
 from booking_service.config import Settings, get_settings
 from booking_service.db import create_engine, create_session_factory
 from booking_service.errors import install_error_handlers
+from booking_service.middleware import BodySizeLimit, EnvelopeCORSMiddleware
+from booking_service.ratelimit import RateLimiter
+from booking_service.schemas.events import publish_ticket_limit
 from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services.auth import ActiveUserCache
 
@@ -48,9 +52,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.token_codec = TokenCodec.from_settings(settings)
     app.state.user_cache = ActiveUserCache(settings.auth_user_cache_seconds)
+    app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
+    install_middleware(app, settings)
     app.include_router(api_router)
+    publish_settings_in_openapi(app, settings)
     return app
+
+
+def publish_settings_in_openapi(app: FastAPI, settings: Settings) -> None:
+    """Bounds that come from Settings appear in the OpenAPI document as configured."""
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        first_time = app.openapi_schema is None
+        schema = build_openapi()  # built once, then cached by FastAPI
+        if first_time:
+            publish_ticket_limit(schema, settings.max_tickets_per_event)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    # Added innermost first: CORS wraps the size limit, so even a 413 carries CORS headers.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            EnvelopeCORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=[
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "X-Request-ID",
+            ],
+            max_age=600,
+        )
 
 
 _default_app: FastAPI | None = None

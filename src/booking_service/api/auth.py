@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, Response, status
 
 from booking_service.deps import AuthServiceDep
-from booking_service.errors import error_responses
+from booking_service.errors import BODY_ERRORS, error_responses
+from booking_service.ratelimit import PER_ADDRESS_AUTH, rate_limited
 from booking_service.schemas.auth import LoginRequest, RegisterResponse, TokenResponse, UserCreate
 from booking_service.schemas.common import Message
 
@@ -14,11 +15,14 @@ router = APIRouter(tags=["auth"])
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=RegisterResponse,
-    responses=error_responses(409, 422),
+    responses=error_responses(409, 429, 503, *BODY_ERRORS),
     operation_id="register",
     summary="Create an account",
 )
-async def register(body: UserCreate, auth: AuthServiceDep) -> RegisterResponse:
+@rate_limited(PER_ADDRESS_AUTH)
+async def register(
+    request: Request, response: Response, body: UserCreate, auth: AuthServiceDep
+) -> RegisterResponse:
     """Register a username and password. Usernames are case-insensitive."""
     await auth.register(body.username, body.password)
     return RegisterResponse(message=Message.REGISTERED)
@@ -27,11 +31,14 @@ async def register(body: UserCreate, auth: AuthServiceDep) -> RegisterResponse:
 @router.post(
     "/login",
     response_model=TokenResponse,
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 429, 503, *BODY_ERRORS),
     operation_id="login",
     summary="Get a token",
 )
-async def login(body: LoginRequest, auth: AuthServiceDep) -> TokenResponse:
+@rate_limited(PER_ADDRESS_AUTH)
+async def login(
+    request: Request, response: Response, body: LoginRequest, auth: AuthServiceDep
+) -> TokenResponse:
     """Exchange a username and password for a JWT. Wrong name and wrong password look alike."""
     issued = await auth.login(body.username, body.password)
     return TokenResponse(

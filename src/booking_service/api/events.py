@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from booking_service.deps import CurrentUser, EventServiceDep
-from booking_service.errors import error_responses
+from booking_service.errors import BODY_ERRORS, error_responses
+from booking_service.ratelimit import PER_USER, rate_limited
 from booking_service.repositories.events import EventSnapshot
 from booking_service.schemas.common import MAX_DB_ID, Message
 from booking_service.schemas.events import (
@@ -40,12 +41,17 @@ def _event_read(event: EventSnapshot) -> EventRead:
     "/initialize",
     status_code=status.HTTP_201_CREATED,
     response_model=EventCreated,
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 429, 503, *BODY_ERRORS),
     operation_id="create_event",
     summary="Create an event",
 )
+@rate_limited(PER_USER)
 async def create_event(
-    body: EventCreate, user: CurrentUser, service: EventServiceDep
+    request: Request,
+    response: Response,
+    body: EventCreate,
+    user: CurrentUser,
+    service: EventServiceDep,
 ) -> EventCreated:
     """Create an event with a number of tickets. You become its owner."""
     event_id = await service.create(owner_id=user.id, name=body.name, tickets=body.tickets)
@@ -55,12 +61,17 @@ async def create_event(
 @router.get(
     "/status/{eventId}",
     response_model=EventStatus,
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 404, 422, 429, 503),
     operation_id="get_event_status",
     summary="Tickets available and booked",
 )
+@rate_limited(PER_USER)
 async def get_event_status(
-    event_id: EventIdPath, _user: CurrentUser, service: EventServiceDep
+    request: Request,
+    response: Response,
+    event_id: EventIdPath,
+    _user: CurrentUser,
+    service: EventServiceDep,
 ) -> EventStatus:
     """The event's counts, all from one consistent read."""
     event = await service.get(event_id)
@@ -75,11 +86,14 @@ async def get_event_status(
 @router.get(
     "/events",
     response_model=EventPage,
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 422, 429, 503),
     operation_id="list_events",
     summary="List events",
 )
+@rate_limited(PER_USER)
 async def list_events(
+    request: Request,
+    response: Response,
     _user: CurrentUser,
     service: EventServiceDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
@@ -95,12 +109,17 @@ async def list_events(
 @router.get(
     "/events/{eventId}",
     response_model=EventRead,
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 404, 422, 429, 503),
     operation_id="get_event",
     summary="One event",
 )
+@rate_limited(PER_USER)
 async def get_event(
-    event_id: EventIdPath, _user: CurrentUser, service: EventServiceDep
+    request: Request,
+    response: Response,
+    event_id: EventIdPath,
+    _user: CurrentUser,
+    service: EventServiceDep,
 ) -> EventRead:
     """One event with its availability."""
     return _event_read(await service.get(event_id))

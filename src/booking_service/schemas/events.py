@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -73,4 +73,18 @@ class EventPage(BaseModel):
     offset: int = Field(description="Events skipped before this page.", examples=[0])
 
 
-__all__ = ["EventCreate", "EventCreated", "EventId", "EventPage", "EventRead", "EventStatus"]
+def publish_ticket_limit(openapi: dict[str, Any], maximum: int) -> None:
+    """Make the OpenAPI document say what this server accepts: MAX_TICKETS_PER_EVENT, not the
+    static bound above, is the largest `tickets` (or fuzzers send values we refuse)."""
+    openapi["components"]["schemas"]["EventCreate"]["properties"]["tickets"]["maximum"] = maximum
+
+
+__all__ = [
+    "EventCreate",
+    "EventCreated",
+    "EventId",
+    "EventPage",
+    "EventRead",
+    "EventStatus",
+    "publish_ticket_limit",
+]
