@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.support import free_port
-
-COMMAND = str(Path(sys.executable).with_name("booking-service"))
+from tests.support import SERVICE_COMMAND, free_port, running_server
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -26,63 +19,29 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def zero_config_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [COMMAND, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=_clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                httpx.get(f"{base}/openapi.json", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
-        yield base, proc, tmp_path
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def test_serve_with_zero_configuration(
-    zero_config_server: tuple[str, subprocess.Popen[str], Path],
-) -> None:
-    base, proc, workdir = zero_config_server
+def test_serve_with_zero_configuration(tmp_path: Path) -> None:
     credentials = {"username": "user123", "password": "password123"}
-    with httpx.Client(base_url=base, timeout=10) as http:
-        assert http.post("/register", json=credentials).status_code == 201
-        token = http.post("/login", json=credentials).json()["token"]
-        created = http.post(
-            "/initialize",
-            json={"name": "Concert 2025", "tickets": 2},
-            headers={"Authorization": token},
-        )
-        assert created.status_code == 201
-        assert http.get("/docs").status_code == 200
-    assert (workdir / "booking.db").exists(), "embedded SQLite file in the working directory"
-    assert (workdir / ".jwt-secret").exists(), "dev secret kept for restarts and workers"
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=15)
-    assert f"Swagger UI at {base}/docs" in output
+    with running_server(tmp_path) as server:
+        with httpx.Client(base_url=server.base_url, timeout=10) as http:
+            assert http.post("/register", json=credentials).status_code == 201
+            token = http.post("/login", json=credentials).json()["token"]
+            created = http.post(
+                "/initialize",
+                json={"name": "Concert 2025", "tickets": 2},
+                headers={"Authorization": token},
+            )
+            assert created.status_code == 201
+            assert http.get("/docs").status_code == 200
+        server.stop()
+        assert f"Swagger UI at {server.base_url}/docs" in server.output()
+    assert (tmp_path / "booking.db").exists(), "embedded SQLite file in the working directory"
+    assert (tmp_path / ".jwt-secret").exists(), "dev secret kept for restarts and workers"
 
 
 def test_migrate_builds_the_schema(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
     result = subprocess.run(
-        [COMMAND, "migrate"],
+        [SERVICE_COMMAND, "migrate"],
         env=_clean_env(DATABASE_URL=url),
         cwd=tmp_path,
         capture_output=True,
@@ -100,7 +59,7 @@ def test_migrate_builds_the_schema(tmp_path: Path) -> None:
 
 def test_prod_without_a_secret_refuses_to_start(tmp_path: Path) -> None:
     result = subprocess.run(
-        [COMMAND, "serve", "--port", str(free_port())],
+        [SERVICE_COMMAND, "serve", "--port", str(free_port())],
         env=_clean_env(ENVIRONMENT="prod"),
         cwd=tmp_path,
         capture_output=True,
