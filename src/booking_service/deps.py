@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 
 from booking_service.config import Settings
 from booking_service.errors import NotAuthenticated
+from booking_service.services.accounts import AccountService
 from booking_service.services.auth import AuthenticatedUser, AuthService
 from booking_service.services.bookings import BookingService
 from booking_service.services.events import EventService
@@ -110,3 +111,10 @@ def get_booking_service(session: SessionDep, settings: SettingsDep) -> BookingSe
 
 
 BookingServiceDep = Annotated[BookingService, Depends(get_booking_service)]
+
+
+def get_account_service(auth: AuthServiceDep, bookings: BookingServiceDep) -> AccountService:
+    return AccountService(auth=auth, bookings=bookings)
+
+
+AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]

@@ -238,6 +238,11 @@ class InvalidCredentials(NotAuthenticated):
     message = "Invalid username or password"
 
 
+class WrongPassword(Forbidden):
+    code = "wrong_password"
+    message = "The password does not match"
+
+
 class UsernameTaken(Conflict):
     code = "username_taken"
     message = "Username already exists"

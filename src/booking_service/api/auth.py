@@ -2,10 +2,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
-from booking_service.deps import AuthServiceDep
+from booking_service.deps import AccountServiceDep, AuthServiceDep, CurrentUser
 from booking_service.errors import BODY_ERRORS, error_responses
-from booking_service.ratelimit import PER_ADDRESS_AUTH, rate_limited
-from booking_service.schemas.auth import LoginRequest, RegisterResponse, TokenResponse, UserCreate
+from booking_service.ratelimit import PER_ADDRESS_AUTH, PER_USER_AUTH, rate_limited
+from booking_service.schemas.auth import (
+    AccountClose,
+    LoginRequest,
+    RegisterResponse,
+    TokenResponse,
+    UserCreate,
+)
 from booking_service.schemas.common import Message
 
 router = APIRouter(tags=["auth"])
@@ -44,3 +50,25 @@ async def login(
     return TokenResponse(
         token=issued.token, access_token=issued.token, expires_in=issued.expires_in
     )
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(401, 403, 429, 503, *BODY_ERRORS),
+    operation_id="close_account",
+    summary="Close your account",
+)
+@rate_limited(PER_USER_AUTH)
+async def close_account(
+    request: Request,
+    response: Response,
+    body: AccountClose,
+    user: CurrentUser,
+    accounts: AccountServiceDep,
+) -> None:
+    """Close your account, confirming with your password. Your tickets go to the people in
+    line (or back to the pool), you leave every line, and your token stops working. The
+    username stays taken, and the history stays on record."""
+    await accounts.close(user.id, body.password)

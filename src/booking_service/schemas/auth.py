@@ -52,3 +52,17 @@ class TokenResponse(BaseModel):
     access_token: str = Field(description="The same JWT, under its OAuth2 name.")
     token_type: str = Field(default="bearer", description="Always `bearer`.", examples=["bearer"])
     expires_in: int = Field(description="Seconds until the token expires.", examples=[3600])
+
+
+class AccountClose(BaseModel):
+    model_config = REQUEST_CONFIG
+
+    password: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=128,
+            description="Your password, to confirm.",
+            examples=["your-password"],
+        ),
+    ]
