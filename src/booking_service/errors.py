@@ -110,7 +110,8 @@ def error_response(
 
 
 # Codes for errors raised by the framework itself rather than by our services. FastAPI's only
-# 400 is a body it could not decode: not UTF-8, not JSON, or nested too deeply.
+# 400 is a body it could not decode (not UTF-8, nested too deeply, a number too long); JSON
+# that is merely malformed is a 422.
 HTTP_STATUS_CODES = {
     400: "malformed_body",
     401: "not_authenticated",
@@ -195,7 +196,7 @@ def install_error_handlers(app: FastAPI) -> None:
 BODY_ERRORS = (400, 413, 415, 422)
 
 ERROR_DESCRIPTIONS = {
-    400: "Body is not decodable JSON (not UTF-8, malformed or nested too deeply)",
+    400: "Body could not be decoded: not UTF-8, nested too deeply, or a number too long",
     401: "Missing, invalid or expired token",
     403: "Not allowed",
     404: "Not found",

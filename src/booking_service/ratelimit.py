@@ -105,7 +105,11 @@ def rate_limited(
 
 
 class RateLimiter:
-    """One app's slowapi Limiter, configured from its Settings."""
+    """One app's slowapi Limiter, configured from its Settings.
+
+    Two slowapi internals are read here: `_storage_dead` (to log when the storage fails and
+    recovers) and `_inject_headers` (the 429's headers, as slowapi's own handler builds them).
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.rate_limit_enabled
