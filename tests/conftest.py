@@ -20,6 +20,7 @@ from tests.support import (
     TokenFactory,
     create_mariadb_database,
     create_sqlite_database,
+    http_client,
     require_mariadb,
     wipe_tables,
 )
@@ -74,8 +75,7 @@ async def app(database: Database) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def client(app: FastAPI, database: Database) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with http_client(app) as http:
         yield http
     await wipe_tables(database.url)
     app.state.user_cache.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -27,6 +31,7 @@ from sqlalchemy.pool import NullPool
 from booking_service import migrations
 from booking_service.config import Settings
 from booking_service.db import Base
+from booking_service.main import create_app
 from booking_service.models import Booking, BookingStatus, Event, User
 from booking_service.security import PasswordHasher, TokenCodec
 
@@ -44,10 +49,12 @@ OPERATION_IDS = {
     "list_my_bookings",
     "list_events",
     "get_event",
+    "close_account",
 }
 # The installed command, as a user runs it.
 BOOKING_SERVICE = str(Path(sys.executable).with_name("booking-service"))
 DEFAULT_MARIADB_SERVER = "mysql+asyncmy://root@127.0.0.1:3306/"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # Users made in bulk share one real hash, so they can also log in.
 BULK_PASSWORD = "password123"
 BULK_PASSWORD_HASH = PasswordHasher(memory_kib=8192, time_cost=1, concurrency=1).hash_sync(
@@ -78,14 +85,43 @@ async def mariadb_unavailable_reason() -> str | None:
     return None
 
 
-async def require_mariadb() -> None:
-    """Skip the calling test where no MariaDB answers, but fail under CI=true."""
-    reason = await mariadb_unavailable_reason()
+def skip_unless_available(what: str, reason: str | None) -> None:
+    """Skip the calling test when `reason` says `what` is missing, but fail under CI=true."""
     if reason is None:
         return
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"MariaDB is required under CI=true: {reason}")
-    pytest.skip(f"MariaDB tests skipped: {reason}")
+        pytest.fail(f"{what} is required under CI=true: {reason}")
+    pytest.skip(f"{what} tests skipped: {reason}")
+
+
+async def require_mariadb() -> None:
+    """Skip the calling test where no MariaDB answers, but fail under CI=true."""
+    skip_unless_available("MariaDB", await mariadb_unavailable_reason())
+
+
+def redis_url() -> str:
+    return os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL
+
+
+def require_redis(url: str) -> None:
+    """Skip the calling test where no Redis answers at `url`, but fail under CI=true."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    reason = None
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        reason = f"no Redis at {url} ({type(exc).__name__}: {exc})"
+    finally:
+        client.close()
+    skip_unless_available("Redis", reason)
+
+
+def require_program(name: str) -> str:
+    """The path of the program `name`; skip (fail under CI=true) where it is not installed."""
+    path = shutil.which(name)
+    skip_unless_available(name, None if path else f"`{name}` is not on PATH")
+    assert path is not None
+    return path
 
 
 async def _migrate(url: str) -> None:
@@ -137,6 +173,34 @@ async def wipe_tables(url: str) -> None:
     async with connect(url) as engine, engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             await conn.execute(delete(table))
+
+
+@asynccontextmanager
+async def started_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """An app of its own, for tests that need settings the shared `app` fixture lacks."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def http_client(
+    app: FastAPI, *, address: str = "127.0.0.1", raise_app_exceptions: bool = True
+) -> httpx.AsyncClient:
+    """An in-process client; `address` is the client address the app sees."""
+    transport = httpx.ASGITransport(
+        app=app, client=(address, 50000), raise_app_exceptions=raise_app_exceptions
+    )
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+def api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
+    """Every operation of the app, as (path as served, the route as declared)."""
+    routes = []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute):
+            routes.append((str(context.path), route))
+    return routes
 
 
 class TokenFactory:
@@ -270,48 +334,101 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @dataclass
-class Server:
+class ServerProcess:
+    """A `booking-service serve` started by a test; its output goes to `log_path`."""
+
     base_url: str
+    port: int
     process: subprocess.Popen[bytes]
-    log: Path
+    log_path: Path
 
     def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
 
 
 @contextmanager
-def serve(workdir: Path, **env: str) -> Iterator[Server]:
-    """`booking-service serve` on a free port, run from `workdir` with these settings.
-
-    The output goes to a file (a pipe nobody reads could fill and stall the server).
-    """
+def serve(workdir: Path, *, workers: int = 1, **env: str) -> Iterator[ServerProcess]:
+    """`booking-service serve` on a free port, run from `workdir` with these settings, until
+    it answers. The output goes to a file (a pipe nobody reads could fill and stall it)."""
     port = free_port()
-    log = workdir / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [BOOKING_SERVICE, "serve", "--port", str(port)],
+    log_path = workdir / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [BOOKING_SERVICE, "serve", "--port", str(port), "--workers", str(workers)],
             cwd=workdir,
             env=clean_env(**env),
-            stdout=out,
+            stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    server = ServerProcess(f"http://127.0.0.1:{port}", port, process, log_path)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
-            assert proc.poll() is None, f"server exited:\n{server.output()}"
+            assert process.poll() is None, f"server exited:\n{server.output()}"
             try:
-                httpx.get(f"{server.base_url}/openapi.json", timeout=1)
+                httpx.get(f"{server.base_url}/openapi.json", timeout=2)
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, f"server did not start:\n{server.output()}"
                 time.sleep(0.1)
         yield server
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+        server.stop()
+
+
+@dataclass
+class RedisProcess:
+    """A redis-server of the test's own, on a port of its own (never the shared one)."""
+
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        command = [require_program("redis-server"), "--port", str(self.port)]
+        command += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(
+            [*command, "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = self.client()
+        deadline = time.monotonic() + 20
+        while True:
             try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                client.ping()
+                return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=15)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=1)
+
+
+@contextmanager
+def private_redis(directory: Path) -> Iterator[RedisProcess]:
+    server = RedisProcess(free_port(), directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

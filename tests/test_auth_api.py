@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -12,7 +13,15 @@ from sqlalchemy import update
 
 from booking_service.models import User
 from booking_service.models.types import utcnow
-from tests.support import Database, TokenFactory, connect, create_users, register_and_login
+from booking_service.repositories import users
+from tests.support import (
+    Database,
+    TokenFactory,
+    connect,
+    create_users,
+    http_client,
+    register_and_login,
+)
 from tests.test_security import BAD_TOKENS
 
 CREDENTIALS = {"username": "user123", "password": "password123"}
@@ -163,3 +172,75 @@ async def test_expired_token_from_login_is_refused(
     [user_id] = await create_users(database.url, 1)
     stale = tokens.codec.issue(user_id, "user", now=time.time() - 2 * 3600)
     _assert_401(await client.get("/me/bookings", headers={"Authorization": f"Bearer {stale}"}))
+
+
+SECRET_PASSWORD = "Sup3r-Secret-Pw!"
+
+
+async def test_passwords_never_appear_in_answers_or_logs(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)  # everything any library logs, SQL included
+    secret = SECRET_PASSWORD
+    json_type = {"Content-Type": "application/json"}
+    attempts: list[tuple[str, dict[str, Any], int]] = [
+        ("/register", {"json": {"username": "alice", "password": secret}}, 201),
+        ("/register", {"json": {"username": "alice", "password": secret}}, 409),
+        ("/register", {"json": {"username": "a", "password": secret}}, 422),
+        ("/register", {"json": {"username": "alice2", "password": secret * 10}}, 422),
+        ("/register", {"json": {"username": "alice3", "password": [secret]}}, 422),
+        ("/register", {"json": {"username": "alice4", "pass": secret}}, 422),
+        ("/login", {"json": {"username": "alice", "password": secret + "x"}}, 401),
+        ("/login", {"json": {"username": "nobody", "password": secret}}, 401),
+        ("/login", {"json": {"username": "alice", "password": secret}}, 200),
+        ("/login", {"json": {"username": "alice", "password": secret, "admin": True}}, 422),
+        ("/login", {"json": {"username": ["alice"], "password": secret}}, 422),
+        (
+            "/login",
+            {
+                "content": f'{{"username": "alice", "password": "{secret}"'.encode(),
+                "headers": json_type,
+            },
+            422,
+        ),
+        (
+            "/login",
+            {
+                "content": f'{{"username": "\xe9", "password": "{secret}"}}'.encode("latin-1"),
+                "headers": json_type,
+            },
+            400,
+        ),
+        (
+            "/login",
+            {
+                "content": f"username=alice&password={secret}".encode(),
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            },
+            415,
+        ),
+    ]
+    answers = []
+    for path, request, status in attempts:
+        response = await client.post(path, **request)
+        assert response.status_code == status, (path, request, response.text)
+        answers.append(response)
+
+    async def broken_lookup(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(users, "get_login", broken_lookup)
+    async with http_client(app, raise_app_exceptions=False) as http:
+        crashed = await http.post("/login", json={"username": "alice", "password": secret})
+    assert crashed.status_code == 500
+    answers.append(crashed)
+
+    for response in answers:
+        assert secret not in response.text
+        assert all(secret not in value for value in response.headers.values())
+    assert "the database went away" in caplog.text, "the log did capture the failure"
+    assert secret not in caplog.text
+    assert all(secret not in record.getMessage() for record in caplog.records)

@@ -12,16 +12,16 @@ import httpx
 import pytest
 
 from tests.support import BOOKING_SERVICE as COMMAND
-from tests.support import Server, clean_env, free_port, serve
+from tests.support import ServerProcess, clean_env, free_port, serve
 
 
 @pytest.fixture
-def zero_config_server(tmp_path: Path) -> Iterator[Server]:
+def zero_config_server(tmp_path: Path) -> Iterator[ServerProcess]:
     with serve(tmp_path) as server:
         yield server
 
 
-def test_serve_with_zero_configuration(zero_config_server: Server, tmp_path: Path) -> None:
+def test_serve_with_zero_configuration(zero_config_server: ServerProcess, tmp_path: Path) -> None:
     base, proc, workdir = zero_config_server.base_url, zero_config_server.process, tmp_path
     credentials = {"username": "user123", "password": "password123"}
     with httpx.Client(base_url=base, timeout=10) as http:

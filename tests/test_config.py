@@ -23,6 +23,10 @@ def test_defaults_to_an_embedded_sqlite_file(workdir: Path) -> None:
     assert settings.rate_limit == "1/second"
     assert settings.rate_limit_enabled is True
     assert settings.rate_limit_storage_url == "memory://"
+    assert settings.auth_rate_limit == "10/minute"
+    assert settings.trusted_proxies == []
+    assert settings.cors_allow_origins == []
+    assert settings.max_request_body_bytes == 64 * 1024
 
 
 def test_builds_a_mysql_url_from_the_original_db_variables(workdir: Path) -> None:
@@ -113,3 +117,34 @@ def test_a_corrupt_secret_file_is_refused(workdir: Path) -> None:
     (workdir / ".jwt-secret").write_text("too short")
     with pytest.raises(ValueError, match="shorter than 32 bytes"):
         load_or_create_secret(workdir / ".jwt-secret")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("rate_limit", "fast", "is not a rate limit"),
+        ("rate_limit", "0/second", "allows nothing"),
+        ("auth_rate_limit", "10 per fortnight", "is not a rate limit"),
+        ("rate_limit_storage_url", "memcached://127.0.0.1", "must start with"),
+        ("trusted_proxies", "*", "is not an IP address or network"),
+        ("trusted_proxies", "10.0.0.1,proxy.internal", "is not an IP address or network"),
+        ("max_request_body_bytes", 10, "greater than or equal"),
+    ],
+)
+def test_bad_limits_and_proxies_are_refused_at_start_up(
+    workdir: Path, field: str, value: object, error: str
+) -> None:
+    with pytest.raises(ValidationError, match=error):
+        Settings(_env_file=None, jwt_secret=SECRET, **{field: value})
+
+
+def test_limits_and_proxies_from_the_environment(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RATE_LIMIT", "5/second;100/hour")
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.5, 10.1.0.0/16,::1")
+    monkeypatch.setenv("RATE_LIMIT_STORAGE_URL", "redis://127.0.0.1:6379/3")
+    settings = Settings(_env_file=None, jwt_secret=SECRET)
+    assert settings.rate_limit == "5/second;100/hour"
+    assert settings.trusted_proxies == ["10.0.0.5", "10.1.0.0/16", "::1"]
+    assert settings.rate_limit_storage_url == "redis://127.0.0.1:6379/3"

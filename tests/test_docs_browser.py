@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, Request, sync_playwright
 
-from tests.support import Server, serve
+from tests.support import ServerProcess, serve
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 # Flags that keep Chromium quiet and self-contained in a container: no sandbox (root), no GPU,
@@ -59,7 +59,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # No rate limits: the page and the setup calls come in a quick burst.
     with serve(tmp_path_factory.mktemp("docs-server"), RATE_LIMIT_ENABLED="false") as running:
         yield running
@@ -88,7 +88,7 @@ class WatchedPage:
 
 
 def test_swagger_ui_books_a_ticket_with_a_token_from_login(
-    browser: Browser, server: Server
+    browser: Browser, server: ServerProcess
 ) -> None:
     credentials = {"username": "swagger_user", "password": "password123"}
     with httpx.Client(base_url=server.base_url, timeout=10) as http:
@@ -133,7 +133,7 @@ def test_swagger_ui_books_a_ticket_with_a_token_from_login(
     assert watched.errors == []
 
 
-def test_redoc_renders_the_operations(browser: Browser, server: Server) -> None:
+def test_redoc_renders_the_operations(browser: Browser, server: ServerProcess) -> None:
     watched = WatchedPage(browser, server.base_url, height=900)
     page = watched.page
     page.goto(f"{server.base_url}/redoc")

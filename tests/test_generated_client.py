@@ -24,7 +24,7 @@ from tests.support import (
     BACKENDS,
     OPENAPI_FILE,
     OPERATION_IDS,
-    Server,
+    ServerProcess,
     create_mariadb_database,
     require_mariadb,
     serve,
@@ -82,6 +82,7 @@ def test_generated_names_read_well(client_package: Path) -> None:
     assert modules == {
         "auth.register",
         "auth.login",
+        "auth.close_account",
         "events.create_event",
         "events.get_event",
         "events.get_event_status",
@@ -106,7 +107,7 @@ def test_generated_names_read_well(client_package: Path) -> None:
 
 
 @pytest.fixture(params=BACKENDS)
-async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
+async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServerProcess]:
     """`booking-service serve` on a fresh database: a SQLite file, or a new MariaDB database."""
     # Rate limits would turn this quick sequence of calls into 429s; they have tests of their own.
     settings = {"RATE_LIMIT_ENABLED": "false"}
@@ -120,7 +121,9 @@ async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             yield running
 
 
-def test_whole_flow_through_the_generated_client(client_package: Path, server: Server) -> None:
+def test_whole_flow_through_the_generated_client(
+    client_package: Path, server: ServerProcess
+) -> None:
     client_module = load("client")
     models = load("models")
     register, login = load("api.auth.register"), load("api.auth.login")

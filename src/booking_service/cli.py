@@ -49,9 +49,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        # Client addresses come from the socket: X-Forwarded-For is not trusted by default,
-        # or any client could pick its own address and dodge per-address limits.
-        proxy_headers=False,
+        # Client addresses come from the socket. X-Forwarded-For is believed only from
+        # TRUSTED_PROXIES: uvicorn's default trusts 127.0.0.1, so any local client could pick
+        # its own address and dodge per-address limits.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
         server_header=False,
         access_log=False,
         log_level=args.log_level,

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 MIN_SECRET_BYTES = 32
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./booking.db"
+RATE_LIMIT_STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
 
 
 class Settings(BaseSettings):
@@ -63,10 +67,63 @@ class Settings(BaseSettings):
         description="How long a worker trusts that a token's user still exists (0: always ask).",
     )
 
-    # Rate limiting (slowapi).
-    rate_limit_enabled: bool = True
-    rate_limit: str = "1/second"
-    rate_limit_storage_url: str = "memory://"
+    # Rate limiting (slowapi; see ratelimit.py).
+    rate_limit_enabled: bool = Field(default=True, description="Turn rate limiting on or off.")
+    rate_limit: str = Field(
+        default="1/second",
+        description=(
+            "Budget per user (token subject) per endpoint on authenticated routes, in the "
+            "`limits` notation: `1/second`, `100/minute`, `5/second;200/hour`."
+        ),
+    )
+    auth_rate_limit: str = Field(
+        default="10/minute",
+        description=(
+            "Budget per client address on `/register` and on `/login` (each its own), checked "
+            "before any password is hashed; also per user on closing an account."
+        ),
+    )
+    rate_limit_storage_url: str = Field(
+        default="memory://",
+        description=(
+            "Where counts are kept: `memory://` (per worker process) or `redis://host:6379/0` "
+            "(shared by every worker and machine)."
+        ),
+    )
+    rate_limit_key_prefix: str = Field(
+        default="booking-service",
+        min_length=1,
+        max_length=100,
+        description="Prefix of the limiter's keys, so several deployments can share a Redis.",
+    )
+
+    # Client addresses.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated proxy addresses or networks (`10.0.0.5,10.1.0.0/16`) whose "
+            "`X-Forwarded-For` is believed. Empty: the socket peer is the client, always."
+        ),
+    )
+
+    # Requests from browsers and untrusted clients.
+    max_request_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=100 * 1024 * 1024,
+        description="Largest request body accepted; larger ones get 413 before being read.",
+    )
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated origins (`https://app.example.com`) allowed to call the API from "
+            "a browser. Empty (the default): no CORS headers at all."
+        ),
+    )
+    cors_allow_credentials: bool = Field(
+        default=False,
+        description="Let browsers send cookies/credentials cross-origin (never with `*`).",
+    )
 
     # Booking rules.
     max_tickets_per_event: int = Field(default=1_000_000, ge=1, le=2_000_000_000)
@@ -77,8 +134,59 @@ class Settings(BaseSettings):
         description="Most bookings of one event served in one transaction (1: no grouping).",
     )
 
+    @field_validator("trusted_proxies", "cors_allow_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("rate_limit", "auth_rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        try:
+            items = parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate limit like `1/second`") from exc
+        if any(item.amount < 1 for item in items):
+            raise ValueError(f"{value!r} allows nothing at all")
+        return value
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in RATE_LIMIT_STORAGE_SCHEMES:
+            raise ValueError("must start with memory://, redis://, rediss:// or redis+unix://")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                # "*" is refused too: trusting everyone lets any client choose its address.
+                raise ValueError(f"{proxy!r} is not an IP address or network") from exc
+        return value
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            explicit = parts.scheme in ("http", "https") and parts.netloc and not parts.path
+            if origin != "*" and not explicit:
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return value
+
     @model_validator(mode="after")
     def _resolve(self) -> Settings:
+        if self.cors_allow_credentials and "*" in self.cors_allow_origins:
+            raise ValueError(
+                "CORS_ALLOW_CREDENTIALS cannot be combined with CORS_ALLOW_ORIGINS=*: any site "
+                "could then make credentialed calls; list the origins explicitly"
+            )
         if not self.database_url:
             self.database_url = self._database_url_from_parts()
         if self.jwt_secret is not None and not self.jwt_secret.get_secret_value():

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 
 from booking_service.config import Settings
 from booking_service.errors import NotAuthenticated
+from booking_service.services.accounts import AccountService
 from booking_service.services.auth import AuthenticatedUser, AuthService
 from booking_service.services.bookings import BookingService
 from booking_service.services.events import EventService
@@ -79,12 +80,16 @@ bearer_token = BearerToken()
 
 
 async def get_current_user(
+    request: Request,
     auth: AuthServiceDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_token)],
 ) -> AuthenticatedUser:
     if credentials is None:
         raise NotAuthenticated("Missing or malformed Authorization header")
-    return await auth.authenticate(credentials.credentials)
+    user = await auth.authenticate(credentials.credentials)
+    # The rate limiter counts per user on authenticated routes (ratelimit.user_key).
+    request.state.user_id = user.id
+    return user
 
 
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]
@@ -112,3 +117,10 @@ def get_booking_service(
 
 
 BookingServiceDep = Annotated[BookingService, Depends(get_booking_service)]
+
+
+def get_account_service(auth: AuthServiceDep, bookings: BookingServiceDep) -> AccountService:
+    return AccountService(auth=auth, bookings=bookings)
+
+
+AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]

@@ -7,6 +7,7 @@ Services raise `AppError` subclasses and never know about HTTP; the handlers reg
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,6 +70,15 @@ class Conflict(AppError):
     message = "Conflict"
 
 
+class RateLimited(AppError):
+    status_code = 429
+    code = "rate_limited"
+    message = "Too many requests"
+
+    def __init__(self, message: str | None = None, *, headers: Mapping[str, str]) -> None:
+        super().__init__(message, headers=headers)  # Retry-After and X-RateLimit-*
+
+
 class ServiceBusy(AppError):
     status_code = 503
     code = "busy"
@@ -99,9 +109,11 @@ def error_response(
     )
 
 
-# Codes for errors raised by the framework itself rather than by our services.
+# Codes for errors raised by the framework itself rather than by our services. FastAPI's only
+# 400 is a body it could not decode (not UTF-8, nested too deeply, a number too long); JSON
+# that is merely malformed is a 422.
 HTTP_STATUS_CODES = {
-    400: "bad_request",
+    400: "malformed_body",
     401: "not_authenticated",
     403: "forbidden",
     404: "not_found",
@@ -135,6 +147,11 @@ async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if isinstance(exc.body, bytes | bytearray):
+        # FastAPI hands the raw bytes over only when the Content-Type was not JSON.
+        return error_response(
+            415, "Content-Type must be application/json", "unsupported_media_type"
+        )
     return error_response(
         422,
         "Request validation failed",
@@ -151,7 +168,8 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    request_id = getattr(request.state, "request_id", None)
+    # The id ties the client's report to the log line; nothing of the error reaches the client.
+    request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
     log.error(
         "unhandled error on %s %s (request id %s)",
         request.method,
@@ -159,7 +177,12 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         request_id,
         exc_info=exc,
     )
-    return error_response(500, "Internal server error", "internal_error")
+    return error_response(
+        500,
+        f"Internal server error (request id {request_id})",
+        "internal_error",
+        headers={"X-Request-ID": request_id},
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -175,6 +198,11 @@ def install_error_handlers(app: FastAPI) -> None:
 class InvalidCredentials(NotAuthenticated):
     code = "invalid_credentials"
     message = "Invalid username or password"
+
+
+class WrongPassword(Forbidden):
+    code = "wrong_password"
+    message = "The password does not match"
 
 
 class UsernameTaken(Conflict):

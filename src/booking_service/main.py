@@ -12,7 +12,9 @@ from booking_service.config import Settings, get_settings
 from booking_service.db import create_engine, create_session_factory
 from booking_service.docs import install_docs
 from booking_service.errors import install_error_handlers
+from booking_service.middleware import BodySizeLimit, EnvelopeCORSMiddleware
 from booking_service.openapi import TAGS, install_openapi
+from booking_service.ratelimit import RateLimiter
 from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services.auth import ActiveUserCache
 from booking_service.services.booking_queue import BookingQueue
@@ -62,11 +64,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.token_codec = TokenCodec.from_settings(settings)
     app.state.user_cache = ActiveUserCache(settings.auth_user_cache_seconds)
+    app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
+    install_middleware(app, settings)
     app.include_router(api_router)
     install_openapi(app, settings)
     install_docs(app)
     return app
+
+
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    # Added innermost first: CORS wraps the size limit, so even a 413 carries CORS headers.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            EnvelopeCORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=[
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "X-Request-ID",
+            ],
+            max_age=600,
+        )
 
 
 _default_app: FastAPI | None = None

@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from booking_service.config import Settings
-from booking_service.errors import AppError, NotAuthenticated, ServiceBusy
+from booking_service.errors import AppError, NotAuthenticated, RateLimited, ServiceBusy
+from booking_service.middleware import TOO_LARGE_MESSAGE
 from booking_service.schemas.errors import ErrorDetail, ErrorResponse
 
 EXPORT_PATH = "openapi.json"
@@ -63,14 +64,16 @@ class ErrorCase:
 
 
 STATUS_DESCRIPTIONS = {
-    400: "The body is not readable JSON (not UTF-8, or nested too deeply).",
+    400: "The body could not be decoded: not UTF-8, nested too deeply, or a number too long.",
     401: "Missing, invalid or expired token, or the account is gone.",
     403: "Not allowed.",
     404: "Not found.",
     409: "Conflicts with the current state.",
-    413: "Request body too large.",
+    413: "Request body larger than MAX_REQUEST_BODY_BYTES.",
+    415: "Content-Type is not application/json.",
     422: "The request does not match the schema; `details` says where and why.",
-    429: "Too many requests; slow down and retry later.",
+    429: "Too many requests; retry after the `Retry-After` seconds.",
+    500: "Unexpected error; the message carries a request id to quote.",
     503: "Busy; retry after the `Retry-After` seconds.",
 }
 HEADER_DESCRIPTIONS = {
@@ -86,10 +89,24 @@ ACCOUNT_GONE = ErrorCase.of(
     NotAuthenticated("This account no longer exists", code="invalid_token"), name="account_gone"
 )
 UNREADABLE_BODY = ErrorCase(
-    "bad_request", 400, "bad_request", "There was an error parsing the body"
+    "malformed_body", 400, "malformed_body", "There was an error parsing the body"
 )
-RATE_LIMITED = ErrorCase("rate_limited", 429, "rate_limited", "Rate limit exceeded: 1 per 1 second")
+BODY_TOO_LARGE = ErrorCase(
+    "payload_too_large", 413, "payload_too_large", TOO_LARGE_MESSAGE.format(limit=65536)
+)
+NOT_JSON = ErrorCase(
+    "unsupported_media_type", 415, "unsupported_media_type", "Content-Type must be application/json"
+)
+RATE_LIMITED = ErrorCase.of(
+    RateLimited("Too many requests: the limit is 1 per 1 second", headers={"Retry-After": "1"})
+)
 BUSY = ErrorCase.of(ServiceBusy())
+UNEXPECTED = ErrorCase(
+    "internal_error",
+    500,
+    "internal_error",
+    "Internal server error (request id 4f2c9a7e1b3d4c5e8f6a7b8c9d0e1f2a)",
+)
 # One real 422 per kind of input, so the example shown is one the route can actually give.
 INVALID_INPUT = {
     "body": ErrorDetail(loc=["body"], msg="Field required", type="missing"),
@@ -111,7 +128,7 @@ def error_responses(*errors: AppError, auth: bool, validates: InputKind | None =
 
     `errors` are the domain errors the route's service raises; `auth` adds the bearer guard's
     401s; `validates` adds request validation's 422 (and for a body, the 400 of an unreadable one).
-    Every route can also answer 429 (rate limit) and 503 (database busy): those are always added.
+    Every route can also answer 429 (rate limit), 503 (database busy) and 500: always added.
     """
     cases = [ErrorCase.of(error) for error in errors]
     if auth:
@@ -124,8 +141,8 @@ def error_responses(*errors: AppError, auth: bool, validates: InputKind | None =
             )
         )
         if validates == "body":
-            cases.append(UNREADABLE_BODY)
-    cases += [RATE_LIMITED, BUSY]
+            cases += [UNREADABLE_BODY, BODY_TOO_LARGE, NOT_JSON]
+    cases += [RATE_LIMITED, BUSY, UNEXPECTED]
 
     by_status: dict[int, list[ErrorCase]] = {}
     for case in cases:

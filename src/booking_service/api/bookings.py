@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from booking_service.deps import BookingServiceDep, CurrentUser
 from booking_service.errors import AlreadyBooked, EventNotFound, NothingToCancel
 from booking_service.models import BookingStatus
 from booking_service.openapi import error_responses
+from booking_service.ratelimit import PER_USER, rate_limited
 from booking_service.schemas.bookings import (
     BookingConfirmed,
     BookingRequest,
@@ -39,8 +40,13 @@ CANCEL_MESSAGES = {
     operation_id="book_ticket",
     summary="Book a ticket",
 )
+@rate_limited(PER_USER)
 async def book_ticket(
-    body: BookingRequest, user: CurrentUser, service: BookingServiceDep
+    request: Request,
+    response: Response,
+    body: BookingRequest,
+    user: CurrentUser,
+    service: BookingServiceDep,
 ) -> JSONResponse:
     """Book a ticket; when the event is sold out you join its waiting list instead."""
     result = await service.book(user_id=user.id, event_id=body.event_id)
@@ -71,8 +77,13 @@ async def book_ticket(
     operation_id="cancel_booking",
     summary="Cancel your ticket or leave the line",
 )
+@rate_limited(PER_USER)
 async def cancel_booking(
-    body: BookingRequest, user: CurrentUser, service: BookingServiceDep
+    request: Request,
+    response: Response,
+    body: BookingRequest,
+    user: CurrentUser,
+    service: BookingServiceDep,
 ) -> CancelResult:
     """Give back your ticket (the first person in line gets it at once), or leave the line."""
     outcome = await service.cancel(user_id=user.id, event_id=body.event_id)
@@ -89,7 +100,10 @@ async def cancel_booking(
     operation_id="list_my_bookings",
     summary="Your tickets and places in line",
 )
-async def list_my_bookings(user: CurrentUser, service: BookingServiceDep) -> MyBookings:
+@rate_limited(PER_USER)
+async def list_my_bookings(
+    request: Request, response: Response, user: CurrentUser, service: BookingServiceDep
+) -> MyBookings:
     """Your tickets and places in line across all events, newest first."""
     items = await service.list_mine(user.id)
     return MyBookings(

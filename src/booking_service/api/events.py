@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from booking_service.deps import CurrentUser, EventServiceDep
 from booking_service.errors import EventNotFound
 from booking_service.openapi import error_responses
+from booking_service.ratelimit import PER_USER, rate_limited
 from booking_service.repositories.events import EventSnapshot
 from booking_service.schemas.common import MAX_DB_ID, Message
 from booking_service.schemas.events import (
@@ -54,8 +55,13 @@ def _event_read(event: EventSnapshot) -> EventRead:
     operation_id="create_event",
     summary="Create an event",
 )
+@rate_limited(PER_USER)
 async def create_event(
-    body: EventCreate, user: CurrentUser, service: EventServiceDep
+    request: Request,
+    response: Response,
+    body: EventCreate,
+    user: CurrentUser,
+    service: EventServiceDep,
 ) -> EventCreated:
     """Create an event with a number of tickets. You become its owner."""
     event_id = await service.create(owner_id=user.id, name=body.name, tickets=body.tickets)
@@ -70,8 +76,13 @@ async def create_event(
     operation_id="get_event_status",
     summary="Tickets available and booked",
 )
+@rate_limited(PER_USER)
 async def get_event_status(
-    event_id: EventIdPath, _user: CurrentUser, service: EventServiceDep
+    request: Request,
+    response: Response,
+    event_id: EventIdPath,
+    _user: CurrentUser,
+    service: EventServiceDep,
 ) -> EventStatus:
     """The event's counts, all from one consistent read."""
     event = await service.get(event_id)
@@ -91,7 +102,10 @@ async def get_event_status(
     operation_id="list_events",
     summary="List events",
 )
+@rate_limited(PER_USER)
 async def list_events(
+    request: Request,
+    response: Response,
     _user: CurrentUser,
     service: EventServiceDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
@@ -112,8 +126,13 @@ async def list_events(
     operation_id="get_event",
     summary="One event",
 )
+@rate_limited(PER_USER)
 async def get_event(
-    event_id: EventIdPath, _user: CurrentUser, service: EventServiceDep
+    request: Request,
+    response: Response,
+    event_id: EventIdPath,
+    _user: CurrentUser,
+    service: EventServiceDep,
 ) -> EventRead:
     """One event with its availability."""
     return _event_read(await service.get(event_id))

@@ -76,3 +76,19 @@ class TokenResponse(BaseModel):
     )
     token_type: str = Field(default="bearer", description="Always `bearer`.", examples=["bearer"])
     expires_in: int = Field(description="Seconds until the token expires.", examples=[3600])
+
+
+class AccountClose(BaseModel):
+    """Confirmation that you want to close your account."""
+
+    model_config = REQUEST_CONFIG
+
+    password: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=128,
+            description="Your password, to confirm.",
+            examples=["your-password"],
+        ),
+    ]

@@ -103,4 +103,11 @@ class EventPage(BaseModel):
     offset: int = Field(description="Events skipped before this page.", examples=[0])
 
 
-__all__ = ["EventCreate", "EventCreated", "EventId", "EventPage", "EventRead", "EventStatus"]
+__all__ = [
+    "EventCreate",
+    "EventCreated",
+    "EventId",
+    "EventPage",
+    "EventRead",
+    "EventStatus",
+]

@@ -9,7 +9,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.db import is_duplicate_key, run_transaction
-from booking_service.errors import InvalidCredentials, NotAuthenticated, UsernameTaken
+from booking_service.errors import (
+    InvalidCredentials,
+    NotAuthenticated,
+    UsernameTaken,
+    WrongPassword,
+)
 from booking_service.repositories import users
 from booking_service.security import InvalidToken, PasswordHasher, TokenCodec
 
@@ -120,3 +125,28 @@ class AuthService:
                 raise NotAuthenticated("This account no longer exists", code="invalid_token")
             self._user_cache.remember_active(claims.user_id)
         return AuthenticatedUser(id=claims.user_id, username=claims.username)
+
+    async def check_password(self, user_id: int, password: str) -> None:
+        """WrongPassword unless `password` is this open account's."""
+        password_hash = await run_transaction(
+            self._session,
+            lambda: users.get_password_hash(self._session, user_id),
+            retries=self._retries,
+            read_only=True,
+        )
+        if password_hash is None:
+            raise NotAuthenticated("This account no longer exists", code="invalid_token")
+        if not await self._hasher.verify(password, password_hash):
+            raise WrongPassword()
+
+    async def close_account(self, user_id: int) -> bool:
+        """Close the account unless it still holds a ticket or a place; True once closed."""
+        closed = await run_transaction(
+            self._session,
+            lambda: users.close_if_nothing_held(self._session, user_id),
+            retries=self._retries,
+        )
+        if closed:
+            # This worker refuses the token at once; others within AUTH_USER_CACHE_SECONDS.
+            self._user_cache.forget(user_id)
+        return closed
