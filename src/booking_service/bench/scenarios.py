@@ -44,7 +44,7 @@ class Defaults:
 DEFAULTS = {
     Scenario.HOT: Defaults(users=10_000, events=1, duration=None),
     Scenario.SPREAD: Defaults(users=10_000, events=1_000, duration=None),
-    Scenario.CHURN: Defaults(users=2_000, events=1, duration=15.0),
+    Scenario.CHURN: Defaults(users=1_000, events=1, duration=15.0),
     Scenario.READ: Defaults(users=1_000, events=10, duration=10.0),
     Scenario.CEILING: Defaults(users=0, events=0, duration=5.0),
 }
