@@ -215,6 +215,22 @@ def test_wrong_secret_is_explained(sqlite_server: tuple[Server, Path]) -> None:
     assert "JWT_SECRET" in run.stderr
 
 
+def test_no_server_is_reported_before_anything_is_written(tmp_path: Path) -> None:
+    db_file = tmp_path / "untouched.db"
+    run = subprocess.run(
+        [COMMAND, "bench", "--url", f"http://127.0.0.1:{free_port()}", "--users", "3"],
+        cwd=tmp_path,
+        env=_env(f"sqlite+aiosqlite:///{db_file}"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "cannot connect" in run.stderr
+    assert not db_file.exists()
+
+
 def test_ceiling_measures_the_generator(tmp_path: Path) -> None:
     out = tmp_path / "ceiling.json"
     command = [COMMAND, "bench", "--scenario=ceiling", "--duration=1", "--connections=8"]

@@ -129,6 +129,8 @@ def _options(args: argparse.Namespace, scenario: Scenario) -> dict[str, Any]:
         duration = None
     if scenario is not Scenario.CEILING and (users < 1 or events < 1 or tickets < 1):
         raise ValueError("--users, --events and --tickets must be at least 1")
+    if scenario is not Scenario.CEILING and users < args.processes:
+        raise ValueError("--users must be at least --processes (each process needs users)")
     if args.connections < 1 or not 1 <= args.processes <= args.connections:
         raise ValueError("--connections must be at least 1, --processes from 1 to --connections")
     if duration is not None and duration <= 0:
@@ -170,6 +172,8 @@ def _bench(
         raise ValueError(f"--url must be http://host[:port], not {options['url']!r}")
     host, port = target.hostname, target.port or 80
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        # Before anything is written to the database: is the server there at all?
+        runner.run(_reach(host, port))
         if settings is None:
             plan = _empty_plan(scenario, target.netloc, options)
         else:
@@ -286,6 +290,12 @@ async def _prepare(
         leave_rate=options.get("leave_rate", 0.0),
         seed=int(run_id, 16),
     )
+
+
+async def _reach(host: str, port: int) -> None:
+    from booking_service.bench.http import open_connection
+
+    (await open_connection(host, port)).close()
 
 
 async def _check(
