@@ -1,9 +1,10 @@
 """`booking-service bench`: honest load against a running server, then the invariants checked.
 
-seed        users in bulk in the database, tokens, events through the API
+seed        a run's preparation: users in bulk in the database, tokens, events via the API
 http        the lean keep-alive HTTP/1.1 client
 scenarios   hot, spread, churn, read, ceiling: what each connection sends next
-load        the connections, in one or several processes, and the start line
+load        the connections of one process, and the start line
+processes   the same load split over several processes
 records     how each request's result is kept
 progress    the line printed every second
 invariants  the booking rules, straight from the database (shared with the tests)

@@ -14,9 +14,7 @@ import importlib.util
 import json
 import os
 import platform
-import secrets
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,13 +28,11 @@ from booking_service.bench.load import (
     SetupFailed,
     ShardSpec,
     new_event_loop,
-    run_in_processes,
     run_inline,
 )
 from booking_service.bench.scenarios import (
     DEFAULTS,
     EXPECTED,
-    BenchUser,
     Plan,
     Scenario,
     default_tickets,
@@ -177,8 +173,10 @@ def _bench(
         if settings is None:
             plan = _empty_plan(scenario, target.netloc, options)
         else:
-            options["database"] = runner.run(_describe_database(settings.database_url))
-            plan = runner.run(_prepare(settings, scenario, options, host, port, target.netloc))
+            from booking_service.bench.seed import describe_database, prepare_plan
+
+            options["database"] = runner.run(describe_database(settings.database_url))
+            plan = runner.run(prepare_plan(settings, scenario, options, host, port, target.netloc))
         spec = ShardSpec(
             plan=plan,
             index=0,
@@ -191,6 +189,8 @@ def _bench(
         if options["processes"] == 1:
             load = runner.run(run_inline(spec))
         else:
+            from booking_service.bench.processes import run_in_processes
+
             load = run_in_processes(spec, options["processes"])
         from booking_service.bench.report import render_text, summarize
 
@@ -243,55 +243,6 @@ def _empty_plan(scenario: Scenario, host_header: str, options: dict[str, Any]) -
     )
 
 
-async def _prepare(
-    settings: Settings,
-    scenario: Scenario,
-    options: dict[str, Any],
-    host: str,
-    port: int,
-    host_header: str,
-) -> Plan:
-    from booking_service.bench.seed import bulk_username, create_events, create_users, mint_tokens
-
-    run_id = secrets.token_hex(3)
-    prefix = f"bench-{run_id}-"
-    count = options["users"] + 1  # the first one owns the events
-    began = time.perf_counter()
-    ids = await create_users(settings.database_url, count, prefix=prefix)
-    tokens = mint_tokens(settings, [(uid, bulk_username(prefix, i)) for i, uid in enumerate(ids)])
-    made_users = time.perf_counter()
-    print(
-        f"prepare: {count:,} users inserted and their tokens minted in "
-        f"{made_users - began:.1f} s (run {run_id})",
-        flush=True,
-    )
-    event_ids = await create_events(
-        host,
-        port,
-        host_header=host_header,
-        token=tokens[0],
-        count=options["events"],
-        tickets=options["tickets"],
-        name=f"bench {scenario.value} {run_id}",
-    )
-    print(
-        f"prepare: {len(event_ids):,} event(s) of {options['tickets']:,} tickets created via "
-        f"POST /initialize in {time.perf_counter() - made_users:.1f} s",
-        flush=True,
-    )
-    options["event_ids"] = event_ids if len(event_ids) <= 20 else [event_ids[0], event_ids[-1]]
-    return Plan(
-        scenario=scenario,
-        host_header=host_header,
-        users=[BenchUser(uid, token) for uid, token in zip(ids[1:], tokens[1:], strict=True)],
-        event_ids=event_ids,
-        duration=options["duration"],
-        cancel_rate=options.get("cancel_rate", 0.0),
-        leave_rate=options.get("leave_rate", 0.0),
-        seed=int(run_id, 16),
-    )
-
-
 async def _reach(host: str, port: int) -> None:
     from booking_service.bench.http import open_connection
 
@@ -311,23 +262,6 @@ async def _check(
         booking_failures=summary["booking_requests_failed"],
     )
     return results.as_json()
-
-
-async def _describe_database(url: str) -> str:
-    """'MariaDB 10.11.6', 'SQLite 3.40.1', for the report."""
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-
-    from booking_service.db import connect
-
-    backend = make_url(url).get_backend_name()
-    async with connect(url) as engine, engine.connect() as conn:
-        if backend == "sqlite":
-            version = (await conn.execute(text("SELECT sqlite_version()"))).scalar_one()
-            return f"SQLite {version}"
-        version = str((await conn.execute(text("SELECT VERSION()"))).scalar_one())
-    number, _, flavour = version.partition("-")
-    return f"{'MariaDB' if 'mariadb' in flavour.lower() else 'MySQL'} {number}"
 
 
 def _write_outputs(args: argparse.Namespace, summary: dict[str, Any]) -> None:

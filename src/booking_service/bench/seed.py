@@ -1,4 +1,4 @@
-"""Users made straight in the database, and tokens minted with the server's secret.
+"""Preparing a run: users in the database, tokens signed as the server signs, events via the API.
 
 Registering through HTTP would cost a password hash per user (tens of ms of CPU each) and
 measure the hashing, not the booking path: the benchmark and the tests insert users in bulk,
@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
+import time
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import make_url
 
 from booking_service.bench.http import HttpConnection, build_request, open_connection
+from booking_service.bench.scenarios import BenchUser, Plan, Scenario
 from booking_service.config import Settings
 from booking_service.db import connect
 from booking_service.models import User
@@ -116,3 +121,66 @@ def _explain(status: int, answer: bytes) -> str:
     elif status == 429:
         hint = "\nThe server is rate limiting: start it with RATE_LIMIT_ENABLED=false."
     return f"POST /initialize answered {status}: {text}{hint}"
+
+
+async def prepare_plan(
+    settings: Settings,
+    scenario: Scenario,
+    options: dict[str, Any],
+    host: str,
+    port: int,
+    host_header: str,
+) -> Plan:
+    """Users in bulk, their tokens, the scenario's events: all a load needs.
+
+    Adds what it made to `options` (for the report): the event ids.
+    """
+    run_id = secrets.token_hex(3)
+    prefix = f"bench-{run_id}-"
+    count = options["users"] + 1  # the first one owns the events
+    began = time.perf_counter()
+    ids = await create_users(settings.database_url, count, prefix=prefix)
+    tokens = mint_tokens(settings, [(uid, bulk_username(prefix, i)) for i, uid in enumerate(ids)])
+    made_users = time.perf_counter()
+    print(
+        f"prepare: {count:,} users inserted and their tokens minted in "
+        f"{made_users - began:.1f} s (run {run_id})",
+        flush=True,
+    )
+    event_ids = await create_events(
+        host,
+        port,
+        host_header=host_header,
+        token=tokens[0],
+        count=options["events"],
+        tickets=options["tickets"],
+        name=f"bench {scenario.value} {run_id}",
+    )
+    print(
+        f"prepare: {len(event_ids):,} event(s) of {options['tickets']:,} tickets created via "
+        f"POST /initialize in {time.perf_counter() - made_users:.1f} s",
+        flush=True,
+    )
+    options["event_ids"] = event_ids if len(event_ids) <= 20 else [event_ids[0], event_ids[-1]]
+    return Plan(
+        scenario=scenario,
+        host_header=host_header,
+        users=[BenchUser(uid, token) for uid, token in zip(ids[1:], tokens[1:], strict=True)],
+        event_ids=event_ids,
+        duration=options["duration"],
+        cancel_rate=options.get("cancel_rate", 0.0),
+        leave_rate=options.get("leave_rate", 0.0),
+        seed=int(run_id, 16),
+    )
+
+
+async def describe_database(url: str) -> str:
+    """'MariaDB 10.11.6', 'SQLite 3.40.1', for the report."""
+    backend = make_url(url).get_backend_name()
+    async with connect(url) as engine, engine.connect() as conn:
+        if backend == "sqlite":
+            version = (await conn.execute(text("SELECT sqlite_version()"))).scalar_one()
+            return f"SQLite {version}"
+        version = str((await conn.execute(text("SELECT VERSION()"))).scalar_one())
+    number, _, flavour = version.partition("-")
+    return f"{'MariaDB' if 'mariadb' in flavour.lower() else 'MySQL'} {number}"
