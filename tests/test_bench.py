@@ -34,6 +34,7 @@ class Server:
     url: str
     env: dict[str, str]
     workdir: Path
+    pid: int
 
 
 def _env(database_url: str, **extra: str) -> dict[str, str]:
@@ -73,7 +74,7 @@ def running_server(workdir: Path, database_url: str, workers: int = 1) -> Iterat
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "server did not start"
                 time.sleep(0.2)
-        yield Server(url, env, workdir)
+        yield Server(url, env, workdir, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -127,7 +128,14 @@ def test_hot_run_reports_checks_and_draws(
 ) -> None:
     server, _ = sqlite_server
     out = tmp_path / "hot.json"
-    run = bench(server, "--users", "40", "--tickets", "15", "--connections", "8", "--out", str(out))
+    run = bench(
+        server,
+        "--users=40",
+        "--tickets=15",
+        "--connections=8",
+        f"--server-pid={server.pid}",
+        f"--out={out}",
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "p99 so far" in run.stdout, "progress lines"
 
@@ -144,6 +152,9 @@ def test_hot_run_reports_checks_and_draws(
     assert data["timeline"]
     assert sum(p["requests"] for p in data["timeline"]) == 40
     assert data["generator"]["cpu_us_per_request"] > 0
+    assert data["server"]["pids"] == [server.pid], "one worker: uvicorn serves in-process"
+    assert data["server"]["cpu_ms_per_request"] > 0
+    assert data["server"]["peak_rss_mib"][str(server.pid)] > 10
     assert data["checks"]["ok"] is True
     assert data["checks"]["totals"] == {
         "capacity": 15,
@@ -263,13 +274,13 @@ async def test_every_scenario_on_mariadb_with_two_workers(tmp_path: Path) -> Non
             }
             for scenario, args in runs.items():
                 out = tmp_path / f"{scenario}.json"
-                run = bench(
-                    server, "--scenario", scenario, "--connections", "16", *args, "--out", str(out)
-                )
+                common = ["--connections=16", f"--server-pid={server.pid}", f"--out={out}"]
+                run = bench(server, f"--scenario={scenario}", *common, *args)
                 assert run.returncode == 0, f"{scenario}:\n{run.stdout}{run.stderr}"
                 data = results(out)
                 assert data["settings"]["database"].startswith(("MariaDB", "MySQL"))
                 assert data["checks"]["ok"] is True
+                assert len(data["server"]["peak_rss_mib"]) >= 3, "the parent and two workers"
                 if scenario == "churn":
                     counts = data["status_counts_by_request"]
                     assert {"book", "status"} <= counts.keys()

@@ -50,7 +50,7 @@ def write_chart(summary: dict[str, Any], path: Path) -> None:
         height_ratios=[0.38, 1, 1],
         width_ratios=[1, 1, 0.8],
         hspace=0.45,
-        wspace=0.28,
+        wspace=0.34,
         left=0.06,
         right=0.97,
         top=0.9,
@@ -187,10 +187,10 @@ def write_chart(summary: dict[str, Any], path: Path) -> None:
 
     answers = fig.add_subplot(grid[2, 2])
     rows = [
-        (f"{kind} {code}", count)
+        (f"{kind}\n{code}", count)
         for kind, codes in summary["status_counts_by_request"].items()
         for code, count in codes.items()
-    ] + [(f"no answer: {name}", count) for name, count in summary["failed_requests"].items()]
+    ] + [(f"no answer\n{name}", count) for name, count in summary["failed_requests"].items()]
     if rows:
         labels = [label for label, _ in rows]
         values = [count for _, count in rows]
@@ -263,8 +263,8 @@ def _headline(ax: Any, summary: dict[str, Any]) -> None:
     cards = []
     if summary["settings"]["scenario"] == "churn":
         handed_out = f"{summary['tickets_handed_out_per_s']:,.0f}"
-        cards.append((handed_out, "tickets booked or promoted / s", CONFIRMED))
-        cards.append((f"{summary['promoted_per_s']:,.0f}", "promoted from the line / s", PROMOTED))
+        cards.append((handed_out, "tickets booked\nor promoted / s", CONFIRMED))
+        cards.append((f"{summary['promoted_per_s']:,.0f}", "promoted from\nthe line / s", PROMOTED))
     elif summary["confirmed"]:
         cards.append((f"{summary['confirmed_per_s']:,.0f}", "confirmed bookings / s", CONFIRMED))
     cards += [
@@ -272,28 +272,34 @@ def _headline(ax: Any, summary: dict[str, Any]) -> None:
         (_ms(lat["p50"]), "p50 latency", P95),
         (_ms(lat["p99"]), "p99 latency", P99),
         (_ms(lat["max"]), "max latency", MAX),
-        (f"{problems:,}", "errors (5xx, lost, unexpected)", BAD if problems else GOOD),
+        (f"{problems:,}", "errors\n(5xx, lost, unexpected)", BAD if problems else GOOD),
     ]
+    server = summary.get("server")
+    if server:
+        cpu = server["cpu_ms_per_request"]
+        cards.insert(-1, (f"{cpu:.2f} ms", "server CPU\nper request", INK))
+        peak = max(server["peak_rss_mib"].values(), default=0)
+        cards.insert(-1, (f"{peak:.0f} MiB", "server peak RSS\n(largest process)", INK))
     width = 1 / len(cards)
     for index, (value, label, color) in enumerate(cards):
         x = index * width + width / 2
         ax.text(
             x,
-            0.58,
+            0.68,
             value,
             ha="center",
             va="center",
-            fontsize=24,
+            fontsize=24 if len(cards) <= 6 else 20,
             fontweight="bold",
             color=color,
             transform=ax.transAxes,
         )
         ax.text(
             x,
-            0.12,
+            0.3,
             label,
             ha="center",
-            va="center",
+            va="top",
             fontsize=10,
             color=MUTED,
             transform=ax.transAxes,
@@ -322,12 +328,12 @@ def _ms(value: float, _pos: object = None) -> str:
 
 
 def _answer_color(label: str) -> str:
-    code = label.rsplit(" ", 1)[-1]
+    code = label.rsplit("\n", 1)[-1]
     if label.startswith("no answer") or code.startswith("5"):
         return FAILED
     if code == "201":
         return CONFIRMED
-    if code == "202" or "promoted" in label:
+    if code == "202" or "promote" in label:
         return PROMOTED
     if code.startswith("4"):
         return "#f4a261"

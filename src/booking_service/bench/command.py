@@ -16,7 +16,8 @@ import os
 import platform
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from booking_service.bench.scenarios import (
     Scenario,
     default_tickets,
 )
+from booking_service.bench.server_watch import ServerWatch
 from booking_service.config import Settings
 
 # Exit codes.
@@ -80,6 +82,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--leave-rate", type=float, default=0.3, help="churn: chance a person in line leaves"
     )
     parser.add_argument("--label", default="", help="free text for the report, e.g. '2 workers'")
+    parser.add_argument(
+        "--server-pid",
+        type=int,
+        help="the server's main process (Linux): report its and its workers' CPU per request "
+        "and peak memory",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument(
         "--chart", type=Path, help="write the PNG chart here (default: next to --out, as .png)"
@@ -186,16 +194,19 @@ def _bench(
             timeout=options["timeout"],
         )
         print(f"load: {options['connections']} connections, {options['processes']} process(es)")
-        if options["processes"] == 1:
-            load = runner.run(run_inline(spec))
-        else:
-            from booking_service.bench.processes import run_in_processes
+        with _watch(args.server_pid) as watch:
+            if options["processes"] == 1:
+                load = runner.run(run_inline(spec))
+            else:
+                from booking_service.bench.processes import run_in_processes
 
-            load = run_in_processes(spec, options["processes"])
+                load = run_in_processes(spec, options["processes"])
         from booking_service.bench.report import render_text, summarize
 
         summary = summarize(load, expected=EXPECTED[scenario], settings=options)
         summary["scenario"] = scenario.value
+        if watch is not None:
+            summary["server"] = watch.summary(summary["requests"], summary["duration_s"])
         if settings is not None:
             print("checking the database ...", flush=True)
             checks = runner.run(_check(settings, scenario, plan, load, summary))
@@ -214,6 +225,15 @@ VERDICTS = {
     EXIT_INVARIANT_BROKEN: "FAILED: an invariant is broken",
     EXIT_RUN_ERRORS: "FAILED: the run had errors (5xx, lost or unexpected answers)",
 }
+
+
+@contextmanager
+def _watch(pid: int | None) -> Iterator[ServerWatch | None]:
+    if pid is None:
+        yield None
+        return
+    with ServerWatch(pid) as watch:
+        yield watch
 
 
 def _exit_code(summary: dict[str, Any]) -> int:

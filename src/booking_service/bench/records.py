@@ -18,8 +18,8 @@ KIND_NAMES = {
     CANCEL: "cancel",
     STATUS: "status",
     PING: "ping",
-    CANCEL_PROMOTED: "cancel (promoted)",
-    CANCEL_RELEASED: "cancel (released)",
+    CANCEL_PROMOTED: "cancel+promote",
+    CANCEL_RELEASED: "cancel+release",
     LEAVE: "leave line",
 }
 

@@ -190,6 +190,14 @@ def render_text(summary: dict[str, Any]) -> str:
         f"   generator       {gen['processes']} process(es), {gen['connections']} connections, "
         f"{gen['cpu_us_per_request']:.0f} µs CPU per request, {gen['cores_busy']:.2f} cores busy"
     )
+    server = summary.get("server")
+    if server:
+        peaks = ", ".join(f"pid {pid}: {mib:.0f}" for pid, mib in server["peak_rss_mib"].items())
+        lines.append(
+            f"   server          {len(server['pids'])} process(es), "
+            f"{server['cpu_ms_per_request']:.2f} ms CPU per request, "
+            f"{server['cores_busy']:.2f} cores busy; peak RSS (MiB) {peaks}"
+        )
     checks = summary.get("checks")
     if checks:
         lines.append("   checks")
