@@ -11,29 +11,31 @@ import socket
 import subprocess
 import sys
 import time
-from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import redis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from booking_service import migrations
+from booking_service.bench.invariants import InvariantReport as InvariantReport
+from booking_service.bench.invariants import check_invariants as check_invariants
+from booking_service.bench.seed import BULK_PASSWORD as BULK_PASSWORD
+from booking_service.bench.seed import create_users as create_users
 from booking_service.config import Settings
 from booking_service.db import Base
+from booking_service.db import connect as connect
 from booking_service.main import create_app
-from booking_service.models import Booking, BookingStatus, Event, User
-from booking_service.security import PasswordHasher, TokenCodec
+from booking_service.security import TokenCodec
 
 TEST_SECRET = "test-secret-" + "x" * 40
 BACKENDS = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
@@ -55,11 +57,6 @@ OPERATION_IDS = {
 BOOKING_SERVICE = str(Path(sys.executable).with_name("booking-service"))
 DEFAULT_MARIADB_SERVER = "mysql+asyncmy://root@127.0.0.1:3306/"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-# Users made in bulk share one real hash, so they can also log in.
-BULK_PASSWORD = "password123"
-BULK_PASSWORD_HASH = PasswordHasher(memory_kib=8192, time_cost=1, concurrency=1).hash_sync(
-    BULK_PASSWORD
-)
 
 
 @dataclass(frozen=True)
@@ -160,15 +157,6 @@ async def create_sqlite_database(directory: Path) -> AsyncIterator[Database]:
     yield database
 
 
-@asynccontextmanager
-async def connect(url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(url, poolclass=NullPool)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
 async def wipe_tables(url: str) -> None:
     async with connect(url) as engine, engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
@@ -216,19 +204,6 @@ class TokenFactory:
         return {"Authorization": f"Bearer {self.token(user_id, username)}"}
 
 
-async def create_users(url: str, count: int, prefix: str = "user") -> list[int]:
-    """Insert `count` users in bulk (one shared password hash) and return their ids in order."""
-    names = [f"{prefix}{i:06d}" for i in range(count)]
-    async with connect(url) as engine, engine.begin() as conn:
-        await conn.execute(
-            insert(User),
-            [{"username": name, "password_hash": BULK_PASSWORD_HASH} for name in names],
-        )
-        rows = await conn.execute(select(User.id, User.username).where(User.username.in_(names)))
-        ids = {row.username: row.id for row in rows}
-    return [ids[name] for name in names]
-
-
 async def register_and_login(client: httpx.AsyncClient, username: str) -> dict[str, str]:
     """Register through the API and return the Authorization header for that user."""
     response = await client.post(
@@ -249,73 +224,6 @@ async def create_event(
     assert response.status_code == 201, response.text
     event_id: int = response.json()["eventId"]
     return event_id
-
-
-@dataclass
-class InvariantReport:
-    confirmed: int
-    waiting: int
-    available: int
-    capacity: int
-
-
-async def check_invariants(url: str, event_ids: Sequence[int]) -> dict[int, InvariantReport]:
-    """Assert every booking rule on these events, straight from the database.
-
-    - confirmed never exceeds capacity, and confirmed + available = capacity;
-    - the event's waiting_count matches the rows in line, and no ticket is free while anyone waits;
-    - nobody holds two live claims on one event; line numbers are unique;
-    - promotions went strictly in line order: whoever joined the line earlier than a promoted
-      user was promoted before them or had left before them.
-    """
-    reports: dict[int, InvariantReport] = {}
-    async with connect(url) as engine, engine.connect() as conn:
-        for event_id in event_ids:
-            event = (await conn.execute(select(Event).where(Event.id == event_id))).one()
-            rows = (await conn.execute(select(Booking).where(Booking.event_id == event_id))).all()
-            confirmed = [r for r in rows if r.status == BookingStatus.CONFIRMED]
-            waiting = [r for r in rows if r.status == BookingStatus.WAITLISTED]
-            assert len(confirmed) <= event.capacity, f"event {event_id} oversold"
-            assert len(confirmed) + event.available == event.capacity, (
-                f"event {event_id}: {len(confirmed)} confirmed + {event.available} available "
-                f"!= {event.capacity}"
-            )
-            assert len(waiting) == event.waiting_count, f"event {event_id}: waiting_count drift"
-            assert event.available == 0 or not waiting, f"event {event_id}: free ticket, full line"
-            live: dict[int, int] = defaultdict(int)
-            for r in rows:
-                if r.active == 1:
-                    live[r.user_id] += 1
-            assert all(count == 1 for count in live.values()), f"event {event_id}: double claim"
-            seqs = [r.line_seq for r in rows if r.line_seq is not None]
-            assert len(seqs) == len(set(seqs)), f"event {event_id}: line number used twice"
-            _assert_promotions_in_order(event_id, rows)
-            reports[event_id] = InvariantReport(
-                confirmed=len(confirmed),
-                waiting=len(waiting),
-                available=event.available,
-                capacity=event.capacity,
-            )
-    return reports
-
-
-def _assert_promotions_in_order(event_id: int, rows: Sequence[Any]) -> None:
-    promoted = [r for r in rows if r.promoted_at is not None]
-    in_line = [r for r in rows if r.line_seq is not None]
-    for p in promoted:
-        for earlier in in_line:
-            if earlier.line_seq >= p.line_seq:
-                continue
-            if earlier.promoted_at is not None:
-                ok = earlier.promoted_at <= p.promoted_at
-            elif earlier.status == BookingStatus.LEFT:
-                ok = earlier.ended_at is not None and earlier.ended_at <= p.promoted_at
-            else:  # still waiting while someone who came later got a ticket
-                ok = False
-            assert ok, (
-                f"event {event_id}: booking {p.id} (line {p.line_seq}) promoted ahead of "
-                f"booking {earlier.id} (line {earlier.line_seq}, {earlier.status})"
-            )
 
 
 def free_port() -> int:

@@ -74,6 +74,12 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from booking_service.bench.command import run
+
+    return run(args, _load_settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="booking-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", type=Path, default=None, help="file to write (default: standard output)"
     )
     openapi.set_defaults(handler=cmd_openapi)
+
+    from booking_service.bench.command import configure as configure_bench
+
+    bench = commands.add_parser(
+        "bench",
+        help="drive load at a running server, then check the database's invariants",
+        description="Benchmark a running server (see README, Benchmark). Exit codes: 0 ok, "
+        "1 an invariant broke, 2 could not run, 3 the run had errors (5xx, lost or "
+        "unexpected answers), 4 the bench crashed.",
+    )
+    configure_bench(bench)
+    bench.set_defaults(handler=cmd_bench)
     return parser
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, event
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.expression import Executable
 
 from booking_service.config import Settings
@@ -182,3 +184,13 @@ async def insert_returning_id(session: AsyncSession, statement: Executable) -> i
     key = (await execute_write(session, statement)).inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+@asynccontextmanager
+async def connect(url: str) -> AsyncIterator[AsyncEngine]:
+    """A short-lived engine without a pool, for tools and tests that work beside the service."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

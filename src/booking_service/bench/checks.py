@@ -1,0 +1,144 @@
+"""What a run is checked against at the end: the database's rules, and the answers it gave."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from booking_service.bench.invariants import InvariantReport, active_claims, find_invariant_breaks
+from booking_service.bench.scenarios import (
+    CONFIRMED,
+    NONE,
+    UNKNOWN,
+    WAITLISTED,
+    Scenario,
+    WorkloadOutcome,
+)
+
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class CheckResults:
+    checks: list[Check] = field(default_factory=list)
+    events: dict[int, InvariantReport] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checks": [asdict(check) for check in self.checks],
+            "events_checked": len(self.events),
+            "totals": {
+                "capacity": sum(r.capacity for r in self.events.values()),
+                "confirmed": sum(r.confirmed for r in self.events.values()),
+                "available": sum(r.available for r in self.events.values()),
+                "waiting": sum(r.waiting for r in self.events.values()),
+            },
+        }
+
+
+async def check_run(
+    url: str,
+    scenario: Scenario,
+    event_ids: Sequence[int],
+    outcome: WorkloadOutcome,
+    *,
+    booking_failures: int,
+) -> CheckResults:
+    results = CheckResults()
+    findings = await find_invariant_breaks(url, event_ids)
+    results.events = findings.reports
+    broken = list(findings.breaks.values())
+    results.checks.append(
+        Check(
+            f"database rules on {len(event_ids)} event(s): no oversell, confirmed + available = "
+            "capacity, waiting_count = people in line, no free ticket while people wait, "
+            "one live claim per user, FIFO promotions",
+            not broken,
+            "; ".join(broken[:MAX_EXAMPLES]) or _totals(findings.reports),
+        )
+    )
+    if outcome.beliefs:  # `read` books nothing: there is nothing to agree on
+        claims = await active_claims(url, event_ids)
+        mismatches = _disagreements(outcome.beliefs, claims)
+        unknown = sum(1 for belief in outcome.beliefs.values() if belief == UNKNOWN)
+        if mismatches:
+            detail = "; ".join(mismatches[:MAX_EXAMPLES]) + f" ({len(mismatches)} in all)"
+        else:
+            detail = f"{len(outcome.beliefs) - unknown:,} users agree"
+            if unknown:
+                detail += f"; {unknown} whose answer was lost are not judged"
+        results.checks.append(
+            Check(
+                "every answer agrees with the database: each 201 holds a ticket, each 202 a place "
+                "(or a ticket, once promoted), each cancel left nothing, nothing else is held",
+                not mismatches,
+                detail,
+            )
+        )
+    if scenario is Scenario.HOT and booking_failures == 0:
+        positions = sorted(outcome.positions)
+        expected = list(range(1, len(positions) + 1))
+        results.checks.append(
+            Check(
+                "places in line handed out are 1..W, each exactly once",
+                positions == expected,
+                f"W = {len(positions):,}"
+                if positions == expected
+                else f"got {_first_difference(positions, expected)}",
+            )
+        )
+    return results
+
+
+def _disagreements(
+    beliefs: dict[tuple[int, int], str], claims: dict[tuple[int, int], str]
+) -> list[str]:
+    problems = []
+    for (event_id, user_id), belief in beliefs.items():
+        held = claims.get((event_id, user_id))
+        if belief == UNKNOWN:
+            continue
+        ok = (
+            (belief == NONE and held is None)
+            or (belief == CONFIRMED and held == "confirmed")
+            or (belief == WAITLISTED and held in ("waitlisted", "confirmed"))
+        )
+        if not ok:
+            problems.append(
+                f"user {user_id} on event {event_id}: told {belief}, "
+                f"database has {held or 'nothing'}"
+            )
+    for event_id, user_id in claims.keys() - beliefs.keys():
+        problems.append(f"user {user_id} on event {event_id}: a claim no bench user made")
+    return problems
+
+
+def _totals(reports: dict[int, InvariantReport]) -> str:
+    capacity = sum(r.capacity for r in reports.values())
+    confirmed = sum(r.confirmed for r in reports.values())
+    available = sum(r.available for r in reports.values())
+    waiting = sum(r.waiting for r in reports.values())
+    return (
+        f"{confirmed:,} confirmed + {available:,} available = {capacity:,} capacity; "
+        f"{waiting:,} in line"
+    )
+
+
+def _first_difference(got: list[int], expected: list[int]) -> str:
+    for index, (a, b) in enumerate(zip(got, expected, strict=False)):
+        if a != b:
+            return f"place {a} where {b} was due (index {index})"
+    return f"{len(got)} places"

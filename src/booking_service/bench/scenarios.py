@@ -1,0 +1,322 @@
+"""The scenarios: what is prepared before the load, and which request each connection sends next.
+
+A plan (users, tokens, events) is made once by the parent; each load process gets a slice of its
+users and runs a workload over them. A user never has two requests in flight, so the workload
+always knows what the user holds and what answer to expect.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from booking_service.bench.http import build_request
+from booking_service.bench.records import (
+    BOOK,
+    CANCEL,
+    CANCEL_PROMOTED,
+    CANCEL_RELEASED,
+    LEAVE,
+    PING,
+    STATUS,
+)
+
+
+class Scenario(StrEnum):
+    HOT = "hot"  # one event, fewer tickets than users, everyone books once at the same moment
+    SPREAD = "spread"  # many events with plenty of tickets: no contention
+    CHURN = "churn"  # book, cancel (promoting the first in line) and leave the line, mixed
+    READ = "read"  # GET /status polling
+    CEILING = "ceiling"  # the generator against a trivial responder: its own limit
+
+
+@dataclass(frozen=True)
+class Defaults:
+    users: int
+    events: int
+    duration: float | None  # None: each user books once and the run ends when all have answers
+
+
+DEFAULTS = {
+    Scenario.HOT: Defaults(users=10_000, events=1, duration=None),
+    Scenario.SPREAD: Defaults(users=10_000, events=1_000, duration=None),
+    Scenario.CHURN: Defaults(users=1_000, events=1, duration=15.0),
+    Scenario.READ: Defaults(users=1_000, events=10, duration=10.0),
+    Scenario.CEILING: Defaults(users=0, events=0, duration=5.0),
+}
+
+
+def default_tickets(scenario: Scenario, users: int, events: int) -> int:
+    """Tickets per event: scarce for hot and churn, plenty (twice the demand) for spread."""
+    if scenario is Scenario.HOT:
+        return max(1, users // 2)
+    if scenario is Scenario.CHURN:
+        return max(1, users // 4)
+    if scenario is Scenario.SPREAD:
+        return 2 * -(-users // max(events, 1))
+    return 100
+
+
+# Which answers are normal, per request kind. Anything else is reported as unexpected.
+EXPECTED: dict[Scenario, dict[int, frozenset[int]]] = {
+    Scenario.HOT: {BOOK: frozenset({201, 202})},
+    Scenario.SPREAD: {BOOK: frozenset({201})},
+    Scenario.CHURN: {
+        BOOK: frozenset({201, 202}),
+        CANCEL_PROMOTED: frozenset({200}),
+        CANCEL_RELEASED: frozenset({200}),
+        LEAVE: frozenset({200}),
+        STATUS: frozenset({200}),
+    },
+    Scenario.READ: {STATUS: frozenset({200})},
+    Scenario.CEILING: {PING: frozenset({200})},
+}
+
+# What the client believes a user holds, from the answers it got.
+NONE = "none"
+CONFIRMED = "confirmed"
+WAITLISTED = "waitlisted"  # or promoted since, unseen by the client
+UNKNOWN = "unknown"  # a request got no answer: it may or may not have happened
+
+
+@dataclass(frozen=True)
+class BenchUser:
+    id: int
+    token: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a load process needs; picklable."""
+
+    scenario: Scenario
+    host_header: str
+    users: list[BenchUser]
+    event_ids: list[int]
+    duration: float | None
+    cancel_rate: float
+    leave_rate: float
+    seed: int
+
+    def event_for(self, user_index: int) -> int:
+        return self.event_ids[user_index % len(self.event_ids)]
+
+    def shard(self, index: int, count: int) -> Plan:
+        """Every count-th user from `index` on, with the same events (users keep their event)."""
+        return Plan(
+            scenario=self.scenario,
+            host_header=self.host_header,
+            users=self.users[index::count],
+            event_ids=self.event_ids,
+            duration=self.duration,
+            cancel_rate=self.cancel_rate,
+            leave_rate=self.leave_rate,
+            seed=self.seed + index,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    kind: int
+    raw: bytes
+    user: int = -1  # index into the plan's users, -1 when no user state changes
+
+
+@dataclass
+class WorkloadOutcome:
+    """What the client learned: beliefs to hold against the database, and counts."""
+
+    beliefs: dict[tuple[int, int], str] = field(default_factory=dict)  # (event, user): state
+    positions: list[int] = field(default_factory=list)  # places in line handed out (202)
+
+    def merge(self, other: WorkloadOutcome) -> None:
+        self.beliefs.update(other.beliefs)
+        self.positions.extend(other.positions)
+
+
+class Workload:
+    """Hands out requests and learns from answers. The base is `hot` and `spread`."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.outcome = WorkloadOutcome()
+        self.deadline: float | None = None
+        self._idle: deque[int] = deque(range(len(plan.users)))
+        self._state = [NONE] * len(plan.users)
+
+    @property
+    def max_connections(self) -> int | None:
+        """Connections beyond this would have nothing to send (a user has one request at once)."""
+        return len(self.plan.users)
+
+    def start(self, start_at: float) -> None:
+        if self.plan.duration is not None:
+            self.deadline = start_at + self.plan.duration
+
+    def next_request(self, now: float) -> Request | None:
+        if not self._idle:
+            return None
+        user = self._idle.popleft()
+        return Request(BOOK, self._book(user), user)
+
+    def answered(self, request: Request, status: int, body: bytes) -> int:
+        """Learn from an answer; returns the kind to record it under."""
+        if request.kind == BOOK:
+            if status == 201:
+                self._state[request.user] = CONFIRMED
+            elif status == 202:
+                self._state[request.user] = WAITLISTED
+                self.outcome.positions.append(_position(body))
+            # Other answers change nothing the user holds (409, 404, 422, 5xx roll back).
+        return request.kind
+
+    def failed(self, request: Request) -> None:
+        if request.user >= 0 and request.kind in (BOOK, CANCEL):
+            self._state[request.user] = UNKNOWN
+
+    def finish(self) -> WorkloadOutcome:
+        plan = self.plan
+        for index, user in enumerate(plan.users):
+            self.outcome.beliefs[(plan.event_for(index), user.id)] = self._state[index]
+        return self.outcome
+
+    def _book(self, user: int) -> bytes:
+        return self._post("/book", user)
+
+    def _post(self, path: str, user: int) -> bytes:
+        body = b'{"eventId":%d}' % self.plan.event_for(user)
+        return build_request(
+            "POST",
+            path,
+            host=self.plan.host_header,
+            token=self.plan.users[user].token,
+            body=body,
+        )
+
+
+class ChurnWorkload(Workload):
+    """Users cycle: book; then, holding a ticket, cancel it (promoting the first in line) or,
+    holding a place in line, leave it, each with some chance, else poll the event's status."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(plan)
+        self._random = random.Random(plan.seed)  # noqa: S311 - a load mix, not a secret
+        self._status = [self._get_status(user) for user in range(len(plan.users))]
+
+    def next_request(self, now: float) -> Request | None:
+        if (self.deadline is not None and now >= self.deadline) or not self._idle:
+            return None
+        user = self._idle.popleft()
+        state = self._state[user]
+        roll = self._random.random()
+        if state == NONE:
+            return Request(BOOK, self._book(user), user)
+        if (state == CONFIRMED and roll < self.plan.cancel_rate) or (
+            state == WAITLISTED and roll < self.plan.leave_rate
+        ):
+            return Request(CANCEL, self._post("/cancel", user), user)
+        return Request(STATUS, self._status[user], user)
+
+    def answered(self, request: Request, status: int, body: bytes) -> int:
+        kind = super().answered(request, status, body)
+        if request.kind == CANCEL and status == 200:
+            self._state[request.user] = NONE
+            kind = _cancel_kind(body)
+        self._idle.append(request.user)
+        return kind
+
+    def failed(self, request: Request) -> None:
+        # The user's state is unknown now: retire it rather than guess.
+        super().failed(request)
+        if request.kind == STATUS:
+            self._idle.append(request.user)
+
+    def _get_status(self, user: int) -> bytes:
+        return build_request(
+            "GET",
+            f"/status/{self.plan.event_for(user)}",
+            host=self.plan.host_header,
+            token=self.plan.users[user].token,
+        )
+
+
+class PollWorkload(Workload):
+    """`read` and `ceiling`: the same few GETs over and over until the deadline."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(plan)
+        self._requests: Iterator[Request] = itertools.cycle(self._build())
+
+    def _build(self) -> list[Request]:
+        plan = self.plan
+        if plan.scenario is Scenario.CEILING:
+            return [Request(PING, build_request("GET", "/", host=plan.host_header))]
+        return [
+            Request(
+                STATUS,
+                build_request(
+                    "GET",
+                    f"/status/{plan.event_for(index)}",
+                    host=plan.host_header,
+                    token=user.token,
+                ),
+            )
+            for index, user in enumerate(plan.users)
+        ]
+
+    @property
+    def max_connections(self) -> int | None:
+        return None  # a user may poll on several connections at once
+
+    def next_request(self, now: float) -> Request | None:
+        if self.deadline is not None and now >= self.deadline:
+            return None
+        return next(self._requests)
+
+    def answered(self, request: Request, status: int, body: bytes) -> int:
+        return request.kind
+
+    def failed(self, request: Request) -> None:
+        pass
+
+    def finish(self) -> WorkloadOutcome:
+        return self.outcome
+
+
+def build_workload(plan: Plan) -> Workload:
+    if plan.scenario is Scenario.CHURN:
+        return ChurnWorkload(plan)
+    if plan.scenario in (Scenario.READ, Scenario.CEILING):
+        return PollWorkload(plan)
+    return Workload(plan)
+
+
+def _position(body: bytes) -> int:
+    """The place in line from a 202 body, read without a JSON parser (it is on the hot path)."""
+    at = body.find(b'"position":')
+    if at < 0:
+        return 0
+    digits = body[at + 11 :].lstrip()
+    end = 0
+    while end < len(digits) and digits[end : end + 1].isdigit():
+        end += 1
+    return int(digits[:end]) if end else 0
+
+
+_CANCEL_KINDS = (
+    (b'"reassigned"', CANCEL_PROMOTED),
+    (b'"released"', CANCEL_RELEASED),
+    (b'"left_waiting_list"', LEAVE),
+)
+
+
+def _cancel_kind(body: bytes) -> int:
+    """What a 200 from /cancel says happened (its `outcome`), read without a JSON parser."""
+    for marker, kind in _CANCEL_KINDS:
+        if marker in body:
+            return kind
+    return CANCEL
