@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,8 @@ from booking_service.security import PasswordHasher, TokenCodec
 
 TEST_SECRET = "test-secret-" + "x" * 40
 DEFAULT_MARIADB_SERVER = "mysql+asyncmy://root@127.0.0.1:3306/"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+SERVICE_COMMAND = str(Path(sys.executable).with_name("booking-service"))
 # Users made in bulk share one real hash, so they can also log in.
 BULK_PASSWORD = "password123"
 BULK_PASSWORD_HASH = PasswordHasher(memory_kib=8192, time_cost=1, concurrency=1).hash_sync(
@@ -68,6 +75,28 @@ async def require_mariadb() -> None:
     pytest.skip(f"MariaDB tests skipped: {reason}")
 
 
+def redis_url() -> str:
+    return os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL
+
+
+async def require_redis() -> str:
+    """The test Redis URL; skip where none answers, but fail under CI=true."""
+    from redis.asyncio import Redis
+
+    url = redis_url()
+    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()
+    except Exception as exc:  # any failure to reach it is a reason to skip
+        reason = f"no Redis at {url} ({type(exc).__name__}: {exc})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"Redis is required under CI=true: {reason}")
+        pytest.skip(f"Redis tests skipped: {reason}")
+    finally:
+        await client.aclose()
+    return url
+
+
 async def _migrate(url: str) -> None:
     # Alembic's env.py runs its own event loop, so it runs in a thread of its own.
     await asyncio.to_thread(migrations.upgrade, url)
@@ -102,6 +131,18 @@ async def create_sqlite_database(directory: Path) -> AsyncIterator[Database]:
     database = Database("sqlite", f"sqlite+aiosqlite:///{directory / 'booking-test.db'}")
     await _migrate(database.url)
     yield database
+
+
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for a fresh app built from these settings, its lifespan running."""
+    from booking_service.main import create_app
+
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
 
 
 @asynccontextmanager
@@ -239,3 +280,85 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def service_env(**settings: str) -> dict[str, str]:
+    """This process's environment without any service setting, plus the given ones."""
+    names = {name.upper() for name in Settings.model_fields} | {"PROMETHEUS_MULTIPROC_DIR"}
+    env = {k: v for k, v in os.environ.items() if k.upper() not in names}
+    env.update(settings)
+    return env
+
+
+@dataclass
+class ServerProcess:
+    """A real `booking-service serve` process; its output is collected line by line."""
+
+    process: subprocess.Popen[str]
+    base_url: str
+    lines: list[str] = field(default_factory=list)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def _collect(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+
+    def output(self) -> str:
+        with self._changed:
+            return "\n".join(self.lines)
+
+    def wait_for_lines(self, matches: Callable[[str], bool], count: int, timeout: float) -> None:
+        """Block until `count` output lines satisfy `matches`."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while sum(1 for line in self.lines if matches(line)) < count:
+                left = deadline - time.monotonic()
+                assert left > 0, f"expected output did not come; output so far:\n{self.output()}"
+                self._changed.wait(left)
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+
+def start_server(
+    cwd: Path, *, workers: int = 1, timeout: float = 60, **settings: str
+) -> ServerProcess:
+    """Start `booking-service serve` on a free port and wait until /health answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [SERVICE_COMMAND, "serve", "--port", str(port), "--workers", str(workers)],
+        cwd=cwd,
+        env=service_env(**settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server = ServerProcess(process, f"http://127.0.0.1:{port}")
+    threading.Thread(target=server._collect, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            process.wait()
+            raise AssertionError(f"server exited at start:\n{server.output()}")
+        try:
+            if httpx.get(f"{server.base_url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise AssertionError(f"server did not start:\n{server.output()}")
+        time.sleep(0.1)
+    # /health answered from one worker: wait for the others too.
+    server.wait_for_lines(lambda line: "Application startup complete" in line, workers, timeout)
+    return server

@@ -78,6 +78,12 @@ class ServiceBusy(AppError):
         super().__init__(message, headers={"Retry-After": str(retry_after_seconds)})
 
 
+class NotReady(AppError):
+    status_code = 503
+    code = "not_ready"
+    message = "Not ready: a dependency is unreachable"
+
+
 def error_body(
     message: str, code: str, details: Sequence[ErrorDetail] | None = None
 ) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from booking_service import metrics
 from booking_service.db import is_duplicate_key, is_missing_reference, run_transaction
 from booking_service.errors import (
     AlreadyBooked,
@@ -39,6 +40,18 @@ class CancelOutcome(enum.StrEnum):
     LEFT_WAITING_LIST = "left_waiting_list"  # the user gave up a place in line
 
 
+# What each committed result counts as in the booking_outcomes metric.
+BOOKED_OUTCOMES = {
+    BookingStatus.CONFIRMED: metrics.BookingOutcome.BOOKED,
+    BookingStatus.WAITLISTED: metrics.BookingOutcome.WAITLISTED,
+}
+CANCEL_OUTCOMES = {
+    CancelOutcome.REASSIGNED: (metrics.BookingOutcome.CANCELLED, metrics.BookingOutcome.PROMOTED),
+    CancelOutcome.RELEASED: (metrics.BookingOutcome.CANCELLED,),
+    CancelOutcome.LEFT_WAITING_LIST: (metrics.BookingOutcome.LEFT_LINE,),
+}
+
+
 class BookingService:
     def __init__(self, session: AsyncSession, *, lock_retries: int) -> None:
         self._session = session
@@ -46,7 +59,7 @@ class BookingService:
 
     async def book(self, *, user_id: int, event_id: int) -> BookResult:
         try:
-            return await run_transaction(
+            result = await run_transaction(
                 self._session, lambda: self._book(user_id, event_id), retries=self._retries
             )
         except IntegrityError as exc:
@@ -58,6 +71,9 @@ class BookingService:
                     "This account no longer exists", code="invalid_token"
                 ) from exc
             raise
+        # Counted once committed, never per attempt.
+        metrics.count_booking(BOOKED_OUTCOMES[result.status])
+        return result
 
     async def _book(self, user_id: int, event_id: int) -> BookResult:
         session = self._session
@@ -80,9 +96,12 @@ class BookingService:
         return BookResult(booking_id, BookingStatus.WAITLISTED, position=event.waiting_count + 1)
 
     async def cancel(self, *, user_id: int, event_id: int) -> CancelOutcome:
-        return await run_transaction(
+        outcome = await run_transaction(
             self._session, lambda: self._cancel(user_id, event_id), retries=self._retries
         )
+        for counted in CANCEL_OUTCOMES[outcome]:
+            metrics.count_booking(counted)
+        return outcome
 
     async def _cancel(self, user_id: int, event_id: int) -> CancelOutcome:
         session = self._session
