@@ -91,7 +91,11 @@ def logging_config(*, json_lines: bool, level: str = "info") -> dict[str, Any]:
         },
         "root": {"handlers": ["default"], "level": level.upper()},
         "loggers": {
-            name: {"handlers": [], "propagate": True, "level": level.upper()}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            **{
+                name: {"handlers": [], "propagate": True, "level": level.upper()}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            },
+            # Seven lines about Alembic's own plugins at every start say nothing to operators.
+            "alembic.runtime.plugins": {"level": "WARNING"},
         },
     }
