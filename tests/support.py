@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -310,6 +312,20 @@ class ServerProcess:
         with self._changed:
             return "\n".join(self.lines)
 
+    def json_lines(self) -> list[dict[str, Any]]:
+        """Every output line parsed: in production every line is JSON, uvicorn's included."""
+        return [json.loads(line) for line in self.output().splitlines()]
+
+    def access_lines(self) -> list[dict[str, Any]]:
+        return [line for line in self.json_lines() if line["logger"] == "booking_service.access"]
+
+    def metrics_dir(self) -> Path:
+        """The directory serve made for the workers' metrics, as it logged it."""
+        for line in self.json_lines():
+            if match := re.search(r"share their metrics through (\S+)", line["message"]):
+                return Path(match.group(1))
+        raise AssertionError("serve names the directory the workers share their metrics through")
+
     def wait_for_lines(self, matches: Callable[[str], bool], count: int, timeout: float) -> None:
         """Block until `count` output lines satisfy `matches`."""
         deadline = time.monotonic() + timeout
@@ -328,6 +344,20 @@ class ServerProcess:
             self.process.kill()
             self.process.wait()
             raise
+
+
+def production_env(database: Database, **settings: str) -> dict[str, str]:
+    """Settings for a served test instance as production runs it (JSON logs)."""
+    return {
+        "DATABASE_URL": database.url,
+        "ENVIRONMENT": "prod",
+        "JWT_SECRET": TEST_SECRET,
+        "RATE_LIMIT_ENABLED": "false",
+        # Small pools: the test MariaDB is shared with every other test's connections.
+        "DB_POOL_SIZE": "5",
+        "DB_MAX_OVERFLOW": "5",
+        **settings,
+    }
 
 
 def start_server(
