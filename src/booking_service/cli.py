@@ -82,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Migrate once here, before any worker starts: workers migrating at once would race.
     _migrate(settings)
     shown_host = "localhost" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
-    log.info("booking-service: Swagger UI at http://%s:%d/docs", shown_host, args.port)
+    log.info("Swagger UI at http://%s:%d/docs", shown_host, args.port)
     with _metrics_shared_by_workers(args.workers):
         uvicorn.run(
             "booking_service.main:app",
