@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging.config
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -40,11 +42,41 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+# Replicas started together (`docker compose up --scale api=3`) each migrate before serving.
+# On MariaDB/MySQL they take turns under a named lock, per database: the first one migrates,
+# the others then find the schema at head. Without it they race to CREATE the same tables.
+MIGRATION_LOCK = "LEFT(CONCAT('booking_service.migrate.', DATABASE()), 64)"
+MIGRATION_LOCK_WAIT_SECONDS = 600
+
+
+@contextmanager
+def migration_lock(connection: Connection) -> Iterator[None]:
+    if connection.dialect.name != "mysql":
+        yield
+        return
+    acquired = connection.execute(
+        text(f"SELECT GET_LOCK({MIGRATION_LOCK}, :wait)"), {"wait": MIGRATION_LOCK_WAIT_SECONDS}
+    ).scalar()
+    # The lock belongs to the session; end the implicit transaction so that Alembic runs and
+    # commits its own.
+    connection.commit()
+    if acquired != 1:
+        raise RuntimeError("another process kept the migration lock for too long")
+    try:
+        yield
+    finally:
+        connection.execute(text(f"SELECT RELEASE_LOCK({MIGRATION_LOCK})"))
+        connection.commit()
+
+
 def do_run_migrations(connection: Connection) -> None:
-    # Batch mode lets SQLite alter tables by copying them.
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
-    with context.begin_transaction():
-        context.run_migrations()
+    with migration_lock(connection):
+        # Batch mode lets SQLite alter tables by copying them.
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True
+        )
+        with context.begin_transaction():
+            context.run_migrations()
 
 
 async def run_async_migrations() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -11,10 +13,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -52,7 +55,12 @@ OPERATION_IDS = {
     "list_events",
     "get_event",
     "close_account",
+    "health",
+    "ready",
+    "metrics",
 }
+# For operators, not clients: never rate limited, and not about bookings.
+OPERATIONS_ROUTES = {"health", "ready", "metrics"}
 # The installed command, as a user runs it.
 BOOKING_SERVICE = str(Path(sys.executable).with_name("booking-service"))
 DEFAULT_MARIADB_SERVER = "mysql+asyncmy://root@127.0.0.1:3306/"
@@ -100,8 +108,10 @@ def redis_url() -> str:
     return os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL
 
 
-def require_redis(url: str) -> None:
-    """Skip the calling test where no Redis answers at `url`, but fail under CI=true."""
+def require_redis(url: str | None = None) -> str:
+    """The Redis URL (TEST_REDIS_URL by default); skip the calling test where no Redis answers
+    there, but fail under CI=true."""
+    url = url or redis_url()
     client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
     reason = None
     try:
@@ -111,6 +121,7 @@ def require_redis(url: str) -> None:
     finally:
         client.close()
     skip_unless_available("Redis", reason)
+    return url
 
 
 def require_program(name: str) -> str:
@@ -181,6 +192,13 @@ def http_client(
     return httpx.AsyncClient(transport=transport, base_url="http://test")
 
 
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for a fresh app built from these settings, its lifespan running."""
+    async with started_app(settings) as app, http_client(app) as http:
+        yield http
+
+
 def api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
     """Every operation of the app, as (path as served, the route as declared)."""
     routes = []
@@ -233,17 +251,32 @@ def free_port() -> int:
         return port
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without the service's settings, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "JWT_", "DATABASE_"))}
-    env.pop("ENVIRONMENT", None)
-    env.update(extra)
+def clean_env(**settings: str) -> dict[str, str]:
+    """This process's environment without any service setting, plus the given ones."""
+    names = {name.upper() for name in Settings.model_fields} | {"PROMETHEUS_MULTIPROC_DIR"}
+    env = {k: v for k, v in os.environ.items() if k.upper() not in names}
+    env.update(settings)
     return env
+
+
+def production_env(database: Database, **settings: str) -> dict[str, str]:
+    """Settings for a served test instance as production runs it (JSON logs)."""
+    return {
+        "DATABASE_URL": database.url,
+        "ENVIRONMENT": "prod",
+        "JWT_SECRET": TEST_SECRET,
+        "RATE_LIMIT_ENABLED": "false",
+        # Small pools: the test MariaDB is shared with every other test's connections.
+        "DB_POOL_SIZE": "5",
+        "DB_MAX_OVERFLOW": "5",
+        **settings,
+    }
 
 
 @dataclass
 class ServerProcess:
-    """A `booking-service serve` started by a test; its output goes to `log_path`."""
+    """A real `booking-service serve` process. Its output goes to `log_path`: a file, since a
+    pipe nobody reads could fill up and stall the server."""
 
     base_url: str
     port: int
@@ -253,41 +286,80 @@ class ServerProcess:
     def output(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def stop(self) -> None:
+    def json_lines(self) -> list[dict[str, Any]]:
+        """Every output line parsed: in production every line is JSON, uvicorn's included."""
+        return [json.loads(line) for line in self.output().splitlines()]
+
+    def access_lines(self) -> list[dict[str, Any]]:
+        return [line for line in self.json_lines() if line["logger"] == "booking_service.access"]
+
+    def metrics_dir(self) -> Path:
+        """The directory serve made for the workers' metrics, as it logged it."""
+        for line in self.json_lines():
+            if match := re.search(r"share their metrics through (\S+)", line["message"]):
+                return Path(match.group(1))
+        raise AssertionError("serve names the directory the workers share their metrics through")
+
+    def wait_for_lines(self, matches: Callable[[str], bool], count: int, timeout: float) -> None:
+        """Block until `count` output lines satisfy `matches`."""
+        deadline = time.monotonic() + timeout
+        while sum(1 for line in self.output().splitlines() if matches(line)) < count:
+            assert time.monotonic() < deadline, (
+                f"expected output did not come; output so far:\n{self.output()}"
+            )
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, as an orchestrator stops it; its exit code."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
 
 
-@contextmanager
-def serve(workdir: Path, *, workers: int = 1, **env: str) -> Iterator[ServerProcess]:
-    """`booking-service serve` on a free port, run from `workdir` with these settings, until
-    it answers. The output goes to a file (a pipe nobody reads could fill and stall it)."""
+def start_server(
+    workdir: Path, *, workers: int = 1, timeout: float = 60, **settings: str
+) -> ServerProcess:
+    """Start `booking-service serve` on a free port, from `workdir`, with these settings (and
+    none from this process's environment); return once every worker has started."""
     port = free_port()
     log_path = workdir / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [BOOKING_SERVICE, "serve", "--port", str(port), "--workers", str(workers)],
             cwd=workdir,
-            env=clean_env(**env),
+            env=clean_env(**settings),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     server = ServerProcess(f"http://127.0.0.1:{port}", port, process, log_path)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"server exited:\n{server.output()}"
-            try:
-                httpx.get(f"{server.base_url}/openapi.json", timeout=2)
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited at start:\n{server.output()}")
+        try:
+            if httpx.get(f"{server.base_url}/health", timeout=1).status_code == 200:
                 break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, f"server did not start:\n{server.output()}"
-                time.sleep(0.1)
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise AssertionError(f"server did not start:\n{server.output()}")
+        time.sleep(0.1)
+    # /health answered from one worker: wait for the others too.
+    server.wait_for_lines(lambda line: "Application startup complete" in line, workers, timeout)
+    return server
+
+
+@contextmanager
+def serve(workdir: Path, *, workers: int = 1, **settings: str) -> Iterator[ServerProcess]:
+    """A started server (see start_server), stopped on the way out."""
+    server = start_server(workdir, workers=workers, **settings)
+    try:
         yield server
     finally:
         server.stop()

@@ -90,6 +90,9 @@ def test_generated_names_read_well(client_package: Path) -> None:
         "bookings.book_ticket",
         "bookings.cancel_booking",
         "bookings.list_my_bookings",
+        "operations.health",
+        "operations.ready",
+        "operations.metrics",
     }
     models = load("models")
     assert {

@@ -16,7 +16,9 @@ from sqlalchemy.engine import Connection
 from booking_service import migrations
 from booking_service.db import Base
 from tests.support import (
+    BOOKING_SERVICE,
     Database,
+    clean_env,
     connect,
     create_mariadb_database,
     create_sqlite_database,
@@ -65,3 +67,27 @@ def test_migrations_ship_inside_the_package() -> None:
     location = migrations.script_location()
     assert (location / "env.py").exists()
     assert list((location / "versions").glob("*.py"))
+
+
+@pytest.mark.mariadb
+async def test_replicas_migrating_at_once_take_turns() -> None:
+    # `docker compose up --scale api=3` starts three `serve`s that each migrate first. Without
+    # the migration lock, two of them fail on "Table 'user' already exists".
+    await require_mariadb()
+    async with create_mariadb_database() as database:
+        await asyncio.to_thread(migrations.downgrade, database.url, "base")
+        procs = [
+            await asyncio.create_subprocess_exec(
+                BOOKING_SERVICE,
+                "migrate",
+                env=clean_env(DATABASE_URL=database.url),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            for _ in range(4)
+        ]
+        outputs = [(await proc.communicate())[0].decode() for proc in procs]
+        assert [proc.returncode for proc in procs] == [0] * 4, "\n".join(outputs)
+        async with connect(database.url) as engine, engine.connect() as conn:
+            assert await conn.run_sync(_tables) == set(Base.metadata.tables)
+            assert await conn.run_sync(_diff) == []

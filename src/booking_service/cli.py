@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
+import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from booking_service.config import Settings, get_settings
+from booking_service.logs import logging_config
 
 log = logging.getLogger("booking_service")
+
+# Read by prometheus-client when a worker imports it (see booking_service.metrics).
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _load_settings() -> Settings:
@@ -36,28 +45,65 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _metrics_shared_by_workers(workers: int) -> Iterator[None]:
+    """With several workers, each keeps its metrics in files in one fresh directory, which
+    GET /metrics adds up. Set before the workers start, removed once they have all stopped."""
+    if workers <= 1:
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="booking-metrics-")
+    os.environ[METRICS_DIR_VARIABLE] = path
+    log.info("the %d workers share their metrics through %s", workers, path)
+    try:
+        yield
+    finally:
+        os.environ.pop(METRICS_DIR_VARIABLE, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _warn_about_per_worker_limits(settings: Settings, workers: int) -> None:
+    in_memory = settings.rate_limit_storage_url.startswith("memory://")
+    if workers > 1 and settings.rate_limit_enabled and in_memory:
+        log.warning(
+            "RATE_LIMIT_STORAGE_URL is memory:// with %d workers: each worker counts on its "
+            "own, so a client can get up to %d times RATE_LIMIT. Use redis:// to share them.",
+            workers,
+            workers,
+        )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _load_settings()
+    log_config = logging_config(json_lines=settings.json_logs, level=args.log_level)
+    logging.config.dictConfig(log_config)
+    _warn_about_per_worker_limits(settings, args.workers)
     # Migrate once here, before any worker starts: workers migrating at once would race.
     _migrate(settings)
     shown_host = "localhost" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
-    print(f"booking-service: Swagger UI at http://{shown_host}:{args.port}/docs", flush=True)
-    uvicorn.run(
-        "booking_service.main:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        # Client addresses come from the socket. X-Forwarded-For is believed only from
-        # TRUSTED_PROXIES: uvicorn's default trusts 127.0.0.1, so any local client could pick
-        # its own address and dodge per-address limits.
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=settings.trusted_proxies or None,
-        server_header=False,
-        access_log=False,
-        log_level=args.log_level,
-    )
+    log.info("Swagger UI at http://%s:%d/docs", shown_host, args.port)
+    with _metrics_shared_by_workers(args.workers):
+        uvicorn.run(
+            "booking_service.main:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            # Client addresses come from the socket. X-Forwarded-For is believed only from
+            # TRUSTED_PROXIES: uvicorn's default trusts 127.0.0.1, so any local client could
+            # pick its own address and dodge per-address limits.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=settings.trusted_proxies or None,
+            server_header=False,
+            # Our middleware writes one line per request instead (booking_service.access).
+            access_log=False,
+            log_config=log_config,
+            log_level=args.log_level,
+            # On SIGTERM: stop accepting, let in-flight requests finish (up to this long), then
+            # run the lifespan's shutdown, which disposes the engine.
+            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        )
     return 0
 
 
@@ -80,6 +126,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run(args, _load_settings)
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="booking-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -87,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="apply pending migrations, then serve the API")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument("--workers", type=_positive_int, default=1, help="worker processes")
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )

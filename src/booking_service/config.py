@@ -180,6 +180,24 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
         return value
 
+    # Operations: logs, readiness and shutdown.
+    log_format: Literal["auto", "json", "plain"] = Field(
+        default="auto",
+        description="Log lines as JSON or plain text; `auto` is JSON when ENVIRONMENT=prod.",
+    )
+    ready_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="How long GET /ready waits for the database (and Redis) before answering 503.",
+    )
+    shutdown_timeout_seconds: int = Field(
+        default=20,
+        ge=1,
+        le=600,
+        description="On SIGTERM, how long in-flight requests may run on before they are cancelled.",
+    )
+
     @model_validator(mode="after")
     def _resolve(self) -> Settings:
         if self.cors_allow_credentials and "*" in self.cors_allow_origins:
@@ -221,6 +239,12 @@ class Settings(BaseSettings):
     def secret_key(self) -> str:
         assert self.jwt_secret is not None  # resolved by the validator above
         return self.jwt_secret.get_secret_value()
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format == "auto":
+            return self.environment == "prod"
+        return self.log_format == "json"
 
     @property
     def is_sqlite(self) -> bool:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.expression import Executable
 
+from booking_service import metrics
 from booking_service.config import Settings
 from booking_service.errors import ServiceBusy
 
@@ -166,8 +167,10 @@ async def run_transaction(
                 raise
             if attempt >= retries:
                 log.warning("transaction gave up after %d retries: %s", attempt, exc.orig)
+                metrics.count_gave_up()
                 raise ServiceBusy() from exc
             attempt += 1
+            metrics.count_lock_retry()
             log.info("lock conflict, retry %d/%d: %s", attempt, retries, exc.orig)
             await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter
 

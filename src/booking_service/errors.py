@@ -88,6 +88,12 @@ class ServiceBusy(AppError):
         super().__init__(message, headers={"Retry-After": str(retry_after_seconds)})
 
 
+class NotReady(AppError):
+    status_code = 503
+    code = "not_ready"
+    message = "Not ready: a dependency is unreachable"
+
+
 def error_body(
     message: str, code: str, details: Sequence[ErrorDetail] | None = None
 ) -> dict[str, Any]:
@@ -169,6 +175,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # The id ties the client's report to the log line; nothing of the error reaches the client.
+    # (RequestInstrumentation, outermost, sets the same id in the X-Request-ID header.)
     request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
     log.error(
         "unhandled error on %s %s (request id %s)",
@@ -181,7 +188,6 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         500,
         f"Internal server error (request id {request_id})",
         "internal_error",
-        headers={"X-Request-ID": request_id},
     )
 
 

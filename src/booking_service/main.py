@@ -6,15 +6,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
+from booking_service import metrics
 from booking_service.api import api_router
 from booking_service.config import Settings, get_settings
 from booking_service.db import create_engine, create_session_factory
 from booking_service.docs import install_docs
 from booking_service.errors import install_error_handlers
+from booking_service.instrumentation import RequestInstrumentation
 from booking_service.middleware import BodySizeLimit, EnvelopeCORSMiddleware
 from booking_service.openapi import TAGS, install_openapi
 from booking_service.ratelimit import RateLimiter
+from booking_service.readiness import RedisProbe, redis_url_to_probe
 from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services.auth import ActiveUserCache
 from booking_service.services.booking_queue import BookingQueue
@@ -26,6 +30,20 @@ Cancelling hands the ticket to the first person in line at once.
 Authenticate with `POST /login` and send the token as `Authorization: Bearer <token>`.
 Every error has the same body: `{"message", "code", "details"}`.
 """
+
+
+class BookingApp(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outermost, around the error handlers too: even a 500 gets its request id and its
+        # log line (middleware added with add_middleware runs inside the 500 handler).
+        return RequestInstrumentation(super().build_middleware_stack())
+
+
+def _redis_probe(settings: Settings) -> RedisProbe | None:
+    url = redis_url_to_probe(settings.rate_limit_storage_url)
+    if url is None or not settings.rate_limit_enabled:
+        return None
+    return RedisProbe(url, settings.ready_timeout_seconds)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,13 +62,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lock_retries=settings.db_lock_retries,
         )
         app.state.password_hasher = hasher
+        app.state.redis_probe = redis_probe = _redis_probe(settings)
         try:
             yield
         finally:
+            # uvicorn has let in-flight requests finish before it runs this.
             hasher.close()
+            if redis_probe is not None:
+                await redis_probe.close()
             await engine.dispose()
+            metrics.worker_stopped()
 
-    app = FastAPI(
+    app = BookingApp(
         title="booking-service",
         version="0.1.0",
         description=DESCRIPTION,

@@ -123,12 +123,19 @@ INVALID_INPUT = {
 }
 
 
-def error_responses(*errors: AppError, auth: bool, validates: InputKind | None = None) -> Responses:
+def error_responses(
+    *errors: AppError,
+    auth: bool,
+    validates: InputKind | None = None,
+    limited: bool = True,
+    uses_database: bool = True,
+) -> Responses:
     """The `responses=` entries for a route's error answers, each with the ErrorResponse model.
 
     `errors` are the domain errors the route's service raises; `auth` adds the bearer guard's
     401s; `validates` adds request validation's 422 (and for a body, the 400 of an unreadable one).
-    Every route can also answer 429 (rate limit), 503 (database busy) and 500: always added.
+    API routes are rate limited (429) and use the database (503 when it stays busy); the
+    operations routes say otherwise. Any route can answer 500.
     """
     cases = [ErrorCase.of(error) for error in errors]
     if auth:
@@ -142,7 +149,11 @@ def error_responses(*errors: AppError, auth: bool, validates: InputKind | None =
         )
         if validates == "body":
             cases += [UNREADABLE_BODY, BODY_TOO_LARGE, NOT_JSON]
-    cases += [RATE_LIMITED, BUSY, UNEXPECTED]
+    if limited:
+        cases.append(RATE_LIMITED)
+    if uses_database:
+        cases.append(BUSY)
+    cases.append(UNEXPECTED)
 
     by_status: dict[int, list[ErrorCase]] = {}
     for case in cases:

@@ -2,9 +2,11 @@
 
 from fastapi import APIRouter
 
-from booking_service.api import auth, bookings, events
+from booking_service.api import auth, bookings, events, health, metrics
 
 api_router = APIRouter()
 api_router.include_router(auth.router)
 api_router.include_router(events.router)
 api_router.include_router(bookings.router)
+api_router.include_router(health.router)
+api_router.include_router(metrics.router)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from booking_service import metrics
 from booking_service.db import run_transaction
 from booking_service.errors import (
     EventNotFound,
@@ -29,6 +30,18 @@ class CancelOutcome(enum.StrEnum):
     LEFT_WAITING_LIST = "left_waiting_list"  # the user gave up a place in line
 
 
+# What each committed result counts as in the booking_outcomes metric.
+BOOKED_OUTCOMES = {
+    BookingStatus.CONFIRMED: metrics.BookingOutcome.BOOKED,
+    BookingStatus.WAITLISTED: metrics.BookingOutcome.WAITLISTED,
+}
+CANCEL_OUTCOMES = {
+    CancelOutcome.REASSIGNED: (metrics.BookingOutcome.CANCELLED, metrics.BookingOutcome.PROMOTED),
+    CancelOutcome.RELEASED: (metrics.BookingOutcome.CANCELLED,),
+    CancelOutcome.LEFT_WAITING_LIST: (metrics.BookingOutcome.LEFT_LINE,),
+}
+
+
 class BookingService:
     def __init__(
         self, session: AsyncSession, *, booking_queue: BookingQueue, lock_retries: int
@@ -38,12 +51,18 @@ class BookingService:
         self._retries = lock_retries
 
     async def book(self, *, user_id: int, event_id: int) -> BookResult:
-        return await self._queue.book(user_id=user_id, event_id=event_id)
+        result = await self._queue.book(user_id=user_id, event_id=event_id)
+        # Counted once committed, never per attempt.
+        metrics.count_booking(BOOKED_OUTCOMES[result.status])
+        return result
 
     async def cancel(self, *, user_id: int, event_id: int) -> CancelOutcome:
-        return await run_transaction(
+        outcome = await run_transaction(
             self._session, lambda: self._cancel(user_id, event_id), retries=self._retries
         )
+        for counted in CANCEL_OUTCOMES[outcome]:
+            metrics.count_booking(counted)
+        return outcome
 
     async def _cancel(self, user_id: int, event_id: int) -> CancelOutcome:
         session = self._session
