@@ -14,11 +14,11 @@ from fastapi import FastAPI
 from booking_service.config import Settings
 from booking_service.main import create_app
 from tests.support import (
-    TEST_SECRET,
     Database,
     TokenFactory,
     create_mariadb_database,
     create_sqlite_database,
+    make_settings,
     mariadb_unavailable_reason,
     wipe_tables,
 )
@@ -29,20 +29,6 @@ for _field in Settings.model_fields:
     os.environ.pop(_field.upper(), None)
 
 BACKENDS = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
-
-
-def make_settings(database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "environment": "dev",
-        "jwt_secret": TEST_SECRET,
-        # Cheap hashes keep the suite fast; production defaults are tested on their own.
-        "password_hash_memory_kib": 8 * 1024,
-        "password_hash_time_cost": 1,
-        "rate_limit_enabled": False,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session")

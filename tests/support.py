@@ -40,6 +40,20 @@ class Database:
     url: str
 
 
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "environment": "dev",
+        "jwt_secret": TEST_SECRET,
+        # Cheap hashes keep the suite fast; production defaults are tested on their own.
+        "password_hash_memory_kib": 8 * 1024,
+        "password_hash_time_cost": 1,
+        "rate_limit_enabled": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
 def mariadb_server_url() -> str:
     return os.environ.get("TEST_DATABASE_URL") or DEFAULT_MARIADB_SERVER
 
