@@ -230,7 +230,8 @@ async def check_invariants(url: str, event_ids: Sequence[int]) -> dict[int, Inva
     - the event's waiting_count matches the rows in line, and no ticket is free while anyone waits;
     - nobody holds two live claims on one event; line numbers are unique;
     - promotions went strictly in line order: whoever joined the line earlier than a promoted
-      user was promoted before them or had left before them.
+      user was promoted before them or had left before them;
+    - over the whole history, no ticket was taken from the pool while someone waited.
     """
     reports: dict[int, InvariantReport] = {}
     async with connect(url) as engine, engine.connect() as conn:
@@ -254,6 +255,7 @@ async def check_invariants(url: str, event_ids: Sequence[int]) -> dict[int, Inva
             seqs = [r.line_seq for r in rows if r.line_seq is not None]
             assert len(seqs) == len(set(seqs)), f"event {event_id}: line number used twice"
             _assert_promotions_in_order(event_id, rows)
+            _assert_nobody_jumped_the_line(event_id, rows)
             reports[event_id] = InvariantReport(
                 confirmed=len(confirmed),
                 waiting=len(waiting),
@@ -345,3 +347,37 @@ async def booking_records(url: str, event_id: int | None = None) -> list[Booking
         )
         for r in rows
     ]
+
+
+def _assert_nobody_jumped_the_line(event_id: int, rows: Sequence[Any]) -> None:
+    """No ticket was ever taken from the pool while someone was in line.
+
+    The end state can look perfect after this went wrong: someone joins the line beside a
+    free ticket, and the next booker takes that ticket. The rows keep the history: every
+    timestamp is taken under the event's row lock, so a ticket taken from the pool (confirmed
+    without a line number) must not fall inside anyone's time in line (joined, until promoted
+    or gone). Equal timestamps are given the benefit of the doubt.
+    """
+    waits = []
+    for r in rows:
+        if r.line_seq is None:
+            continue
+        if r.promoted_at is not None:
+            until = r.promoted_at
+        elif r.status == BookingStatus.LEFT:
+            until = r.ended_at
+        else:
+            until = None  # still waiting
+        waits.append((r, until))
+    for taken in rows:
+        if taken.line_seq is not None or taken.confirmed_at is None:
+            continue
+        for waiter, until in waits:
+            if waiter.created_at < taken.confirmed_at and (
+                until is None or taken.confirmed_at < until
+            ):
+                raise AssertionError(
+                    f"event {event_id}: booking {taken.id} took a free ticket at "
+                    f"{taken.confirmed_at} while booking {waiter.id} (line {waiter.line_seq}) "
+                    f"had been waiting since {waiter.created_at}"
+                )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import ssl
 import time
 from collections import Counter
@@ -90,8 +91,15 @@ async def http_client(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def storm(base_url: str, calls: Sequence[Call]) -> StormResult:
-    """Send every call at once, each from its own client, and wait for all the answers."""
+async def storm(base_url: str, calls: Sequence[Call], *, seed: int = 0) -> StormResult:
+    """Send every call at once, each from its own client, and wait for all the answers.
+
+    The calls go out in a shuffled (seeded) order: sent in list order, a block of cancels
+    could all be served before the first booking arrived, and nothing would interleave.
+    Answers come back in the order of `calls`.
+    """
+    order = list(range(len(calls)))
+    random.Random(seed).shuffle(order)
 
     async def send(client: httpx.AsyncClient, call: Call) -> Answer:
         response = await client.post(
@@ -102,9 +110,10 @@ async def storm(base_url: str, calls: Sequence[Call]) -> StormResult:
 
     async with http_clients(base_url, len(calls)) as clients:
         started = time.perf_counter()
-        answers = await asyncio.gather(*map(send, clients, calls))
+        tasks = {i: asyncio.create_task(send(clients[i], calls[i])) for i in order}
+        await asyncio.gather(*tasks.values())
         seconds = time.perf_counter() - started
-    return StormResult(list(answers), seconds)
+    return StormResult([tasks[i].result() for i in range(len(calls))], seconds)
 
 
 async def live_claims(

@@ -225,6 +225,48 @@ async def test_cancels_books_and_leaves_all_at_once(
     assert server.new_log().count("Traceback") == 0
 
 
+async def test_tickets_given_back_while_as_many_people_book(
+    server: RunningServer, storm_db: Database, server_tokens: TokenFactory
+) -> None:
+    """Every holder gives their ticket back while as many newcomers book, all at once.
+
+    Aimed at the gap between a booking's "take a free ticket" and "join the line": a ticket
+    freed in between must be taken, never left free while its booker waits. The line stays
+    short here, so cancels keep freeing tickets and that gap keeps opening. Whatever the
+    order, the end is exact: a newcomer can only be waiting if no ticket is free, which
+    with as many tickets as newcomers means nobody waits and every newcomer holds one.
+    """
+    tickets = 80
+    people = await api_users(storm_db.url, server_tokens, 2 * tickets, prefix="churn")
+    holders, newcomers = people[:tickets], people[tickets:]
+    event_id = await new_event(server, people[0], tickets)
+    setup = await storm(server.base_url, [Call("book", u, event_id, "holder") for u in holders])
+    assert setup.statuses() == Counter({201: tickets})
+
+    calls = [Call("cancel", u, event_id, "holder") for u in holders] + [
+        Call("book", u, event_id, "newcomer") for u in newcomers
+    ]
+    result = await storm(server.base_url, calls)
+    report(f"{tickets} give back while {tickets} book", server.name, result)
+    result.assert_no_server_errors()
+    assert result.statuses("holder") == Counter({200: tickets})
+    assert set(result.statuses("newcomer")) <= {201, 202}
+
+    records = await booking_records(storm_db.url, event_id)
+    rows = {r.id: r for r in records}
+    for answer in result.of("newcomer"):
+        row = assert_answer_matches_row(answer, rows)
+        assert row.status is BookingStatus.CONFIRMED, "a newcomer was left waiting"
+    outcomes = Counter(a.outcome for a in result.of("holder"))
+    assert outcomes["reassigned"] == result.statuses("newcomer")[202]
+    # check_invariants also replays the history: nobody took a free ticket past the line.
+    checked = (await check_invariants(storm_db.url, [event_id]))[event_id]
+    assert (checked.available, checked.confirmed, checked.waiting) == (0, tickets, 0)
+    status = await status_of(server.base_url, people[0], event_id)
+    assert counts(status) == (0, tickets, 0)
+    assert server.new_log().count("Traceback") == 0
+
+
 def rows_of(records: list[BookingRecord], user_id: int, status: BookingStatus) -> bool:
     return any(r.user_id == user_id and r.status is status for r in records)
 
