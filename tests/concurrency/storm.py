@@ -16,7 +16,7 @@ import httpx
 
 from tests.support import ApiUser
 
-Action = Literal["book", "cancel"]
+Action = Literal["book", "cancel", "status"]
 
 
 @dataclass(frozen=True)
@@ -102,9 +102,12 @@ async def storm(base_url: str, calls: Sequence[Call], *, seed: int = 0) -> Storm
     random.Random(seed).shuffle(order)
 
     async def send(client: httpx.AsyncClient, call: Call) -> Answer:
-        response = await client.post(
-            f"/{call.action}", json={"eventId": call.event_id}, headers=call.user.headers
-        )
+        if call.action == "status":
+            response = await client.get(f"/status/{call.event_id}", headers=call.user.headers)
+        else:
+            response = await client.post(
+                f"/{call.action}", json={"eventId": call.event_id}, headers=call.user.headers
+            )
         retry_after = response.headers.get("retry-after")
         return Answer(call, response.status_code, response.json(), retry_after)
 

@@ -142,9 +142,10 @@ async def test_cancels_books_and_leaves_all_at_once(
         + [Call("book", u, event_id, "stayer") for u in stayers]  # a second booking: 409
         + [Call("book", u, event_id, "newcomer") for u in newcomers]
         + [Call("cancel", u, event_id, "stranger") for u in strangers]  # nothing to cancel
+        + [Call("status", u, event_id, "reader") for u in strangers]  # reads in the middle
     )
     result = await storm(server.base_url, calls)
-    report(f"mixed: {len(calls)} cancels/books/leaves", server.name, result)
+    report(f"mixed: {len(calls)} cancels/books/leaves/reads", server.name, result)
     result.assert_no_server_errors()
 
     assert result.statuses("holder") == Counter({200: 60})
@@ -156,6 +157,12 @@ async def test_cancels_books_and_leaves_all_at_once(
     assert result.statuses("newcomer").total() == 150
     assert result.statuses("stranger") == Counter({404: 30})
     assert all(a.body["code"] == "booking_not_found" for a in result.of("stranger"))
+    assert result.statuses("reader") == Counter({200: 30})
+    for answer in result.of("reader"):  # every read is one committed state
+        available, booked, waiting = counts(answer.body)
+        assert 0 <= available <= tickets
+        assert available + booked == tickets
+        assert available == 0 or waiting == 0, f"a reader saw a free ticket and a line: {answer}"
 
     records = await booking_records(storm_db.url, event_id)
     rows = {r.id: r for r in records}
@@ -264,6 +271,35 @@ async def test_tickets_given_back_while_as_many_people_book(
     assert (checked.available, checked.confirmed, checked.waiting) == (0, tickets, 0)
     status = await status_of(server.base_url, people[0], event_id)
     assert counts(status) == (0, tickets, 0)
+    assert server.new_log().count("Traceback") == 0
+
+
+async def test_everyone_books_several_events_at_once(
+    server: RunningServer, storm_db: Database, server_tokens: TokenFactory
+) -> None:
+    """The same users on three events at once: transactions of different events share user
+    rows (foreign-key checks) and neighbouring ranges of the booking keys, but must never
+    wait on each other in a cycle or mix up their counts."""
+    people, tickets, n_events = 120, 30, 3
+    users = await api_users(storm_db.url, server_tokens, people, prefix="multi")
+    event_ids = [await new_event(server, users[0], tickets) for _ in range(n_events)]
+
+    calls = [Call("book", u, e, f"event{e}") for u in users for e in event_ids]
+    result = await storm(server.base_url, calls)
+    report(f"{people} users x {n_events} events at once", server.name, result)
+    result.assert_no_server_errors()
+    records = await booking_records(storm_db.url)
+    rows = {r.id: r for r in records}
+    assert len(rows) == people * n_events
+    for event_id in event_ids:
+        mine = result.of(f"event{event_id}")
+        assert Counter(a.status for a in mine) == Counter({201: tickets, 202: people - tickets})
+        places = sorted(a.body["position"] for a in mine if a.status == 202)
+        assert places == list(range(1, people - tickets + 1))
+        for answer in mine:
+            assert_answer_matches_row(answer, rows)
+    reports = await check_invariants(storm_db.url, event_ids)
+    assert all((r.confirmed, r.waiting) == (tickets, people - tickets) for r in reports.values())
     assert server.new_log().count("Traceback") == 0
 
 
