@@ -15,12 +15,12 @@ from booking_service.config import Settings
 from booking_service.main import create_app
 from tests.support import (
     BACKENDS,
-    TEST_SECRET,
     Database,
     TokenFactory,
     create_mariadb_database,
     create_sqlite_database,
     http_client,
+    make_settings,
     require_mariadb,
     wipe_tables,
 )
@@ -29,20 +29,6 @@ from tests.support import (
 # in. (TEST_DATABASE_URL is the suite's own variable and is kept.)
 for _field in Settings.model_fields:
     os.environ.pop(_field.upper(), None)
-
-
-def make_settings(database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "environment": "dev",
-        "jwt_secret": TEST_SECRET,
-        # Cheap hashes keep the suite fast; production defaults are tested on their own.
-        "password_hash_memory_kib": 8 * 1024,
-        "password_hash_time_cost": 1,
-        "rate_limit_enabled": False,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import pytest
 import redis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
-from sqlalchemy import delete, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -38,6 +39,7 @@ from booking_service.config import Settings
 from booking_service.db import Base
 from booking_service.db import connect as connect
 from booking_service.main import create_app
+from booking_service.models import Booking, BookingStatus
 from booking_service.security import TokenCodec
 
 TEST_SECRET = "test-secret-" + "x" * 40
@@ -71,6 +73,20 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 class Database:
     backend: str  # "sqlite" or "mariadb"
     url: str
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "environment": "dev",
+        "jwt_secret": TEST_SECRET,
+        # Cheap hashes keep the suite fast; production defaults are tested on their own.
+        "password_hash_memory_kib": 8 * 1024,
+        "password_hash_time_cost": 1,
+        "rate_limit_enabled": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
 
 
 def mariadb_server_url() -> str:
@@ -222,6 +238,25 @@ class TokenFactory:
         return {"Authorization": f"Bearer {self.token(user_id, username)}"}
 
 
+@dataclass(frozen=True)
+class ApiUser:
+    """A user made straight in the database, with a token to act as them."""
+
+    id: int
+    headers: dict[str, str]
+
+
+async def api_users(
+    url: str, tokens: TokenFactory, count: int, prefix: str = "user"
+) -> list[ApiUser]:
+    """`count` users created in bulk, each with an Authorization header (no HTTP, no hashing)."""
+    ids = await create_users(url, count, prefix)
+    return [
+        ApiUser(user_id, tokens.headers(user_id, f"{prefix}{i:06d}"))
+        for i, user_id in enumerate(ids)
+    ]
+
+
 async def register_and_login(client: httpx.AsyncClient, username: str) -> dict[str, str]:
     """Register through the API and return the Authorization header for that user."""
     response = await client.post(
@@ -242,6 +277,97 @@ async def create_event(
     assert response.status_code == 201, response.text
     event_id: int = response.json()["eventId"]
     return event_id
+
+
+async def book(client: httpx.AsyncClient, headers: dict[str, str], event_id: int) -> httpx.Response:
+    return await client.post("/book", json={"eventId": event_id}, headers=headers)
+
+
+async def cancel(
+    client: httpx.AsyncClient, headers: dict[str, str], event_id: int
+) -> httpx.Response:
+    return await client.post("/cancel", json={"eventId": event_id}, headers=headers)
+
+
+async def event_status(
+    client: httpx.AsyncClient, headers: dict[str, str], event_id: int
+) -> dict[str, Any]:
+    response = await client.get(f"/status/{event_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def my_bookings(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    response = await client.get("/me/bookings", headers=headers)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+# Snapshots: proving that a refused request changed nothing.
+
+Snapshot = dict[str, list[tuple[Any, ...]]]
+
+
+async def db_snapshot(url: str) -> Snapshot:
+    """Every row of every table in primary-key order: equal snapshots mean nothing changed."""
+    snapshot: Snapshot = {}
+    async with connect(url) as engine, engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
+            snapshot[table.name] = [tuple(row) for row in rows]
+    return snapshot
+
+
+@asynccontextmanager
+async def assert_unchanged(url: str, event_ids: Sequence[int] = ()) -> AsyncIterator[None]:
+    """Assert that the block leaves every table exactly as it found it, invariants intact."""
+    before = await db_snapshot(url)
+    yield
+    after = await db_snapshot(url)
+    assert after == before, "the database changed"
+    await check_invariants(url, event_ids)
+
+
+@dataclass(frozen=True)
+class BookingRecord:
+    """One `booking` row as stored, for tests that look behind the API."""
+
+    id: int
+    event_id: int
+    user_id: int
+    status: BookingStatus
+    active: int | None
+    line_seq: int | None
+    created_at: datetime
+    confirmed_at: datetime | None
+    promoted_at: datetime | None
+    ended_at: datetime | None
+
+
+async def booking_records(url: str, event_id: int | None = None) -> list[BookingRecord]:
+    """The booking rows (of one event, or all), in id order."""
+    query = select(Booking).order_by(Booking.id)
+    if event_id is not None:
+        query = query.where(Booking.event_id == event_id)
+    async with connect(url) as engine, engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        BookingRecord(
+            id=r.id,
+            event_id=r.event_id,
+            user_id=r.user_id,
+            status=BookingStatus(r.status),
+            active=r.active,
+            line_seq=r.line_seq,
+            created_at=r.created_at,
+            confirmed_at=r.confirmed_at,
+            promoted_at=r.promoted_at,
+            ended_at=r.ended_at,
+        )
+        for r in rows
+    ]
 
 
 def free_port() -> int:

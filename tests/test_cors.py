@@ -10,8 +10,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from booking_service.config import Settings
-from tests.conftest import make_settings
-from tests.support import Database, http_client, started_app
+from tests.support import Database, http_client, make_settings, started_app
 
 APP_ORIGIN = "https://tickets.example.com"
 PREFLIGHT = {

@@ -12,8 +12,15 @@ from fastapi import FastAPI
 
 from booking_service.schemas.common import MAX_DB_ID
 from booking_service.services.events import EventService
-from tests.conftest import make_settings
-from tests.support import Database, TokenFactory, create_users, http_client, started_app
+from tests.support import (
+    Database,
+    TokenFactory,
+    create_users,
+    free_port,
+    http_client,
+    make_settings,
+    started_app,
+)
 
 ENVELOPE_KEYS = {"message", "code", "details"}
 # What any route with a JSON body can answer about the body alone.
@@ -230,3 +237,16 @@ async def test_the_published_tickets_maximum_is_the_configured_one(
         assert_envelope(over, 422, "validation_error")
         at = await http.post("/initialize", json={"name": "x", "tickets": 500}, headers=auth)
         assert at.status_code == 201
+
+
+async def test_an_unreachable_database_is_a_503_to_retry_not_a_500() -> None:
+    # Nothing listens there: every transaction fails to connect.
+    settings = make_settings(f"mysql+asyncmy://root@127.0.0.1:{free_port()}/nowhere")
+    tokens = TokenFactory(settings)
+    async with started_app(settings) as app, http_client(app) as http:
+        for path, body in (("/book", {"eventId": 1}), ("/cancel", {"eventId": 1})):
+            response = await http.post(path, json=body, headers=tokens.headers(1))
+            assert_envelope(response, 503, "busy")
+            assert response.headers["retry-after"] == "1"
+        response = await http.get("/status/1", headers=tokens.headers(1))
+        assert_envelope(response, 503, "busy")

@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from booking_service.main import create_app
-from tests.conftest import make_settings
-from tests.support import app_client, free_port, require_redis
+from tests.support import app_client, free_port, make_settings, require_redis
 
 UNREACHABLE_MARIADB = "mysql+asyncmy://root@127.0.0.1:{port}/nothing"
 

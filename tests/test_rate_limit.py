@@ -21,13 +21,13 @@ from booking_service.config import Settings
 from booking_service.deps import get_current_user
 from booking_service.main import create_app
 from booking_service.ratelimit import PER_ADDRESS_AUTH, PER_USER, PER_USER_AUTH, route_limit
-from tests.conftest import make_settings
 from tests.support import (
     Database,
     api_routes,
     create_event,
     free_port,
     http_client,
+    make_settings,
     register_and_login,
     started_app,
     wipe_tables,

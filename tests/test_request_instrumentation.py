@@ -16,8 +16,7 @@ from prometheus_client import REGISTRY
 
 from booking_service.logs import JsonFormatter, PlainFormatter
 from booking_service.main import create_app
-from tests.conftest import make_settings
-from tests.support import app_client
+from tests.support import app_client, make_settings
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 ACCESS_LOGGER = "booking_service.access"

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import make_settings
 from tests.support import (
     BOOKING_SERVICE,
     Database,
@@ -26,6 +25,7 @@ from tests.support import (
     create_mariadb_database,
     create_users,
     free_port,
+    make_settings,
     production_env,
     require_mariadb,
     start_server,

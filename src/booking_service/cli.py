@@ -7,6 +7,7 @@ import logging
 import logging.config
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -84,6 +85,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _migrate(settings)
     shown_host = "localhost" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
     log.info("Swagger UI at http://%s:%d/docs", shown_host, args.port)
+    # After a graceful shutdown uvicorn re-raises the signal that stopped it, with the handler
+    # that was there before. SIGTERM is how the service is normally stopped: end with 0.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     with _metrics_shared_by_workers(args.workers):
         uvicorn.run(
             "booking_service.main:app",

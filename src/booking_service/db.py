@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Connection, CursorResult, make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -52,6 +53,9 @@ READ_ONLY = "booking_read_only"
 
 # MySQL/MariaDB: 1213 deadlock, 1205 lock wait timeout. Both roll the transaction back.
 MYSQL_LOCK_CONFLICTS = {1205, 1213}
+# MariaDB/MySQL errors that mean the server cannot be used right now: too many connections,
+# too many for this user, cannot connect (socket/TCP), server gone away, lost connection.
+MYSQL_UNAVAILABLE = {1040, 1203, 2002, 2003, 2006, 2013}
 SQLITE_BUSY_MESSAGES = ("database is locked", "database is busy")
 
 
@@ -127,6 +131,17 @@ def is_lock_conflict(exc: DBAPIError) -> bool:
     return _sqlite_says(exc, *SQLITE_BUSY_MESSAGES)
 
 
+def is_database_unavailable(exc: DBAPIError) -> bool:
+    """The database could not be reached or dropped the connection: nothing was committed
+    by this attempt, and a client may retry later."""
+    if exc.connection_invalidated:
+        return True
+    errno = _mysql_errno(exc)
+    if errno is not None:
+        return errno in MYSQL_UNAVAILABLE
+    return _sqlite_says(exc, "unable to open database", "disk i/o error")
+
+
 def is_duplicate_key(exc: DBAPIError) -> bool:
     """A UNIQUE key refused the row."""
     errno = _mysql_errno(exc)
@@ -154,6 +169,8 @@ async def run_transaction(
 
     A deadlock or lock-wait timeout rolls everything back; the transaction is run again from
     the start up to `retries` times, with jittered backoff, then the caller gets ServiceBusy.
+    A database that cannot be reached (or a pool with no free connection in time) is
+    ServiceBusy too: a 503 the client may retry, never a 500.
     """
     attempt = 0
     while True:
@@ -162,7 +179,13 @@ async def run_transaction(
                 if read_only:
                     await session.connection(execution_options={READ_ONLY: True})
                 return await work()
+        except PoolTimeout as exc:
+            log.warning("no database connection free in time: %s", exc)
+            raise ServiceBusy("The database is busy, please retry shortly") from exc
         except DBAPIError as exc:
+            if is_database_unavailable(exc):
+                log.warning("database unavailable: %s", exc.orig)
+                raise ServiceBusy("The database is unavailable, please retry shortly") from exc
             if not is_lock_conflict(exc):
                 raise
             if attempt >= retries:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ async def check_invariants(url: str, event_ids: Sequence[int]) -> dict[int, Inva
     - the event's waiting_count matches the rows in line, and no ticket is free while anyone waits;
     - nobody holds two live claims on one event; line numbers are unique;
     - promotions went strictly in line order: whoever joined the line earlier than a promoted
-      user was promoted before them or had left before them.
+      user was promoted before them or had left before them;
+    - over the whole history, no ticket was taken from the pool while someone waited.
 
     Raises InvariantBroken (an AssertionError) at the first rule that does not hold.
     """
@@ -104,6 +106,7 @@ async def _check_event(conn: AsyncConnection, event_id: int) -> InvariantReport:
     seqs = [r.line_seq for r in rows if r.line_seq is not None]
     _require(len(seqs) == len(set(seqs)), f"event {event_id}: line number used twice")
     _require_promotions_in_order(event_id, rows)
+    _require_nobody_jumped_the_line(event_id, rows)
     return InvariantReport(
         confirmed=len(confirmed),
         waiting=len(waiting),
@@ -142,6 +145,46 @@ def _require_promotions_in_order(event_id: int, rows: Sequence[Row[Any]]) -> Non
             still_waiting = still_waiting or r
         elif latest_at is None or out_at > latest_at:
             latest, latest_at = r, out_at
+
+
+def _require_nobody_jumped_the_line(event_id: int, rows: Sequence[Row[Any]]) -> None:
+    """No ticket was ever taken from the pool while someone was in line.
+
+    The end state can look perfect after this went wrong: someone joins the line beside a free
+    ticket, and the next booker takes that ticket. The rows keep the history: every timestamp is
+    taken under the event's row lock, so a ticket taken from the pool (confirmed without a line
+    number) must not fall strictly inside anyone's time in line (joined, until promoted or
+    gone; still waiting: until now). One sweep over sorted times keeps this fast at bench sizes.
+    """
+    joined: list[datetime] = []
+    got_out: list[datetime] = []
+    waits: list[tuple[Row[Any], datetime, datetime | None]] = []
+    for r in rows:
+        if r.line_seq is None:
+            continue
+        until = _left_line_at(r)
+        if until is not None and until <= r.created_at:
+            continue  # in line for no time at all
+        joined.append(r.created_at)
+        if until is not None:
+            got_out.append(until)
+        waits.append((r, r.created_at, until))
+    joined.sort()
+    got_out.sort()
+    for taken in rows:
+        if taken.line_seq is not None or taken.confirmed_at is None:
+            continue
+        at: datetime = taken.confirmed_at
+        # In line at `at`: joined before it, minus those out of line by then.
+        if bisect_left(joined, at) - bisect_right(got_out, at) <= 0:
+            continue
+        waiter = next(
+            r for r, start, until in waits if start < at and (until is None or at < until)
+        )
+        raise InvariantBroken(
+            f"event {event_id}: booking {taken.id} took a free ticket at {at} while booking "
+            f"{waiter.id} (line {waiter.line_seq}) had been waiting since {waiter.created_at}"
+        )
 
 
 def _left_line_at(row: Row[Any]) -> datetime | None:
