@@ -14,16 +14,18 @@ from booking_service.schemas.common import (
     TicketCount,
 )
 
-# The limits apply to the name as sent; surrounding white space is then trimmed. Python's
-# regular expressions (the ones OpenAPI fuzzers use for `pattern`) decide what a space is, and
-# str.strip() agrees with them, so "contains a non-space" here means "non-empty once trimmed".
+# 1-200 characters once surrounding white space is trimmed, said as one pattern so that the
+# published schema and the validator agree exactly: optional white space, a non-space, up to
+# 198 more characters ending in a non-space, optional white space. Python's regular expressions
+# (the ones OpenAPI fuzzers use for `pattern`) and str.strip() agree on what a space is.
+# The raw length is bounded by MAX_REQUEST_BODY_BYTES.
+TRIMMED_NAME_PATTERN = r"^\s*\S(?:[\s\S]{0,198}\S)?\s*$"
 EventName = Annotated[
     str,
     Field(
         min_length=1,
-        max_length=200,
-        pattern=r"\S",
-        description="1-200 characters, not only white space; trimmed.",
+        pattern=TRIMMED_NAME_PATTERN,
+        description="1-200 characters once surrounding white space is trimmed (it is).",
         examples=["Concert 2025"],
     ),
     AfterValidator(str.strip),
