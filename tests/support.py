@@ -432,3 +432,15 @@ def private_redis(directory: Path) -> Iterator[RedisProcess]:
         yield server
     finally:
         server.kill()
+
+
+async def eventually(condition: Any, *, timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll the async `condition()` until it returns something truthy, and return that; fail
+    after `timeout` seconds (a bound on a hang, not a speed requirement)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await condition()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout} s"
+        await asyncio.sleep(0.05)

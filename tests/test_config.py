@@ -148,3 +148,13 @@ def test_limits_and_proxies_from_the_environment(
     assert settings.rate_limit == "5/second;100/hour"
     assert settings.trusted_proxies == ["10.0.0.5", "10.1.0.0/16", "::1"]
     assert settings.rate_limit_storage_url == "redis://127.0.0.1:6379/3"
+
+
+def test_an_idempotency_lease_outliving_the_key_is_refused(workdir: Path) -> None:
+    with pytest.raises(ValidationError, match="IDEMPOTENCY_LEASE_SECONDS"):
+        Settings(
+            _env_file=None,
+            jwt_secret=SECRET,
+            idempotency_key_ttl_seconds=60,
+            idempotency_lease_seconds=60,
+        )

@@ -134,6 +134,34 @@ class Settings(BaseSettings):
         description="Most bookings of one event served in one transaction (1: no grouping).",
     )
 
+    # Idempotent retries: the Idempotency-Key header (services/idempotency.py).
+    idempotency_key_ttl_seconds: int = Field(
+        default=24 * 3600,
+        ge=60,
+        le=30 * 24 * 3600,
+        description=(
+            "How long a key and the answer stored with it are kept; after that the key is "
+            "forgotten and may be used again."
+        ),
+    )
+    idempotency_lease_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description=(
+            "How long a request may hold its key unanswered. A retry arriving meanwhile gets "
+            "409; after it (the worker died mid-request) a retry takes the key over."
+        ),
+    )
+
+    # Background housekeeping, in every worker.
+    housekeeping_interval_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=24 * 3600,
+        description="How often each worker deletes expired idempotency keys.",
+    )
+
     @field_validator("trusted_proxies", "cors_allow_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -189,6 +217,10 @@ class Settings(BaseSettings):
             )
         if not self.database_url:
             self.database_url = self._database_url_from_parts()
+        if self.idempotency_lease_seconds >= self.idempotency_key_ttl_seconds:
+            raise ValueError(
+                "IDEMPOTENCY_LEASE_SECONDS must be shorter than IDEMPOTENCY_KEY_TTL_SECONDS"
+            )
         if self.jwt_secret is not None and not self.jwt_secret.get_secret_value():
             self.jwt_secret = None
         if self.environment == "prod":

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from booking_service.api import api_router
+from booking_service.background import BackgroundWork, repeat
 from booking_service.config import Settings, get_settings
 from booking_service.db import create_engine, create_session_factory
 from booking_service.docs import install_docs
@@ -16,6 +17,7 @@ from booking_service.middleware import BodySizeLimit, EnvelopeCORSMiddleware
 from booking_service.openapi import TAGS, install_openapi
 from booking_service.ratelimit import RateLimiter
 from booking_service.security import PasswordHasher, TokenCodec
+from booking_service.services import housekeeping
 from booking_service.services.auth import ActiveUserCache
 from booking_service.services.booking_queue import BookingQueue
 
@@ -44,9 +46,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lock_retries=settings.db_lock_retries,
         )
         app.state.password_hasher = hasher
+        background = BackgroundWork()
+        background.start(
+            "housekeeping",
+            repeat(
+                lambda: housekeeping.tidy(session_factory, settings),
+                every=settings.housekeeping_interval_seconds,
+                name="housekeeping",
+            ),
+        )
         try:
             yield
         finally:
+            await background.stop()
             hasher.close()
             await engine.dispose()
 
@@ -82,8 +94,9 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
             allow_origins=settings.cors_allow_origins,
             allow_credentials=settings.cors_allow_credentials,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             expose_headers=[
+                "Idempotent-Replayed",
                 "Retry-After",
                 "X-RateLimit-Limit",
                 "X-RateLimit-Remaining",

@@ -21,6 +21,7 @@ from booking_service.models import BookingStatus
 from booking_service.repositories import bookings, events
 from booking_service.repositories.bookings import UserBooking
 from booking_service.services.booking_queue import BookingQueue, BookResult
+from booking_service.services.idempotency import ResultHook
 
 
 class CancelOutcome(enum.StrEnum):
@@ -37,13 +38,26 @@ class BookingService:
         self._queue = booking_queue
         self._retries = lock_retries
 
-    async def book(self, *, user_id: int, event_id: int) -> BookResult:
-        return await self._queue.book(user_id=user_id, event_id=event_id)
+    async def book(
+        self, *, user_id: int, event_id: int, then: ResultHook[BookResult] | None = None
+    ) -> BookResult:
+        """`then(session, result)`, if given, runs in the booking's transaction."""
+        if then is None:
+            return await self._queue.book(user_id=user_id, event_id=event_id)
+        return await self._queue.book_alone(user_id=user_id, event_id=event_id, then=then)
 
-    async def cancel(self, *, user_id: int, event_id: int) -> CancelOutcome:
-        return await run_transaction(
-            self._session, lambda: self._cancel(user_id, event_id), retries=self._retries
-        )
+    async def cancel(
+        self, *, user_id: int, event_id: int, then: ResultHook[CancelOutcome] | None = None
+    ) -> CancelOutcome:
+        """`then(session, outcome)`, if given, runs in the cancellation's transaction."""
+
+        async def work() -> CancelOutcome:
+            outcome = await self._cancel(user_id, event_id)
+            if then is not None:
+                await then(self._session, outcome)
+            return outcome
+
+        return await run_transaction(self._session, work, retries=self._retries)
 
     async def _cancel(self, user_id: int, event_id: int) -> CancelOutcome:
         session = self._session
