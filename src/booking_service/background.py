@@ -1,4 +1,4 @@
-"""Work every worker runs beside the API (housekeeping), for the app's
+"""Work every worker runs beside the API (webhook delivery, housekeeping), for the app's
 lifetime. Nothing here may assume it is the only worker or replica doing it."""
 
 from __future__ import annotations

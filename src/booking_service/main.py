@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from booking_service.api import api_router
@@ -20,6 +21,7 @@ from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services import housekeeping
 from booking_service.services.auth import ActiveUserCache
 from booking_service.services.booking_queue import BookingQueue
+from booking_service.services.webhooks import WebhookSender
 
 DESCRIPTION = """\
 Book tickets for events, with a first-come-first-served waiting list once an event sells out.
@@ -55,10 +57,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 name="housekeeping",
             ),
         )
+        webhook_http: httpx.AsyncClient | None = None
+        if settings.webhook_url is not None:
+            webhook_http = httpx.AsyncClient(
+                timeout=settings.webhook_timeout_seconds, follow_redirects=False
+            )
+            app.state.webhook_sender = WebhookSender(session_factory, settings, webhook_http)
+            background.start("webhooks", app.state.webhook_sender.run_forever())
         try:
             yield
         finally:
             await background.stop()
+            if webhook_http is not None:
+                await webhook_http.aclose()
             hasher.close()
             await engine.dispose()
 

@@ -18,7 +18,7 @@ from booking_service.errors import (
     NothingToCancel,
 )
 from booking_service.models import BookingStatus
-from booking_service.repositories import bookings, events
+from booking_service.repositories import bookings, events, outbox
 from booking_service.repositories.bookings import UserBooking
 from booking_service.services.booking_queue import BookingQueue, BookResult
 from booking_service.services.idempotency import ResultHook
@@ -77,8 +77,19 @@ class BookingService:
             return CancelOutcome.RELEASED
         # The freed ticket goes straight to the head of the line: it is never free while
         # someone waits, so `available` stays untouched.
-        await bookings.promote(session, first.id)
+        promoted_at = await bookings.promote(session, first.id)
         await events.leave_line(session, event_id)
+        # Announced by webhook, if and only if this transaction commits.
+        await outbox.enqueue(
+            session,
+            outbox.BOOKING_PROMOTED,
+            {
+                "booking_id": first.id,
+                "event_id": event_id,
+                "user_id": first.user_id,
+                "promoted_at": promoted_at,
+            },
+        )
         return CancelOutcome.REASSIGNED
 
     async def list_mine(self, user_id: int) -> Sequence[UserBooking]:

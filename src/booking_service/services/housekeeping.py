@@ -1,4 +1,4 @@
-"""Deleting what has served its time: expired idempotency keys."""
+"""Deleting what has served its time: expired idempotency keys, old outbox messages."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_service.config import Settings
 from booking_service.services.idempotency import IdempotencyService
+from booking_service.services.webhooks import purge_outbox
 
 log = logging.getLogger(__name__)
 
@@ -21,5 +22,8 @@ async def tidy(session_factory: async_sessionmaker[AsyncSession], settings: Sett
             lease_seconds=settings.idempotency_lease_seconds,
             lock_retries=settings.db_lock_retries,
         ).purge_expired()
-    if keys:
-        log.info("housekeeping: %d expired idempotency keys deleted", keys)
+        messages = await purge_outbox(session, settings)
+    if keys or messages:
+        log.info(
+            "housekeeping: %d expired idempotency keys, %d old messages deleted", keys, messages
+        )
