@@ -59,6 +59,9 @@ async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
                 DATABASE_URL=database.url,
                 JWT_SECRET=TEST_SECRET,
                 RATE_LIMIT_ENABLED="false",
+                # Few idle connections: the MariaDB server is shared with other test runs.
+                DB_POOL_SIZE="4",
+                DB_MAX_OVERFLOW="16",
                 WEBHOOK_URL=receiver.url,
                 WEBHOOK_SECRET=WEBHOOK_SECRET,
                 WEBHOOK_POLL_SECONDS="0.05",
