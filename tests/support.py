@@ -12,11 +12,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -538,3 +540,69 @@ def private_redis(directory: Path) -> Iterator[RedisProcess]:
         yield server
     finally:
         server.kill()
+
+
+@dataclass(frozen=True)
+class ReceivedWebhook:
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+
+class WebhookReceiver:
+    """A webhook receiver on loopback, in a thread: answers `statuses` in turn (then 200 for
+    ever), each after the matching pause in `delays` (seconds; none once they run out), and
+    records every POST it gets."""
+
+    def __init__(self, statuses: Sequence[int] = (), delays: Sequence[float] = ()) -> None:
+        self._statuses = list(statuses)
+        self._delays = list(delays)
+        self._lock = threading.Lock()
+        self.received: list[ReceivedWebhook] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver._lock:
+                    receiver.received.append(
+                        ReceivedWebhook({k.lower(): v for k, v in self.headers.items()}, body)
+                    )
+                    status = receiver._statuses.pop(0) if receiver._statuses else 200
+                    delay = receiver._delays.pop(0) if receiver._delays else 0.0
+                time.sleep(delay)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def posts(self) -> list[ReceivedWebhook]:
+        with self._lock:
+            return list(self.received)
+
+    def __enter__(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+async def eventually(condition: Any, *, timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll the async `condition()` until it returns something truthy, and return that; fail
+    after `timeout` seconds (a bound on a hang, not a speed requirement)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await condition()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout} s"
+        await asyncio.sleep(0.05)

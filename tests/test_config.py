@@ -148,3 +148,49 @@ def test_limits_and_proxies_from_the_environment(
     assert settings.rate_limit == "5/second;100/hour"
     assert settings.trusted_proxies == ["10.0.0.5", "10.1.0.0/16", "::1"]
     assert settings.rate_limit_storage_url == "redis://127.0.0.1:6379/3"
+
+
+WEBHOOK_SECRET = "h" * 32
+
+
+def test_webhooks_are_off_unless_a_url_is_given(workdir: Path) -> None:
+    assert Settings(_env_file=None, jwt_secret=SECRET).webhook_url is None
+    assert Settings(_env_file=None, jwt_secret=SECRET, webhook_url="").webhook_url is None
+    settings = Settings(
+        _env_file=None,
+        jwt_secret=SECRET,
+        webhook_url="https://hooks.example.com/booking",
+        webhook_secret=WEBHOOK_SECRET,
+    )
+    assert settings.webhook_url == "https://hooks.example.com/booking"
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+@pytest.mark.parametrize("webhook_secret", [None, "", "short"])
+def test_a_webhook_url_demands_a_real_secret_in_every_environment(
+    workdir: Path, environment: str, webhook_secret: str | None
+) -> None:
+    with pytest.raises(ValidationError, match="WEBHOOK_SECRET must be set"):
+        Settings(
+            _env_file=None,
+            environment=environment,
+            jwt_secret=SECRET,
+            webhook_url="https://hooks.example.com/booking",
+            webhook_secret=webhook_secret,
+        )
+
+
+@pytest.mark.parametrize("url", ["hooks.example.com", "ftp://hooks.example.com", "http://"])
+def test_a_webhook_url_must_be_http(workdir: Path, url: str) -> None:
+    with pytest.raises(ValidationError, match="is not an http"):
+        Settings(_env_file=None, jwt_secret=SECRET, webhook_url=url, webhook_secret=WEBHOOK_SECRET)
+
+
+def test_an_idempotency_lease_outliving_the_key_is_refused(workdir: Path) -> None:
+    with pytest.raises(ValidationError, match="IDEMPOTENCY_LEASE_SECONDS"):
+        Settings(
+            _env_file=None,
+            jwt_secret=SECRET,
+            idempotency_key_ttl_seconds=60,
+            idempotency_lease_seconds=60,
+        )

@@ -144,10 +144,42 @@ def test_domain_errors_are_documented_where_they_happen(document: dict[str, Any]
     assert codes("register", "409") == {"username_taken"}
     assert codes("login", "401") == {"invalid_credentials"}
     assert codes("book_ticket", "404") == {"event_not_found"}
-    assert codes("book_ticket", "409") == {"already_booked"}
+    assert codes("book_ticket", "409") == {"already_booked", "idempotency_key_in_use"}
     assert codes("cancel_booking", "404") == {"event_not_found", "booking_not_found"}
     assert codes("get_event_status", "404") == {"event_not_found"}
     assert codes("list_my_bookings", "401") == {"not_authenticated", "invalid_token"}
+    for operation_id in IDEMPOTENT_OPERATIONS:
+        assert "idempotency_key_in_use" in codes(operation_id, "409")
+        assert {"validation_error", "idempotency_key_reused"} <= codes(operation_id, "422")
+
+
+IDEMPOTENT_OPERATIONS = {"create_event", "book_ticket", "cancel_booking"}
+
+
+def test_idempotency_key_and_replay_header_are_declared_where_they_work(
+    document: dict[str, Any],
+) -> None:
+    for _, _, operation in operations(document):
+        headers = [p for p in operation.get("parameters", []) if p["in"] == "header"]
+        if operation["operationId"] not in IDEMPOTENT_OPERATIONS:
+            assert headers == [], operation["operationId"]
+            continue
+        [key] = headers
+        assert key["name"] == "Idempotency-Key"
+        assert key["required"] is False
+        schema = key["schema"]
+        assert (schema["type"], schema["minLength"], schema["maxLength"]) == ("string", 1, 255)
+        assert schema["pattern"] == "^[!-~]+$"
+        assert "anyOf" not in schema, "a header is absent or a string, never null"
+        replayable = {
+            status
+            for status, response in operation["responses"].items()
+            if "Idempotent-Replayed" in response.get("headers", {})
+        }
+        statuses = set(operation["responses"])
+        successes = {status for status in statuses if status.startswith("2")}
+        # Stored refusals (404, 409) are replayed too.
+        assert replayable == successes | ({"404", "409"} & statuses), operation["operationId"]
 
 
 def test_every_model_field_has_a_description_and_an_example(document: dict[str, Any]) -> None:

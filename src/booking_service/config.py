@@ -134,6 +134,82 @@ class Settings(BaseSettings):
         description="Most bookings of one event served in one transaction (1: no grouping).",
     )
 
+    # Idempotent retries: the Idempotency-Key header (services/idempotency.py).
+    idempotency_key_ttl_seconds: int = Field(
+        default=24 * 3600,
+        ge=60,
+        le=30 * 24 * 3600,
+        description=(
+            "How long a key and the answer stored with it are kept; after that the key is "
+            "forgotten and may be used again."
+        ),
+    )
+    idempotency_lease_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description=(
+            "How long a request may hold its key unanswered. A retry arriving meanwhile gets "
+            "409; after it (the worker died mid-request) a retry takes the key over."
+        ),
+    )
+
+    # Promotion webhooks: the outbox and its delivery loop (services/webhooks.py).
+    webhook_url: str | None = Field(
+        default=None,
+        description=(
+            "Where every worker posts outbox messages (`https://hooks.example.com/booking`). "
+            "Unset: nothing is posted."
+        ),
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            f"HMAC-SHA256 key of the signature header; at least {MIN_SECRET_BYTES} bytes, "
+            "required when WEBHOOK_URL is set."
+        ),
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="Time allowed for one POST, connecting included."
+    )
+    webhook_poll_seconds: float = Field(
+        default=1.0, gt=0, le=3600, description="Pause between looks for due messages when idle."
+    )
+    webhook_backoff_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="Wait after the first failed attempt; doubled after each, with jitter.",
+    )
+    webhook_backoff_max_seconds: float = Field(
+        default=900.0, gt=0, le=24 * 3600, description="Longest wait between two attempts."
+    )
+    webhook_max_attempts: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="Attempts before a message is given up (kept, marked `gave_up_at`).",
+    )
+    webhook_batch_size: int = Field(
+        default=10, ge=1, le=500, description="Messages a worker claims and posts at once."
+    )
+    outbox_retention_hours: float = Field(
+        default=7 * 24,
+        gt=0,
+        description=(
+            "Delivered messages are deleted this long after delivery; with no WEBHOOK_URL, "
+            "undelivered ones this long after they were written."
+        ),
+    )
+
+    # Background housekeeping, in every worker.
+    housekeeping_interval_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=24 * 3600,
+        description="How often each worker deletes expired idempotency keys and old messages.",
+    )
+
     @field_validator("trusted_proxies", "cors_allow_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -198,6 +274,16 @@ class Settings(BaseSettings):
         description="On SIGTERM, how long in-flight requests may run on before they are cancelled.",
     )
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
     @model_validator(mode="after")
     def _resolve(self) -> Settings:
         if self.cors_allow_credentials and "*" in self.cors_allow_origins:
@@ -207,6 +293,18 @@ class Settings(BaseSettings):
             )
         if not self.database_url:
             self.database_url = self._database_url_from_parts()
+        if self.idempotency_lease_seconds >= self.idempotency_key_ttl_seconds:
+            raise ValueError(
+                "IDEMPOTENCY_LEASE_SECONDS must be shorter than IDEMPOTENCY_KEY_TTL_SECONDS"
+            )
+        if self.webhook_url is not None:
+            secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+            if len(secret.encode()) < MIN_SECRET_BYTES:
+                # No default, in any environment: receivers must be able to trust the header.
+                raise ValueError(
+                    f"WEBHOOK_SECRET must be set to at least {MIN_SECRET_BYTES} bytes when "
+                    "WEBHOOK_URL is set"
+                )
         if self.jwt_secret is not None and not self.jwt_secret.get_secret_value():
             self.jwt_secret = None
         if self.environment == "prod":

@@ -16,6 +16,7 @@ from booking_service.services.accounts import AccountService
 from booking_service.services.auth import AuthenticatedUser, AuthService
 from booking_service.services.bookings import BookingService
 from booking_service.services.events import EventService
+from booking_service.services.idempotency import IdempotencyService
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -124,3 +125,17 @@ def get_account_service(auth: AuthServiceDep, bookings: BookingServiceDep) -> Ac
 
 
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
+
+
+async def get_idempotency_service(session: SessionDep, settings: SettingsDep) -> IdempotencyService:
+    # async: FastAPI would run a plain `def` in its thread pool, a hop every booking would pay
+    # for a service that only requests with an Idempotency-Key use.
+    return IdempotencyService(
+        session,
+        ttl_seconds=settings.idempotency_key_ttl_seconds,
+        lease_seconds=settings.idempotency_lease_seconds,
+        lock_retries=settings.db_lock_retries,
+    )
+
+
+IdempotencyServiceDep = Annotated[IdempotencyService, Depends(get_idempotency_service)]

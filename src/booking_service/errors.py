@@ -239,3 +239,25 @@ class TooManyTickets(AppError):
         message = f"An event can have at most {maximum} tickets"
         detail = ErrorDetail(loc=["body", "tickets"], msg=message, type="less_than_equal")
         super().__init__("Request validation failed", details=[detail])
+
+
+class IdempotencyKeyInUse(Conflict):
+    code = "idempotency_key_in_use"
+    message = "A request with this Idempotency-Key is still being processed; retry shortly"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": "1"})
+
+
+class IdempotencyKeyReused(AppError):
+    status_code = 422
+    code = "idempotency_key_reused"
+    message = "This Idempotency-Key was already used for a different request"
+
+    def __init__(self) -> None:
+        detail = ErrorDetail(
+            loc=["header", "Idempotency-Key"],
+            msg="Already used with another endpoint or body; use a new key for a new request",
+            type="idempotency_key_reused",
+        )
+        super().__init__(details=[detail])

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from booking_service import metrics
 from booking_service.api import api_router
+from booking_service.background import BackgroundWork, repeat
 from booking_service.config import Settings, get_settings
 from booking_service.db import create_engine, create_session_factory
 from booking_service.docs import install_docs
@@ -20,8 +22,10 @@ from booking_service.openapi import TAGS, install_openapi
 from booking_service.ratelimit import RateLimiter
 from booking_service.readiness import RedisProbe, redis_url_to_probe
 from booking_service.security import PasswordHasher, TokenCodec
+from booking_service.services import housekeeping
 from booking_service.services.auth import ActiveUserCache
 from booking_service.services.booking_queue import BookingQueue
+from booking_service.services.webhooks import WebhookSender
 
 DESCRIPTION = """\
 Book tickets for events, with a first-come-first-served waiting list once an event sells out.
@@ -63,10 +67,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.password_hasher = hasher
         app.state.redis_probe = redis_probe = _redis_probe(settings)
+        background = BackgroundWork()
+        background.start(
+            "housekeeping",
+            repeat(
+                lambda: housekeeping.tidy(session_factory, settings),
+                every=settings.housekeeping_interval_seconds,
+                name="housekeeping",
+            ),
+        )
+        webhook_http: httpx.AsyncClient | None = None
+        if settings.webhook_url is not None:
+            webhook_http = httpx.AsyncClient(
+                timeout=settings.webhook_timeout_seconds, follow_redirects=False
+            )
+            app.state.webhook_sender = WebhookSender(session_factory, settings, webhook_http)
+            background.start("webhooks", app.state.webhook_sender.run_forever())
         try:
             yield
         finally:
             # uvicorn has let in-flight requests finish before it runs this.
+            await background.stop()
+            if webhook_http is not None:
+                await webhook_http.aclose()
             hasher.close()
             if redis_probe is not None:
                 await redis_probe.close()
@@ -105,8 +128,9 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
             allow_origins=settings.cors_allow_origins,
             allow_credentials=settings.cors_allow_credentials,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             expose_headers=[
+                "Idempotent-Replayed",
                 "Retry-After",
                 "X-RateLimit-Limit",
                 "X-RateLimit-Remaining",

@@ -14,9 +14,17 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from booking_service.config import Settings
-from booking_service.errors import AppError, NotAuthenticated, RateLimited, ServiceBusy
+from booking_service.errors import (
+    AppError,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    NotAuthenticated,
+    RateLimited,
+    ServiceBusy,
+)
 from booking_service.middleware import TOO_LARGE_MESSAGE
 from booking_service.schemas.errors import ErrorDetail, ErrorResponse
+from booking_service.services.idempotency import STORED_REFUSALS
 
 EXPORT_PATH = "openapi.json"
 EXPORT_COMMAND = f"booking-service openapi --output {EXPORT_PATH}"
@@ -80,6 +88,17 @@ HEADER_DESCRIPTIONS = {
     "WWW-Authenticate": "`Bearer`: send a token from `POST /login`.",
     "Retry-After": "Seconds to wait before retrying.",
 }
+REPLAYED_HEADER = "Idempotent-Replayed"
+# On the answers an Idempotency-Key can replay: successes, and the refusals that are stored.
+REPLAYED_RESPONSE_HEADERS = {
+    REPLAYED_HEADER: {
+        "description": (
+            "`true` when this is the stored answer to an earlier request with the same "
+            "`Idempotency-Key`, sent again; absent on a first answer."
+        ),
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
 MISSING_TOKEN = ErrorCase.of(
     NotAuthenticated("Missing or malformed Authorization header"), name="missing_token"
@@ -101,6 +120,21 @@ RATE_LIMITED = ErrorCase.of(
     RateLimited("Too many requests: the limit is 1 per 1 second", headers={"Retry-After": "1"})
 )
 BUSY = ErrorCase.of(ServiceBusy())
+KEY_IN_USE = ErrorCase.of(IdempotencyKeyInUse())
+KEY_REUSED = ErrorCase.of(IdempotencyKeyReused())
+INVALID_KEY = ErrorCase(
+    "invalid_idempotency_key",
+    422,
+    "validation_error",
+    "Request validation failed",
+    (
+        ErrorDetail(
+            loc=["header", "Idempotency-Key"],
+            msg="String should match pattern '^[!-~]+$'",
+            type="string_pattern_mismatch",
+        ),
+    ),
+)
 UNEXPECTED = ErrorCase(
     "internal_error",
     500,
@@ -129,15 +163,19 @@ def error_responses(
     validates: InputKind | None = None,
     limited: bool = True,
     uses_database: bool = True,
+    idempotent: bool = False,
 ) -> Responses:
     """The `responses=` entries for a route's error answers, each with the ErrorResponse model.
 
     `errors` are the domain errors the route's service raises; `auth` adds the bearer guard's
-    401s; `validates` adds request validation's 422 (and for a body, the 400 of an unreadable one).
-    API routes are rate limited (429) and use the database (503 when it stays busy); the
-    operations routes say otherwise. Any route can answer 500.
+    401s; `validates` adds request validation's 422 (and for a body, the 400 of an unreadable one);
+    `idempotent` adds the Idempotency-Key's 409 and 422, and marks the statuses of stored
+    refusals as possibly replayed. API routes are rate limited (429) and use the database (503
+    when it stays busy); the operations routes say otherwise. Any route can answer 500.
     """
     cases = [ErrorCase.of(error) for error in errors]
+    if idempotent:
+        cases += [KEY_IN_USE, KEY_REUSED, INVALID_KEY]
     if auth:
         cases += [MISSING_TOKEN, INVALID_TOKEN, ACCOUNT_GONE]
     if validates is not None:
@@ -158,10 +196,14 @@ def error_responses(
     by_status: dict[int, list[ErrorCase]] = {}
     for case in cases:
         by_status.setdefault(case.status, []).append(case)
-    return {status: _response(status, by_status[status]) for status in sorted(by_status)}
+    replayable = {error.status_code for error in STORED_REFUSALS} if idempotent else set()
+    return {
+        status: _response(status, by_status[status], replayable=status in replayable)
+        for status in sorted(by_status)
+    }
 
 
-def _response(status: int, cases: list[ErrorCase]) -> dict[str, Any]:
+def _response(status: int, cases: list[ErrorCase], *, replayable: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "model": ErrorResponse,
         "description": STATUS_DESCRIPTIONS.get(status, "Error."),
@@ -169,12 +211,14 @@ def _response(status: int, cases: list[ErrorCase]) -> dict[str, Any]:
             "application/json": {"examples": {case.name: case.example() for case in cases}}
         },
     }
-    headers = sorted({header for case in cases for header in case.headers})
+    headers: dict[str, Any] = {
+        name: {"description": HEADER_DESCRIPTIONS[name], "schema": {"type": "string"}}
+        for name in sorted({header for case in cases for header in case.headers})
+    }
+    if replayable:
+        headers.update(REPLAYED_RESPONSE_HEADERS)
     if headers:
-        entry["headers"] = {
-            name: {"description": HEADER_DESCRIPTIONS[name], "schema": {"type": "string"}}
-            for name in headers
-        }
+        entry["headers"] = headers
     return entry
 
 
@@ -189,10 +233,26 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
             tickets = document["components"]["schemas"]["EventCreate"]["properties"]["tickets"]
             tickets["maximum"] = settings.max_tickets_per_event
             restore_example_nulls(document)
+            drop_null_from_optional_headers(document)
         assert app.openapi_schema is not None
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def drop_null_from_optional_headers(document: dict[str, Any]) -> None:
+    """An optional header is absent or a string, never null: FastAPI's `str | None` says null
+    is allowed, which a client or a fuzzer could only send as the text "null"."""
+    for methods in document["paths"].values():
+        for operation in methods.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                if parameter["in"] != "header" or "anyOf" not in schema:
+                    continue
+                options = [s for s in schema["anyOf"] if s.get("type") != "null"]
+                if len(options) == 1:
+                    del schema["anyOf"]
+                    schema.update(options[0])
 
 
 def restore_example_nulls(document: dict[str, Any]) -> None:

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
-from fastapi.responses import JSONResponse
 
-from booking_service.deps import BookingServiceDep, CurrentUser
+from booking_service.api.idempotent import IdempotencyKeyHeader, answer
+from booking_service.deps import BookingServiceDep, CurrentUser, IdempotencyServiceDep
 from booking_service.errors import AlreadyBooked, EventNotFound, NothingToCancel
 from booking_service.models import BookingStatus
-from booking_service.openapi import error_responses
+from booking_service.openapi import REPLAYED_RESPONSE_HEADERS, error_responses
 from booking_service.ratelimit import PER_USER, rate_limited
 from booking_service.schemas.bookings import (
     BookingConfirmed,
@@ -17,7 +17,9 @@ from booking_service.schemas.bookings import (
     MyBookings,
 )
 from booking_service.schemas.common import Message
+from booking_service.services.booking_queue import BookResult
 from booking_service.services.bookings import CancelOutcome
+from booking_service.services.idempotency import Reply
 
 router = APIRouter(tags=["bookings"])
 
@@ -33,9 +35,19 @@ CANCEL_MESSAGES = {
     status_code=status.HTTP_201_CREATED,
     response_model=None,
     responses={
-        201: {"model": BookingConfirmed, "description": "You hold a ticket."},
-        202: {"model": BookingWaitlisted, "description": "Sold out: you joined the waiting list."},
-        **error_responses(EventNotFound(), AlreadyBooked(), auth=True, validates="body"),
+        201: {
+            "model": BookingConfirmed,
+            "description": "You hold a ticket.",
+            "headers": REPLAYED_RESPONSE_HEADERS,
+        },
+        202: {
+            "model": BookingWaitlisted,
+            "description": "Sold out: you joined the waiting list.",
+            "headers": REPLAYED_RESPONSE_HEADERS,
+        },
+        **error_responses(
+            EventNotFound(), AlreadyBooked(), auth=True, validates="body", idempotent=True
+        ),
     },
     operation_id="book_ticket",
     summary="Book a ticket",
@@ -47,33 +59,51 @@ async def book_ticket(
     body: BookingRequest,
     user: CurrentUser,
     service: BookingServiceDep,
-) -> JSONResponse:
+    idempotency: IdempotencyServiceDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
     """Book a ticket; when the event is sold out you join its waiting list instead."""
-    result = await service.book(user_id=user.id, event_id=body.event_id)
+    return await answer(
+        idempotency,
+        key=idempotency_key,
+        user_id=user.id,
+        operation="book_ticket",
+        body=body,
+        effect=lambda then: service.book(user_id=user.id, event_id=body.event_id, then=then),
+        render=lambda result: _booking_reply(body.event_id, result),
+    )
+
+
+def _booking_reply(event_id: int, result: BookResult) -> Reply:
     if result.status is BookingStatus.CONFIRMED:
         confirmed = BookingConfirmed(
             message=Message.BOOKED,
-            event_id=body.event_id,
+            event_id=event_id,
             booking_id=result.booking_id,
             status="confirmed",
         )
-        return JSONResponse(confirmed.model_dump(by_alias=True), status_code=201)
+        return Reply.of(201, confirmed.model_dump(mode="json", by_alias=True))
     assert result.position is not None
     waitlisted = BookingWaitlisted(
         message=Message.WAITLISTED,
-        event_id=body.event_id,
+        event_id=event_id,
         booking_id=result.booking_id,
         status="waitlisted",
         position=result.position,
     )
-    return JSONResponse(waitlisted.model_dump(by_alias=True), status_code=202)
+    return Reply.of(202, waitlisted.model_dump(mode="json", by_alias=True))
 
 
 @router.post(
     "/cancel",
     response_model=CancelResult,
     response_description="Cancelled; `outcome` says where the ticket went.",
-    responses=error_responses(EventNotFound(), NothingToCancel(), auth=True, validates="body"),
+    responses={
+        200: {"headers": REPLAYED_RESPONSE_HEADERS},
+        **error_responses(
+            EventNotFound(), NothingToCancel(), auth=True, validates="body", idempotent=True
+        ),
+    },
     operation_id="cancel_booking",
     summary="Cancel your ticket or leave the line",
 )
@@ -84,11 +114,25 @@ async def cancel_booking(
     body: BookingRequest,
     user: CurrentUser,
     service: BookingServiceDep,
-) -> CancelResult:
+    idempotency: IdempotencyServiceDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
     """Give back your ticket (the first person in line gets it at once), or leave the line."""
-    outcome = await service.cancel(user_id=user.id, event_id=body.event_id)
-    return CancelResult(
-        message=CANCEL_MESSAGES[outcome], event_id=body.event_id, outcome=outcome.value
+
+    def render(outcome: CancelOutcome) -> Reply:
+        result = CancelResult(
+            message=CANCEL_MESSAGES[outcome], event_id=body.event_id, outcome=outcome.value
+        )
+        return Reply.of(200, result.model_dump(mode="json", by_alias=True))
+
+    return await answer(
+        idempotency,
+        key=idempotency_key,
+        user_id=user.id,
+        operation="cancel_booking",
+        body=body,
+        effect=lambda then: service.cancel(user_id=user.id, event_id=body.event_id, then=then),
+        render=render,
     )
 
 

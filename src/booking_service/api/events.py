@@ -4,9 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from booking_service.deps import CurrentUser, EventServiceDep
+from booking_service.api.idempotent import IdempotencyKeyHeader, answer
+from booking_service.deps import CurrentUser, EventServiceDep, IdempotencyServiceDep
 from booking_service.errors import EventNotFound
-from booking_service.openapi import error_responses
+from booking_service.openapi import REPLAYED_RESPONSE_HEADERS, error_responses
 from booking_service.ratelimit import PER_USER, rate_limited
 from booking_service.repositories.events import EventSnapshot
 from booking_service.schemas.common import MAX_DB_ID, Message
@@ -17,6 +18,7 @@ from booking_service.schemas.events import (
     EventRead,
     EventStatus,
 )
+from booking_service.services.idempotency import Reply
 
 router = APIRouter(tags=["events"])
 
@@ -51,7 +53,10 @@ def _event_read(event: EventSnapshot) -> EventRead:
     status_code=status.HTTP_201_CREATED,
     response_model=EventCreated,
     response_description="The event was created.",
-    responses=error_responses(auth=True, validates="body"),
+    responses={
+        201: {"headers": REPLAYED_RESPONSE_HEADERS},
+        **error_responses(auth=True, validates="body", idempotent=True),
+    },
     operation_id="create_event",
     summary="Create an event",
 )
@@ -62,10 +67,26 @@ async def create_event(
     body: EventCreate,
     user: CurrentUser,
     service: EventServiceDep,
-) -> EventCreated:
+    idempotency: IdempotencyServiceDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
     """Create an event with a number of tickets. You become its owner."""
-    event_id = await service.create(owner_id=user.id, name=body.name, tickets=body.tickets)
-    return EventCreated(message=Message.EVENT_CREATED, event_id=event_id)
+
+    def render(event_id: int) -> Reply:
+        created = EventCreated(message=Message.EVENT_CREATED, event_id=event_id)
+        return Reply.of(201, created.model_dump(mode="json", by_alias=True))
+
+    return await answer(
+        idempotency,
+        key=idempotency_key,
+        user_id=user.id,
+        operation="create_event",
+        body=body,
+        effect=lambda then: service.create(
+            owner_id=user.id, name=body.name, tickets=body.tickets, then=then
+        ),
+        render=render,
+    )
 
 
 @router.get(

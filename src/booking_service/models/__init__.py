@@ -2,6 +2,16 @@
 
 from booking_service.models.booking import ACTIVE_STATUSES, Booking, BookingStatus
 from booking_service.models.event import Event
+from booking_service.models.idempotency import IdempotencyKey
+from booking_service.models.outbox import OutboxMessage
 from booking_service.models.user import User
 
-__all__ = ["ACTIVE_STATUSES", "Booking", "BookingStatus", "Event", "User"]
+__all__ = [
+    "ACTIVE_STATUSES",
+    "Booking",
+    "BookingStatus",
+    "Event",
+    "IdempotencyKey",
+    "OutboxMessage",
+    "User",
+]

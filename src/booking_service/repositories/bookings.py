@@ -90,13 +90,15 @@ async def get_first_in_line_for_update(
     return _locked(None if row is None else tuple(row))  # type: ignore[arg-type]
 
 
-async def promote(session: AsyncSession, booking_id: int) -> None:
+async def promote(session: AsyncSession, booking_id: int) -> datetime:
+    """Give the waiting booking its ticket; returns the time of the promotion."""
     now = utcnow()
     await session.execute(
         update(Booking)
         .where(Booking.id == booking_id, Booking.status == BookingStatus.WAITLISTED)
         .values(status=BookingStatus.CONFIRMED, confirmed_at=now, promoted_at=now)
     )
+    return now
 
 
 async def end(session: AsyncSession, booking_id: int, status: BookingStatus) -> None:

@@ -27,6 +27,7 @@ from booking_service.errors import AlreadyBooked, AppError, EventNotFound, NotAu
 from booking_service.models import BookingStatus
 from booking_service.repositories import bookings, events
 from booking_service.repositories.bookings import NewClaim
+from booking_service.services.idempotency import ResultHook
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,13 @@ class BookingQueue:
             queue.append(request)
         return await request.future
 
+    async def book_alone(
+        self, *, user_id: int, event_id: int, then: ResultHook[BookResult]
+    ) -> BookResult:
+        """One booking in a transaction of its own that also runs `then(session, result)`:
+        for a booking whose answer must commit with it (Idempotency-Key). Never grouped."""
+        return await self._book_one(user_id, event_id, then)
+
     async def _drain(self, event_id: int) -> None:
         queue = self._queues[event_id]
         try:
@@ -134,12 +142,19 @@ class BookingQueue:
 
     # One booking, one transaction.
 
-    async def _book_one(self, user_id: int, event_id: int) -> BookResult:
+    async def _book_one(
+        self, user_id: int, event_id: int, then: ResultHook[BookResult] | None = None
+    ) -> BookResult:
         async with self._session_factory() as session:
+
+            async def work() -> BookResult:
+                result = await _book_one(session, user_id, event_id)
+                if then is not None:
+                    await then(session, result)
+                return result
+
             try:
-                return await run_transaction(
-                    session, lambda: _book_one(session, user_id, event_id), retries=self._retries
-                )
+                return await run_transaction(session, work, retries=self._retries)
             except IntegrityError as exc:
                 # The whole transaction rolled back, the ticket count with it.
                 raise _claim_refused(exc) from exc

@@ -19,9 +19,10 @@ from booking_service.errors import (
     NothingToCancel,
 )
 from booking_service.models import BookingStatus
-from booking_service.repositories import bookings, events
+from booking_service.repositories import bookings, events, outbox
 from booking_service.repositories.bookings import UserBooking
 from booking_service.services.booking_queue import BookingQueue, BookResult
+from booking_service.services.idempotency import ResultHook
 
 
 class CancelOutcome(enum.StrEnum):
@@ -50,16 +51,30 @@ class BookingService:
         self._queue = booking_queue
         self._retries = lock_retries
 
-    async def book(self, *, user_id: int, event_id: int) -> BookResult:
-        result = await self._queue.book(user_id=user_id, event_id=event_id)
+    async def book(
+        self, *, user_id: int, event_id: int, then: ResultHook[BookResult] | None = None
+    ) -> BookResult:
+        """`then(session, result)`, if given, runs in the booking's transaction."""
+        if then is None:
+            result = await self._queue.book(user_id=user_id, event_id=event_id)
+        else:
+            result = await self._queue.book_alone(user_id=user_id, event_id=event_id, then=then)
         # Counted once committed, never per attempt.
         metrics.count_booking(BOOKED_OUTCOMES[result.status])
         return result
 
-    async def cancel(self, *, user_id: int, event_id: int) -> CancelOutcome:
-        outcome = await run_transaction(
-            self._session, lambda: self._cancel(user_id, event_id), retries=self._retries
-        )
+    async def cancel(
+        self, *, user_id: int, event_id: int, then: ResultHook[CancelOutcome] | None = None
+    ) -> CancelOutcome:
+        """`then(session, outcome)`, if given, runs in the cancellation's transaction."""
+
+        async def work() -> CancelOutcome:
+            outcome = await self._cancel(user_id, event_id)
+            if then is not None:
+                await then(self._session, outcome)
+            return outcome
+
+        outcome = await run_transaction(self._session, work, retries=self._retries)
         for counted in CANCEL_OUTCOMES[outcome]:
             metrics.count_booking(counted)
         return outcome
@@ -82,8 +97,19 @@ class BookingService:
             return CancelOutcome.RELEASED
         # The freed ticket goes straight to the head of the line: it is never free while
         # someone waits, so `available` stays untouched.
-        await bookings.promote(session, first.id)
+        promoted_at = await bookings.promote(session, first.id)
         await events.leave_line(session, event_id)
+        # Announced by webhook, if and only if this transaction commits.
+        await outbox.enqueue(
+            session,
+            outbox.BOOKING_PROMOTED,
+            {
+                "booking_id": first.id,
+                "event_id": event_id,
+                "user_id": first.user_id,
+                "promoted_at": promoted_at,
+            },
+        )
         return CancelOutcome.REASSIGNED
 
     async def list_mine(self, user_id: int) -> Sequence[UserBooking]:

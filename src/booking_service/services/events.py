@@ -10,6 +10,7 @@ from booking_service.db import run_transaction
 from booking_service.errors import EventNotFound, TooManyTickets
 from booking_service.repositories import events
 from booking_service.repositories.events import EventSnapshot
+from booking_service.services.idempotency import ResultHook
 
 
 class EventService:
@@ -18,14 +19,23 @@ class EventService:
         self._max_tickets = max_tickets
         self._retries = lock_retries
 
-    async def create(self, *, owner_id: int, name: str, tickets: int) -> int:
+    async def create(
+        self, *, owner_id: int, name: str, tickets: int, then: ResultHook[int] | None = None
+    ) -> int:
+        """The new event's id. `then(session, event_id)`, if given, runs in the transaction."""
         if tickets > self._max_tickets:
             raise TooManyTickets(self._max_tickets)
-        return await run_transaction(
-            self._session,
-            lambda: events.add_event(self._session, owner_id=owner_id, name=name, capacity=tickets),
-            retries=self._retries,
-        )
+
+        async def work() -> int:
+            session = self._session
+            event_id = await events.add_event(
+                session, owner_id=owner_id, name=name, capacity=tickets
+            )
+            if then is not None:
+                await then(session, event_id)
+            return event_id
+
+        return await run_transaction(self._session, work, retries=self._retries)
 
     async def get(self, event_id: int) -> EventSnapshot:
         snapshot = await run_transaction(

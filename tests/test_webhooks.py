@@ -1,0 +1,311 @@
+"""Promotion webhooks: an outbox message written with the promotion, and a delivery loop that
+posts it, signed, to a receiver on loopback until it is accepted, once per message."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from booking_service.config import Settings
+from booking_service.errors import IdempotencyKeyInUse
+from booking_service.models import OutboxMessage
+from booking_service.models.types import utcnow
+from booking_service.repositories import outbox
+from booking_service.services.bookings import BookingService, CancelOutcome
+from booking_service.services.idempotency import AnswerRecorder, IdempotencyService, Reply
+from booking_service.services.webhooks import (
+    MESSAGE_ID_HEADER,
+    SIGNATURE_HEADER,
+    WebhookSender,
+    backoff_seconds,
+    purge_outbox,
+    sign,
+)
+from tests.conftest import make_settings
+from tests.support import (
+    Database,
+    TokenFactory,
+    WebhookReceiver,
+    connect,
+    create_users,
+    eventually,
+    free_port,
+    http_client,
+    started_app,
+)
+
+SECRET = "webhook-secret-" + "w" * 40
+
+
+def webhook_settings(database: Database, url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "webhook_url": url,
+        "webhook_secret": SECRET,
+        "webhook_poll_seconds": 0.05,
+        "webhook_backoff_seconds": 0.05,
+        "webhook_backoff_max_seconds": 0.2,
+        "webhook_timeout_seconds": 2,
+    }
+    return make_settings(database.url, **(values | overrides))
+
+
+def verified(secret: str, body: bytes, signature: str) -> bool:
+    """What a receiver does (the README's example)."""
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+async def messages(url: str) -> list[Any]:
+    async with connect(url) as engine, engine.connect() as conn:
+        return list((await conn.execute(select(OutboxMessage).order_by(OutboxMessage.id))).all())
+
+
+def message_when(database: Database, column: str) -> Callable[[], Awaitable[Any]]:
+    """For `eventually`: the one message in the outbox, once `column` is set."""
+
+    async def check() -> Any:
+        [message] = await messages(database.url)
+        return message if getattr(message, column) is not None else None
+
+    return check
+
+
+@pytest.fixture
+async def users(client: httpx.AsyncClient, database: Database) -> list[int]:
+    # Depends on `client`, which wipes the tables after the test.
+    return await create_users(database.url, 4)
+
+
+async def promote_someone(http: httpx.AsyncClient, tokens: TokenFactory, users: list[int]) -> int:
+    """Event with one ticket: users[1] holds it, users[2] waits, users[1] cancels. Returns the
+    promoted booking's id."""
+    owner, holder, waiter = (tokens.headers(u) for u in users[:3])
+    created = await http.post("/initialize", json={"name": "Gig", "tickets": 1}, headers=owner)
+    event_id = created.json()["eventId"]
+    assert (await http.post("/book", json={"eventId": event_id}, headers=holder)).status_code == 201
+    waiting = await http.post("/book", json={"eventId": event_id}, headers=waiter)
+    assert waiting.status_code == 202
+    cancelled = await http.post("/cancel", json={"eventId": event_id}, headers=holder)
+    assert cancelled.json()["outcome"] == "reassigned"
+    booking_id: int = waiting.json()["bookingId"]
+    return booking_id
+
+
+async def test_a_promotion_writes_one_message_and_nothing_else_does(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+) -> None:
+    booking_id = await promote_someone(client, tokens, users)
+    promoted = (await client.get("/me/bookings", headers=tokens.headers(users[2]))).json()
+    # Leaving the line, and a cancel with nobody waiting, announce nothing.
+    event_id = promoted["items"][0]["eventId"]
+    await client.post("/book", json={"eventId": event_id}, headers=tokens.headers(users[3]))
+    await client.post("/cancel", json={"eventId": event_id}, headers=tokens.headers(users[3]))
+    await client.post("/cancel", json={"eventId": event_id}, headers=tokens.headers(users[2]))
+
+    [message] = await messages(database.url)
+    assert message.kind == "booking.promoted"
+    assert (message.attempts, message.delivered_at) == (0, None)
+    body = json.loads(message.body)
+    assert body["id"] == message.message_id
+    assert body["type"] == "booking.promoted"
+    assert body["data"] == {
+        "booking_id": booking_id,
+        "event_id": event_id,
+        "user_id": users[2],
+        "promoted_at": body["data"]["promoted_at"],
+    }
+    promoted_at = datetime.fromisoformat(body["data"]["promoted_at"])
+    assert promoted_at == datetime.fromisoformat(promoted["items"][0]["promoted_at"])
+    assert body["created_at"].endswith("Z")
+
+
+async def test_a_promotion_rolled_back_leaves_no_message(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    tokens: TokenFactory,
+    database: Database,
+    users: list[int],
+) -> None:
+    owner, holder, waiter = (tokens.headers(u) for u in users[:3])
+    created = await client.post("/initialize", json={"name": "Gig", "tickets": 1}, headers=owner)
+    event_id = created.json()["eventId"]
+    await client.post("/book", json={"eventId": event_id}, headers=holder)
+    await client.post("/book", json={"eventId": event_id}, headers=waiter)
+    async with app.state.session_factory() as session:
+        keys = IdempotencyService(session, ttl_seconds=60, lease_seconds=0, lock_retries=0)
+        claimed = await keys.claim(user_id=users[1], key_digest="a" * 64, request_digest="r" * 64)
+        await keys.claim(user_id=users[1], key_digest="a" * 64, request_digest="r" * 64)
+        assert not isinstance(claimed, Reply)
+        # The cancel promotes, then fails at its very end (its idempotency key was taken over):
+        # the promotion and its message go together.
+        service = BookingService(session, booking_queue=app.state.booking_queue, lock_retries=0)
+        lost: AnswerRecorder[CancelOutcome] = AnswerRecorder(claimed, lambda _: Reply(200, "{}"))
+        with pytest.raises(IdempotencyKeyInUse):
+            await service.cancel(user_id=users[1], event_id=event_id, then=lost)
+    assert await messages(database.url) == []
+    waiting = (await client.get("/me/bookings", headers=waiter)).json()["items"]
+    assert waiting[0]["status"] == "waitlisted"
+
+
+async def test_a_failing_receiver_gets_the_message_until_it_accepts_it_once(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+) -> None:
+    with WebhookReceiver(statuses=[500, 503]) as receiver:
+        async with started_app(webhook_settings(database, receiver.url)) as app:
+            async with http_client(app) as http:
+                booking_id = await promote_someone(http, tokens, users)
+
+            message = await eventually(message_when(database, "delivered_at"), what="delivery")
+            # Nothing more to send: the outbox is done with it.
+            assert await app.state.webhook_sender.deliver_due() == 0
+        posts = receiver.posts()
+
+    assert message.attempts == 3
+    assert (message.due_at, message.lease_token, message.gave_up_at) == (None, None, None)
+    assert message.last_error == "HTTP 503"
+    assert [message.delivered_at] == [m.delivered_at for m in await messages(database.url)]
+    assert len(posts) == 3, "two failures, then the one accepted"
+    assert {post.body for post in posts} == {message.body.encode()}
+    assert {post.headers[MESSAGE_ID_HEADER.lower()] for post in posts} == {message.message_id}
+    for post in posts:
+        assert verified(SECRET, post.body, post.headers[SIGNATURE_HEADER.lower()])
+        assert not verified("another-secret", post.body, post.headers[SIGNATURE_HEADER.lower()])
+        assert post.headers["content-type"] == "application/json"
+        assert post.headers["x-booking-message-type"] == "booking.promoted"
+    assert json.loads(posts[0].body)["data"]["booking_id"] == booking_id
+
+
+async def test_an_unreachable_receiver_never_fails_a_booking_and_is_given_up_at_last(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+) -> None:
+    dead_url = f"http://127.0.0.1:{free_port()}/hooks"  # nothing listens there
+    settings = webhook_settings(database, dead_url, webhook_max_attempts=3)
+    async with started_app(settings) as app:
+        async with http_client(app) as http:
+            await promote_someone(http, tokens, users)
+
+        message = await eventually(message_when(database, "gave_up_at"), what="giving up")
+        assert await app.state.webhook_sender.deliver_due() == 0
+    assert message.attempts == 3
+    assert (message.due_at, message.delivered_at) == (None, None)
+    assert message.last_error.startswith("ConnectError")
+
+
+async def test_a_receiver_too_slow_to_answer_counts_as_a_failure(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+) -> None:
+    with WebhookReceiver(delays=[1.5]) as receiver:
+        settings = webhook_settings(database, receiver.url, webhook_timeout_seconds=0.3)
+        async with started_app(settings) as app:
+            async with http_client(app) as http:
+                await promote_someone(http, tokens, users)
+
+            message = await eventually(message_when(database, "delivered_at"), what="delivery")
+    assert message.attempts == 2
+    assert "Timeout" in message.last_error
+
+
+async def test_two_senders_racing_post_each_message_once(
+    client: httpx.AsyncClient, app: FastAPI, database: Database
+) -> None:
+    async with app.state.session_factory() as session, session.begin():
+        ids = await outbox.enqueue_many(
+            session, [("test.message", {"n": n, "at": utcnow()}) for n in range(30)]
+        )
+    assert len(set(ids)) == 30
+    with WebhookReceiver() as receiver:
+        settings = webhook_settings(database, receiver.url, webhook_batch_size=4)
+        async with httpx.AsyncClient() as http:
+            senders = [WebhookSender(app.state.session_factory, settings, http) for _ in range(2)]
+
+            async def drain(sender: WebhookSender) -> int:
+                total = 0
+                while sent := await sender.deliver_due():
+                    total += sent
+                return total
+
+            counts = await asyncio.gather(*(drain(sender) for sender in senders))
+        posts = receiver.posts()
+    assert sum(counts) == 30
+    assert Counter(post.headers[MESSAGE_ID_HEADER.lower()] for post in posts) == dict.fromkeys(
+        ids, 1
+    )
+    rows = await messages(database.url)
+    assert all(row.delivered_at is not None and row.attempts == 1 for row in rows)
+
+
+async def test_old_messages_are_purged_and_given_up_ones_kept(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    now = utcnow()
+    old, recent = now - timedelta(days=30), now - timedelta(minutes=5)
+    rows = {
+        "delivered long ago": {"delivered_at": old, "due_at": None},
+        "delivered recently": {"delivered_at": recent, "due_at": None},
+        "given up long ago": {"gave_up_at": old, "due_at": None},
+        "waiting long": {"due_at": now},
+    }
+    async with connect(database.url) as engine, engine.begin() as conn:
+        await conn.execute(
+            insert(OutboxMessage),
+            [
+                {
+                    "message_id": name,
+                    "kind": "test",
+                    "body": "{}",
+                    "created_at": old,
+                    "attempts": 1,
+                    "delivered_at": None,
+                    "gave_up_at": None,
+                    **values,
+                }
+                for name, values in rows.items()
+            ],
+        )
+
+    async def left_after_purge(settings: Settings) -> set[str]:
+        async with connect(database.url) as engine, AsyncSession(engine) as session:
+            await purge_outbox(session, settings)
+        return {row.message_id for row in await messages(database.url)}
+
+    delivering = webhook_settings(database, "http://127.0.0.1:9/hooks")
+    assert await left_after_purge(delivering) == {
+        "delivered recently",
+        "given up long ago",
+        "waiting long",
+    }
+    # With no URL, nobody will ever deliver what waits: it goes once it is as old.
+    assert await left_after_purge(make_settings(database.url)) == {
+        "delivered recently",
+        "given up long ago",
+    }
+
+
+def test_the_signature_is_hmac_sha256_of_the_raw_body() -> None:
+    body = b'{"id":"1","type":"booking.promoted"}'
+    expected = hmac.new(b"k" * 32, body, hashlib.sha256).hexdigest()
+    assert sign("k" * 32, body) == f"sha256={expected}"
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
+    for attempts, ceiling in [(1, 2.0), (2, 4.0), (3, 8.0), (10, 60.0), (500, 60.0)]:
+        for _ in range(50):
+            delay = backoff_seconds(attempts, base=2.0, cap=60.0)
+            assert ceiling / 2 <= delay <= ceiling
+
+
+async def test_without_a_url_no_worker_delivers(database: Database) -> None:
+    async with started_app(make_settings(database.url)) as app:
+        assert not hasattr(app.state, "webhook_sender")
