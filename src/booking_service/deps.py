@@ -1,4 +1,8 @@
-"""Request dependencies: the session, the services and the JWT guard."""
+"""Request dependencies: the session, the services and the JWT guard.
+
+All are `async def`, even those that never await: FastAPI runs a plain `def` dependency in a
+worker thread, a hop that costs more than building the object itself.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from booking_service.services.events import EventService
 from booking_service.services.idempotency import IdempotencyService
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -36,7 +40,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_auth_service(request: Request, session: SessionDep, settings: SettingsDep) -> AuthService:
+async def get_auth_service(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> AuthService:
     state = request.app.state
     return AuthService(
         session,
@@ -96,7 +102,7 @@ async def get_current_user(
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]
 
 
-def get_event_service(session: SessionDep, settings: SettingsDep) -> EventService:
+async def get_event_service(session: SessionDep, settings: SettingsDep) -> EventService:
     return EventService(
         session,
         max_tickets=settings.max_tickets_per_event,
@@ -107,7 +113,7 @@ def get_event_service(session: SessionDep, settings: SettingsDep) -> EventServic
 EventServiceDep = Annotated[EventService, Depends(get_event_service)]
 
 
-def get_booking_service(
+async def get_booking_service(
     request: Request, session: SessionDep, settings: SettingsDep
 ) -> BookingService:
     return BookingService(
@@ -120,7 +126,7 @@ def get_booking_service(
 BookingServiceDep = Annotated[BookingService, Depends(get_booking_service)]
 
 
-def get_account_service(auth: AuthServiceDep, bookings: BookingServiceDep) -> AccountService:
+async def get_account_service(auth: AuthServiceDep, bookings: BookingServiceDep) -> AccountService:
     return AccountService(auth=auth, bookings=bookings)
 
 
