@@ -40,6 +40,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "password_hash_memory_kib": 8 * 1024,
         "password_hash_time_cost": 1,
         "rate_limit_enabled": False,
+        # Tests expire offers when they choose (app.state.offer_sweeper.sweep()); the
+        # background sweep has a test of its own.
+        "offer_sweep_interval_seconds": 3600,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

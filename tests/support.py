@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import os
 import secrets
 import shutil
@@ -12,9 +13,10 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,15 @@ from booking_service import migrations
 from booking_service.config import Settings
 from booking_service.db import Base
 from booking_service.main import create_app
-from booking_service.models import Booking, BookingStatus, Event, User
+from booking_service.models import (
+    Booking,
+    BookingHistory,
+    BookingStatus,
+    Event,
+    EventState,
+    HistoryAction,
+    User,
+)
 from booking_service.security import PasswordHasher, TokenCodec
 
 TEST_SECRET = "test-secret-" + "x" * 40
@@ -50,6 +60,14 @@ OPERATION_IDS = {
     "list_events",
     "get_event",
     "close_account",
+    "accept_offer",
+    "decline_offer",
+    "list_my_history",
+    "update_event",
+    "close_event",
+    "cancel_event",
+    "list_event_bookings",
+    "list_event_history",
 }
 # The installed command, as a user runs it.
 BOOKING_SERVICE = str(Path(sys.executable).with_name("booking-service"))
@@ -241,14 +259,34 @@ async def register_and_login(client: httpx.AsyncClient, username: str) -> dict[s
 
 
 async def create_event(
-    client: httpx.AsyncClient, headers: dict[str, str], tickets: int, name: str = "Concert"
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    tickets: int,
+    name: str = "Concert",
+    **fields: Any,
 ) -> int:
+    """Create an event through the API; `fields` adds e.g. waitlist_mode="offer"."""
     response = await client.post(
-        "/initialize", json={"name": name, "tickets": tickets}, headers=headers
+        "/initialize", json={"name": name, "tickets": tickets, **fields}, headers=headers
     )
     assert response.status_code == 201, response.text
     event_id: int = response.json()["eventId"]
     return event_id
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], *, timeout: float = 20, what: str = "condition"
+) -> None:
+    """Poll `condition` until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def wait_past(moment: datetime) -> None:
+    """Let the clock pass `moment` (an offer's deadline, say): time itself is what is tested."""
+    await asyncio.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()) + 0.01)
 
 
 @dataclass
@@ -257,65 +295,129 @@ class InvariantReport:
     waiting: int
     available: int
     capacity: int
+    offered: int = 0
+    history_entries: int = 0
 
 
 async def check_invariants(url: str, event_ids: Sequence[int]) -> dict[int, InvariantReport]:
     """Assert every booking rule on these events, straight from the database.
 
-    - confirmed never exceeds capacity, and confirmed + available = capacity;
-    - the event's waiting_count matches the rows in line, and no ticket is free while anyone waits;
+    - confirmed + offered + available = capacity: an open offer holds its ticket, so no ticket
+      is sold or offered twice and none is lost; the event's counters match the rows;
+    - no ticket is free while anyone waits (a freed ticket goes to the line, booked or offered);
+    - every open offer has a deadline; a cancelled event holds nothing;
     - nobody holds two live claims on one event; line numbers are unique;
-    - promotions went strictly in line order: whoever joined the line earlier than a promoted
-      user was promoted before them or had left before them.
+    - the history, replayed in id order (ids are given under the event's lock), is a valid life
+      for every claim that ends in the claim's current status, each change recorded once; the
+      line was FIFO, and every promotion or offer went to whoever was first in line then.
     """
     reports: dict[int, InvariantReport] = {}
     async with connect(url) as engine, engine.connect() as conn:
         for event_id in event_ids:
             event = (await conn.execute(select(Event).where(Event.id == event_id))).one()
             rows = (await conn.execute(select(Booking).where(Booking.event_id == event_id))).all()
-            confirmed = [r for r in rows if r.status == BookingStatus.CONFIRMED]
-            waiting = [r for r in rows if r.status == BookingStatus.WAITLISTED]
-            assert len(confirmed) <= event.capacity, f"event {event_id} oversold"
-            assert len(confirmed) + event.available == event.capacity, (
-                f"event {event_id}: {len(confirmed)} confirmed + {event.available} available "
-                f"!= {event.capacity}"
+            entries = (
+                await conn.execute(
+                    select(BookingHistory)
+                    .where(BookingHistory.event_id == event_id)
+                    .order_by(BookingHistory.id)
+                )
+            ).all()
+            by_status: dict[str, list[Any]] = defaultdict(list)
+            for r in rows:
+                by_status[r.status].append(r)
+            confirmed = by_status[BookingStatus.CONFIRMED]
+            offered = by_status[BookingStatus.OFFERED]
+            waiting = by_status[BookingStatus.WAITLISTED]
+            where = f"event {event_id}"
+            assert len(confirmed) + len(offered) <= event.capacity, f"{where} oversold"
+            assert len(confirmed) + len(offered) + event.available == event.capacity, (
+                f"{where}: {len(confirmed)} confirmed + {len(offered)} offered + "
+                f"{event.available} available != {event.capacity}"
             )
-            assert len(waiting) == event.waiting_count, f"event {event_id}: waiting_count drift"
-            assert event.available == 0 or not waiting, f"event {event_id}: free ticket, full line"
+            assert len(offered) == event.offered_count, f"{where}: offered_count drift"
+            assert len(waiting) == event.waiting_count, f"{where}: waiting_count drift"
+            assert event.available == 0 or not waiting, f"{where}: free ticket, full line"
+            assert all(r.offer_expires_at is not None for r in offered), f"{where}: no deadline"
+            if event.state == EventState.CANCELLED:
+                assert len(confirmed) + len(offered) + len(waiting) == 0, f"{where}: still held"
             live: dict[int, int] = defaultdict(int)
             for r in rows:
                 if r.active == 1:
                     live[r.user_id] += 1
-            assert all(count == 1 for count in live.values()), f"event {event_id}: double claim"
+            assert all(count == 1 for count in live.values()), f"{where}: double claim"
             seqs = [r.line_seq for r in rows if r.line_seq is not None]
-            assert len(seqs) == len(set(seqs)), f"event {event_id}: line number used twice"
-            _assert_promotions_in_order(event_id, rows)
+            assert len(seqs) == len(set(seqs)), f"{where}: line number used twice"
+            _replay_history(where, rows, entries)
             reports[event_id] = InvariantReport(
                 confirmed=len(confirmed),
                 waiting=len(waiting),
                 available=event.available,
                 capacity=event.capacity,
+                offered=len(offered),
+                history_entries=len(entries),
             )
     return reports
 
 
-def _assert_promotions_in_order(event_id: int, rows: Sequence[Any]) -> None:
-    promoted = [r for r in rows if r.promoted_at is not None]
-    in_line = [r for r in rows if r.line_seq is not None]
-    for p in promoted:
-        for earlier in in_line:
-            if earlier.line_seq >= p.line_seq:
-                continue
-            if earlier.promoted_at is not None:
-                ok = earlier.promoted_at <= p.promoted_at
-            elif earlier.status == BookingStatus.LEFT:
-                ok = earlier.ended_at is not None and earlier.ended_at <= p.promoted_at
-            else:  # still waiting while someone who came later got a ticket
-                ok = False
-            assert ok, (
-                f"event {event_id}: booking {p.id} (line {p.line_seq}) promoted ahead of "
-                f"booking {earlier.id} (line {earlier.line_seq}, {earlier.status})"
-            )
+# A claim's life: from its status (None before it exists), each action leads to one status.
+H, S = HistoryAction, BookingStatus
+CLAIM_LIFE: dict[str | None, dict[str, str]] = {
+    None: {H.BOOKED: S.CONFIRMED, H.WAITLISTED: S.WAITLISTED},
+    S.WAITLISTED: {
+        H.PROMOTED: S.CONFIRMED,
+        H.OFFERED: S.OFFERED,
+        H.LEFT: S.LEFT,
+        H.EVENT_CANCELLED: S.EVENT_CANCELLED,
+    },
+    S.OFFERED: {
+        H.ACCEPTED: S.CONFIRMED,
+        H.DECLINED: S.DECLINED,
+        H.EXPIRED: S.EXPIRED,
+        H.EVENT_CANCELLED: S.EVENT_CANCELLED,
+    },
+    S.CONFIRMED: {H.CANCELLED: S.CANCELLED, H.EVENT_CANCELLED: S.EVENT_CANCELLED},
+}
+
+
+def _replay_history(where: str, rows: Sequence[Any], entries: Sequence[Any]) -> None:
+    """Replay an event's history in id order against its booking rows."""
+    bookings = {r.id: r for r in rows}
+    state: dict[int, str | None] = dict.fromkeys(bookings)
+    line: list[int] = []  # a heap of the line numbers of the people waiting
+    in_line: set[int] = set()
+    last_joined = 0
+    for entry in entries:
+        booking = bookings.get(entry.booking_id)
+        assert booking is not None, f"{where}: history {entry.id} of another event's booking"
+        assert entry.user_id == booking.user_id, f"{where}: history {entry.id} of another user"
+        before = state[booking.id]
+        after = CLAIM_LIFE.get(before, {}).get(entry.action)
+        assert after is not None, (
+            f"{where}: booking {booking.id} went {before} -> {entry.action} (history {entry.id})"
+        )
+        if entry.action == H.WAITLISTED:
+            assert booking.line_seq > last_joined, f"{where}: line {booking.line_seq} not last"
+            last_joined = booking.line_seq
+            heapq.heappush(line, booking.line_seq)
+            in_line.add(booking.line_seq)
+        elif before == S.WAITLISTED:
+            if entry.action in (H.PROMOTED, H.OFFERED):
+                while line[0] not in in_line:  # people who left meanwhile
+                    heapq.heappop(line)
+                assert line[0] == booking.line_seq, (
+                    f"{where}: booking {booking.id} (line {booking.line_seq}) {entry.action} "
+                    f"while line {line[0]} was first (history {entry.id})"
+                )
+            in_line.discard(booking.line_seq)
+        state[booking.id] = after
+    for booking in rows:
+        assert state[booking.id] == booking.status, (
+            f"{where}: booking {booking.id} is {booking.status}, its history says "
+            f"{state[booking.id]}"
+        )
+    waiting = {r.line_seq for r in rows if r.status == BookingStatus.WAITLISTED}
+    assert in_line == waiting, f"{where}: the line replayed is not the line"
 
 
 def free_port() -> int:

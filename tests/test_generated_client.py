@@ -90,6 +90,14 @@ def test_generated_names_read_well(client_package: Path) -> None:
         "bookings.book_ticket",
         "bookings.cancel_booking",
         "bookings.list_my_bookings",
+        "bookings.list_my_history",
+        "bookings.accept_offer",
+        "bookings.decline_offer",
+        "organizer.update_event",
+        "organizer.close_event",
+        "organizer.cancel_event",
+        "organizer.list_event_bookings",
+        "organizer.list_event_history",
     }
     models = load("models")
     assert {

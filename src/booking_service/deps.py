@@ -16,6 +16,8 @@ from booking_service.services.accounts import AccountService
 from booking_service.services.auth import AuthenticatedUser, AuthService
 from booking_service.services.bookings import BookingService
 from booking_service.services.events import EventService
+from booking_service.services.offers import OfferService
+from booking_service.services.organizer import OrganizerService
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -124,3 +126,21 @@ def get_account_service(auth: AuthServiceDep, bookings: BookingServiceDep) -> Ac
 
 
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
+
+
+def get_offer_service(session: SessionDep, settings: SettingsDep) -> OfferService:
+    return OfferService(session, lock_retries=settings.db_lock_retries)
+
+
+OfferServiceDep = Annotated[OfferService, Depends(get_offer_service)]
+
+
+def get_organizer_service(session: SessionDep, settings: SettingsDep) -> OrganizerService:
+    return OrganizerService(
+        session,
+        max_tickets=settings.max_tickets_per_event,
+        lock_retries=settings.db_lock_retries,
+    )
+
+
+OrganizerServiceDep = Annotated[OrganizerService, Depends(get_organizer_service)]

@@ -70,6 +70,12 @@ class Conflict(AppError):
     message = "Conflict"
 
 
+class Gone(AppError):
+    status_code = 410
+    code = "gone"
+    message = "No longer available"
+
+
 class RateLimited(AppError):
     status_code = 429
     code = "rate_limited"
@@ -223,6 +229,42 @@ class AlreadyBooked(Conflict):
 class NothingToCancel(NotFound):
     code = "booking_not_found"
     message = "You hold no ticket or place in line for this event"
+
+
+class NotEventOwner(Forbidden):
+    code = "not_event_owner"
+    message = "Only the event's owner can do this"
+
+
+class EventClosed(Conflict):
+    code = "event_closed"
+    message = "The event is closed: it takes no new bookings"
+
+
+class EventCancelled(Conflict):
+    code = "event_cancelled"
+    message = "The event is cancelled"
+
+
+class CapacityBelowHeld(Conflict):
+    code = "capacity_below_held"
+    message = "Tickets cannot go below those already confirmed or offered"
+
+    def __init__(self, held: int | None = None) -> None:
+        message = None
+        if held is not None:
+            message = f"Tickets cannot go below the {held} already confirmed or offered"
+        super().__init__(message)
+
+
+class OfferNotFound(NotFound):
+    code = "offer_not_found"
+    message = "You hold no open offer for this event"
+
+
+class OfferExpired(Gone):
+    code = "offer_expired"
+    message = "The offer lapsed at its deadline and its ticket was passed on"
 
 
 class TooManyTickets(AppError):

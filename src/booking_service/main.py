@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,10 +20,13 @@ from booking_service.ratelimit import RateLimiter
 from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services.auth import ActiveUserCache
 from booking_service.services.booking_queue import BookingQueue
+from booking_service.services.offers import OfferSweeper
 
 DESCRIPTION = """\
 Book tickets for events, with a first-come-first-served waiting list once an event sells out.
-Cancelling hands the ticket to the first person in line at once.
+Cancelling hands the ticket to the first person in line at once, or, for events in `offer`
+mode, offers it to them until a deadline. Organizers can change, close or cancel their
+events, and every change of a booking is kept in a history.
 
 Authenticate with `POST /login` and send the token as `Authorization: Bearer <token>`.
 Every error has the same body: `{"message", "code", "details"}`.
@@ -44,9 +49,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lock_retries=settings.db_lock_retries,
         )
         app.state.password_hasher = hasher
+        app.state.offer_sweeper = OfferSweeper(
+            session_factory,
+            interval_seconds=settings.offer_sweep_interval_seconds,
+            lock_retries=settings.db_lock_retries,
+        )
+        # Every worker sweeps: no single process has to stay alive for offers to expire.
+        sweeping = asyncio.create_task(app.state.offer_sweeper.run(), name="offer-sweeper")
         try:
             yield
         finally:
+            sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
             hasher.close()
             await engine.dispose()
 
@@ -81,7 +96,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
             EnvelopeCORSMiddleware,
             allow_origins=settings.cors_allow_origins,
             allow_credentials=settings.cors_allow_credentials,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=[
                 "Retry-After",

@@ -2,9 +2,11 @@
 
 from fastapi import APIRouter
 
-from booking_service.api import auth, bookings, events
+from booking_service.api import auth, bookings, events, offers, organizer
 
 api_router = APIRouter()
 api_router.include_router(auth.router)
 api_router.include_router(events.router)
 api_router.include_router(bookings.router)
+api_router.include_router(offers.router)
+api_router.include_router(organizer.router)

@@ -1,10 +1,20 @@
 from __future__ import annotations
 
+from typing import cast
+
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from booking_service.api.params import PageLimit, PageOffset
+from booking_service.api.views import history_page
 from booking_service.deps import BookingServiceDep, CurrentUser
-from booking_service.errors import AlreadyBooked, EventNotFound, NothingToCancel
+from booking_service.errors import (
+    AlreadyBooked,
+    EventCancelled,
+    EventClosed,
+    EventNotFound,
+    NothingToCancel,
+)
 from booking_service.models import BookingStatus
 from booking_service.openapi import error_responses
 from booking_service.ratelimit import PER_USER, rate_limited
@@ -13,16 +23,19 @@ from booking_service.schemas.bookings import (
     BookingRequest,
     BookingWaitlisted,
     CancelResult,
+    LiveStatus,
     MyBooking,
     MyBookings,
 )
 from booking_service.schemas.common import Message
+from booking_service.schemas.history import HistoryPage
 from booking_service.services.bookings import CancelOutcome
 
 router = APIRouter(tags=["bookings"])
 
 CANCEL_MESSAGES = {
     CancelOutcome.REASSIGNED: Message.CANCELLED_REASSIGNED,
+    CancelOutcome.OFFERED: Message.CANCELLED_OFFERED,
     CancelOutcome.RELEASED: Message.CANCELLED_RELEASED,
     CancelOutcome.LEFT_WAITING_LIST: Message.LEFT_LINE,
 }
@@ -35,7 +48,14 @@ CANCEL_MESSAGES = {
     responses={
         201: {"model": BookingConfirmed, "description": "You hold a ticket."},
         202: {"model": BookingWaitlisted, "description": "Sold out: you joined the waiting list."},
-        **error_responses(EventNotFound(), AlreadyBooked(), auth=True, validates="body"),
+        **error_responses(
+            EventNotFound(),
+            AlreadyBooked(),
+            EventClosed(),
+            EventCancelled(),
+            auth=True,
+            validates="body",
+        ),
     },
     operation_id="book_ticket",
     summary="Book a ticket",
@@ -48,7 +68,8 @@ async def book_ticket(
     user: CurrentUser,
     service: BookingServiceDep,
 ) -> JSONResponse:
-    """Book a ticket; when the event is sold out you join its waiting list instead."""
+    """Book a ticket; when the event is sold out you join its waiting list instead. A closed
+    or cancelled event takes no bookings (409)."""
     result = await service.book(user_id=user.id, event_id=body.event_id)
     if result.status is BookingStatus.CONFIRMED:
         confirmed = BookingConfirmed(
@@ -85,7 +106,9 @@ async def cancel_booking(
     user: CurrentUser,
     service: BookingServiceDep,
 ) -> CancelResult:
-    """Give back your ticket (the first person in line gets it at once), or leave the line."""
+    """Give back your ticket (the first person in line gets it at once, or is offered it in
+    `offer` mode), turn down an open offer, or leave the line. This works on a closed event
+    too."""
     outcome = await service.cancel(user_id=user.id, event_id=body.event_id)
     return CancelResult(
         message=CANCEL_MESSAGES[outcome], event_id=body.event_id, outcome=outcome.value
@@ -104,7 +127,8 @@ async def cancel_booking(
 async def list_my_bookings(
     request: Request, response: Response, user: CurrentUser, service: BookingServiceDep
 ) -> MyBookings:
-    """Your tickets and places in line across all events, newest first."""
+    """Your tickets, open offers (with their deadline) and places in line across all events,
+    newest first."""
     items = await service.list_mine(user.id)
     return MyBookings(
         items=[
@@ -112,12 +136,35 @@ async def list_my_bookings(
                 booking_id=item.id,
                 event_id=item.event_id,
                 event_name=item.event_name,
-                status="confirmed" if item.status is BookingStatus.CONFIRMED else "waitlisted",
+                status=cast(LiveStatus, item.status.value),
                 position=item.position,
                 created_at=item.created_at,
                 confirmed_at=item.confirmed_at,
                 promoted_at=item.promoted_at,
+                offer_expires_at=item.offer_expires_at,
             )
             for item in items
         ]
     )
+
+
+@router.get(
+    "/me/history",
+    response_model=HistoryPage,
+    response_description="One page of your history, newest first.",
+    responses=error_responses(auth=True, validates="query"),
+    operation_id="list_my_history",
+    summary="Your booking history",
+)
+@rate_limited(PER_USER)
+async def list_my_history(
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    service: BookingServiceDep,
+    limit: PageLimit = 20,
+    offset: PageOffset = 0,
+) -> HistoryPage:
+    """Every change of your tickets and places in line, on every event, newest first."""
+    entries, total = await service.history_mine(user.id, limit=limit, offset=offset)
+    return history_page(entries, total, limit=limit, offset=offset)

@@ -1,15 +1,15 @@
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request, Response, status
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
-
+from booking_service.api.params import EventIdPath, PageLimit, PageOffset
 from booking_service.deps import CurrentUser, EventServiceDep
 from booking_service.errors import EventNotFound
+from booking_service.models import WaitlistMode
 from booking_service.openapi import error_responses
 from booking_service.ratelimit import PER_USER, rate_limited
 from booking_service.repositories.events import EventSnapshot
-from booking_service.schemas.common import MAX_DB_ID, Message
+from booking_service.schemas.common import Message
 from booking_service.schemas.events import (
     EventCreate,
     EventCreated,
@@ -20,20 +20,8 @@ from booking_service.schemas.events import (
 
 router = APIRouter(tags=["events"])
 
-EventIdPath = Annotated[
-    int,
-    Path(
-        alias="eventId",
-        title="Event id",
-        ge=1,
-        le=MAX_DB_ID,
-        description="The event's id.",
-        examples=[1],
-    ),
-]
 
-
-def _event_read(event: EventSnapshot) -> EventRead:
+def event_read(event: EventSnapshot) -> EventRead:
     return EventRead(
         event_id=event.id,
         name=event.name,
@@ -41,8 +29,12 @@ def _event_read(event: EventSnapshot) -> EventRead:
         available_tickets=event.available,
         total_ticket_booked=event.booked,
         waiting_list_count=event.waiting_count,
+        offered_tickets=event.offered_count,
         owner_id=event.owner_id,
         created_at=event.created_at,
+        state=event.state.value,
+        waitlist_mode=event.waitlist_mode.value,
+        offer_seconds=event.offer_seconds,
     )
 
 
@@ -63,8 +55,16 @@ async def create_event(
     user: CurrentUser,
     service: EventServiceDep,
 ) -> EventCreated:
-    """Create an event with a number of tickets. You become its owner."""
-    event_id = await service.create(owner_id=user.id, name=body.name, tickets=body.tickets)
+    """Create an event with a number of tickets. You become its owner. Optionally choose what
+    happens to a freed ticket while people wait: booked for the first in line at once
+    (`instant`, the default) or offered to them for `offer_seconds` (`offer`)."""
+    event_id = await service.create(
+        owner_id=user.id,
+        name=body.name,
+        tickets=body.tickets,
+        waitlist_mode=WaitlistMode(body.waitlist_mode),
+        offer_seconds=body.offer_seconds,
+    )
     return EventCreated(message=Message.EVENT_CREATED, event_id=event_id)
 
 
@@ -91,6 +91,8 @@ async def get_event_status(
         available_tickets=event.available,
         total_ticket_booked=event.booked,
         waiting_list_count=event.waiting_count,
+        offered_tickets=event.offered_count,
+        state=event.state.value,
     )
 
 
@@ -108,13 +110,13 @@ async def list_events(
     response: Response,
     _user: CurrentUser,
     service: EventServiceDep,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Events to skip.")] = 0,
+    limit: PageLimit = 20,
+    offset: PageOffset = 0,
 ) -> EventPage:
     """Events with their availability, newest first."""
     events, total = await service.list(limit=limit, offset=offset)
     return EventPage(
-        items=[_event_read(event) for event in events], total=total, limit=limit, offset=offset
+        items=[event_read(event) for event in events], total=total, limit=limit, offset=offset
     )
 
 
@@ -135,4 +137,4 @@ async def get_event(
     service: EventServiceDep,
 ) -> EventRead:
     """One event with its availability."""
-    return _event_read(await service.get(event_id))
+    return event_read(await service.get(event_id))

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.db import run_transaction
 from booking_service.errors import EventNotFound, TooManyTickets
+from booking_service.models import WaitlistMode
 from booking_service.repositories import events
 from booking_service.repositories.events import EventSnapshot
 
@@ -18,12 +19,27 @@ class EventService:
         self._max_tickets = max_tickets
         self._retries = lock_retries
 
-    async def create(self, *, owner_id: int, name: str, tickets: int) -> int:
+    async def create(
+        self,
+        *,
+        owner_id: int,
+        name: str,
+        tickets: int,
+        waitlist_mode: WaitlistMode,
+        offer_seconds: int,
+    ) -> int:
         if tickets > self._max_tickets:
             raise TooManyTickets(self._max_tickets)
         return await run_transaction(
             self._session,
-            lambda: events.add_event(self._session, owner_id=owner_id, name=name, capacity=tickets),
+            lambda: events.add_event(
+                self._session,
+                owner_id=owner_id,
+                name=name,
+                capacity=tickets,
+                waitlist_mode=waitlist_mode,
+                offer_seconds=offer_seconds,
+            ),
             retries=self._retries,
         )
 

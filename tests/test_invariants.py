@@ -1,0 +1,103 @@
+"""check_invariants is the verdict of every concurrency test: it must notice a broken rule.
+Each test builds a valid event through the API, breaks one rule behind the service's back,
+and expects the check to say so."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import insert, select, update
+
+from booking_service.models import Booking, BookingHistory, BookingStatus, Event, HistoryAction
+from booking_service.models.types import utcnow
+from tests.support import Database, check_invariants, connect, create_event, register_and_login
+
+
+@pytest.fixture
+async def event_with_line(client: httpx.AsyncClient) -> int:
+    """One ticket held by Ann, and Ben then Cat in line, in an event in offer mode."""
+    headers = {
+        name: await register_and_login(client, name) for name in ("own", "ann", "ben", "cat")
+    }
+    event_id = await create_event(client, headers["own"], tickets=1, waitlist_mode="offer")
+    for name in ("ann", "ben", "cat"):
+        await client.post("/book", json={"eventId": event_id}, headers=headers[name])
+    return event_id
+
+
+async def _line(url: str, event_id: int) -> list[tuple[int, int]]:
+    """(booking id, user id) of the people in line, in line order."""
+    async with connect(url) as engine, engine.connect() as conn:
+        rows = await conn.execute(
+            select(Booking.id, Booking.user_id)
+            .where(Booking.event_id == event_id, Booking.status == BookingStatus.WAITLISTED)
+            .order_by(Booking.line_seq)
+        )
+        return [(row.id, row.user_id) for row in rows]
+
+
+async def test_a_valid_event_passes(event_with_line: int, database: Database) -> None:
+    report = await check_invariants(database.url, [event_with_line])
+    assert (report[event_with_line].confirmed, report[event_with_line].waiting) == (1, 2)
+    assert report[event_with_line].history_entries == 3
+
+
+async def test_an_offer_that_holds_no_ticket_is_caught(
+    event_with_line: int, database: Database
+) -> None:
+    [(first, _), _] = await _line(database.url, event_with_line)
+    async with connect(database.url) as engine, engine.begin() as conn:
+        await conn.execute(
+            update(Booking)
+            .where(Booking.id == first)
+            .values(status=BookingStatus.OFFERED, offer_expires_at=utcnow())
+        )
+    with pytest.raises(AssertionError, match="oversold"):
+        await check_invariants(database.url, [event_with_line])
+
+
+async def test_an_offer_out_of_line_order_is_caught(
+    event_with_line: int, database: Database
+) -> None:
+    [_, (second, second_user)] = await _line(database.url, event_with_line)
+    now = utcnow()
+    async with connect(database.url) as engine, engine.begin() as conn:
+        # The second in line gets the offer, with every counter and record right.
+        await conn.execute(
+            update(Booking)
+            .where(Booking.id == second)
+            .values(status=BookingStatus.OFFERED, offer_expires_at=now + timedelta(minutes=5))
+        )
+        await conn.execute(
+            update(Event)
+            .where(Event.id == event_with_line)
+            .values(capacity=2, offered_count=1, waiting_count=1)
+        )
+        await conn.execute(
+            insert(BookingHistory).values(
+                booking_id=second,
+                event_id=event_with_line,
+                user_id=second_user,
+                action=HistoryAction.OFFERED,
+                created_at=now,
+            )
+        )
+    with pytest.raises(AssertionError, match="was first"):
+        await check_invariants(database.url, [event_with_line])
+
+
+async def test_a_change_missing_from_the_history_is_caught(
+    event_with_line: int, database: Database
+) -> None:
+    [(first, _), _] = await _line(database.url, event_with_line)
+    async with connect(database.url) as engine, engine.begin() as conn:
+        await conn.execute(
+            update(Booking)
+            .where(Booking.id == first)
+            .values(status=BookingStatus.LEFT, active=None, ended_at=utcnow())
+        )
+        await conn.execute(update(Event).where(Event.id == event_with_line).values(waiting_count=1))
+    with pytest.raises(AssertionError, match="its history says"):
+        await check_invariants(database.url, [event_with_line])
