@@ -5,7 +5,6 @@ from fastapi import APIRouter, Request, Response, status
 from booking_service.api.params import EventIdPath, PageLimit, PageOffset
 from booking_service.deps import CurrentUser, EventServiceDep
 from booking_service.errors import EventNotFound
-from booking_service.models import WaitlistMode
 from booking_service.openapi import error_responses
 from booking_service.ratelimit import PER_USER, rate_limited
 from booking_service.repositories.events import EventSnapshot
@@ -33,7 +32,7 @@ def event_read(event: EventSnapshot) -> EventRead:
         owner_id=event.owner_id,
         created_at=event.created_at,
         state=event.state.value,
-        waitlist_mode=event.waitlist_mode.value,
+        waitlist_mode=event.waitlist_mode,
         offer_seconds=event.offer_seconds,
     )
 
@@ -62,7 +61,7 @@ async def create_event(
         owner_id=user.id,
         name=body.name,
         tickets=body.tickets,
-        waitlist_mode=WaitlistMode(body.waitlist_mode),
+        waitlist_mode=body.waitlist_mode,
         offer_seconds=body.offer_seconds,
     )
     return EventCreated(message=Message.EVENT_CREATED, event_id=event_id)

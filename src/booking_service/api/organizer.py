@@ -3,7 +3,7 @@ history. Anyone else gets 403 `not_event_owner`; an unknown event is 404 for eve
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -17,7 +17,7 @@ from booking_service.errors import (
     EventNotFound,
     NotEventOwner,
 )
-from booking_service.models import BookingStatus, WaitlistMode
+from booking_service.models import BookingStatus
 from booking_service.openapi import error_responses
 from booking_service.ratelimit import PER_USER, rate_limited
 from booking_service.schemas import events as event_schemas
@@ -59,9 +59,7 @@ async def update_event(
     in `offer` mode); fewer may not go below the tickets confirmed or offered (409). A closed
     event can still be changed; a cancelled one cannot."""
     change = EventChange(
-        tickets=body.tickets,
-        waitlist_mode=None if body.waitlist_mode is None else WaitlistMode(body.waitlist_mode),
-        offer_seconds=body.offer_seconds,
+        tickets=body.tickets, waitlist_mode=body.waitlist_mode, offer_seconds=body.offer_seconds
     )
     return event_read(await service.update(user.id, event_id, change))
 
@@ -135,8 +133,9 @@ async def list_event_bookings(
     user: CurrentUser,
     service: OrganizerServiceDep,
     status: Annotated[
-        LiveStatus | None, Query(description="Only bookings with this status.")
-    ] = None,
+        Literal["all", "confirmed", "offered", "waitlisted"],
+        Query(description="Only bookings with this status; `all` (the default) for every one."),
+    ] = "all",
     limit: PageLimit = 20,
     offset: PageOffset = 0,
 ) -> EventBookingPage:
@@ -145,7 +144,7 @@ async def list_event_bookings(
     claims, total = await service.list_bookings(
         user.id,
         event_id,
-        status=None if status is None else BookingStatus(status),
+        status=None if status == "all" else BookingStatus(status),
         limit=limit,
         offset=offset,
     )

@@ -18,6 +18,10 @@ class EventState(enum.StrEnum):
 
 
 class WaitlistMode(enum.StrEnum):
+    """What happens to a freed ticket while people wait: `instant` books it for the first in
+    line at once; `offer` holds it for them until they accept or decline, or until the offer
+    lapses after `offer_seconds` and goes to the next in line."""
+
     INSTANT = "instant"  # a freed ticket is booked for the first in line at once
     OFFER = "offer"  # a freed ticket is offered to the first in line until a deadline
 

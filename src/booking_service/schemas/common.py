@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
@@ -76,13 +76,6 @@ OfferSeconds = Annotated[
     ),
     BeforeValidator(_json_integer),
 ]
-
-WaitlistModeName = Literal["instant", "offer"]
-WAITLIST_MODE_DESCRIPTION = (
-    "What happens to a freed ticket while people wait: `instant` books it for the first in "
-    "line at once; `offer` holds it for them until they accept or decline, or the offer lapses "
-    "after `offer_seconds` and goes to the next in line."
-)
 
 # Examples shared by several models.
 EXAMPLE_TIME = "2025-06-01T18:30:00.123456Z"

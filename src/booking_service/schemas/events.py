@@ -6,17 +6,20 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from booking_service.limits import DEFAULT_OFFER_SECONDS
+from booking_service.models import WaitlistMode
 from booking_service.schemas.common import (
     EXAMPLE_TIME,
     REQUEST_CONFIG,
     RESPONSE_CONFIG,
-    WAITLIST_MODE_DESCRIPTION,
     EventId,
     Message,
     OfferSeconds,
     TicketCount,
-    WaitlistModeName,
 )
+
+# One enum in the document (`WaitlistMode`), so generated clients share one type for it. Not
+# strict: a strict enum field refuses the JSON string that names a value.
+WAITLIST_MODE = "What happens to a freed ticket while people wait (see `WaitlistMode`)."
 
 EventStateName = Literal["open", "closed", "cancelled"]
 STATE_DESCRIPTION = (
@@ -47,8 +50,8 @@ class EventCreate(BaseModel):
 
     name: EventName
     tickets: TicketCount
-    waitlist_mode: WaitlistModeName = Field(
-        default="instant", description=WAITLIST_MODE_DESCRIPTION, examples=["instant"]
+    waitlist_mode: WaitlistMode = Field(
+        default=WaitlistMode.INSTANT, strict=False, description=WAITLIST_MODE, examples=["instant"]
     )
     offer_seconds: OfferSeconds = DEFAULT_OFFER_SECONDS
 
@@ -126,9 +129,7 @@ class EventRead(BaseModel):
     )
     created_at: datetime = Field(description="When it was created (UTC).", examples=[EXAMPLE_TIME])
     state: EventStateName = Field(description=STATE_DESCRIPTION, examples=["open"])
-    waitlist_mode: WaitlistModeName = Field(
-        description=WAITLIST_MODE_DESCRIPTION, examples=["instant"]
-    )
+    waitlist_mode: WaitlistMode = Field(description=WAITLIST_MODE, examples=["instant"])
     offer_seconds: int = Field(
         description="How long an offer stays open, in seconds (used in `offer` mode).",
         examples=[900],
@@ -160,9 +161,10 @@ class EventUpdate(BaseModel):
         ),
         examples=[120],
     )
-    waitlist_mode: WaitlistModeName | None = Field(
+    waitlist_mode: WaitlistMode | None = Field(
         default=None,
-        description=WAITLIST_MODE_DESCRIPTION + " Open offers keep their deadline.",
+        strict=False,
+        description=WAITLIST_MODE + " Open offers keep their deadline.",
         examples=["offer"],
     )
     offer_seconds: OfferSeconds | None = Field(
