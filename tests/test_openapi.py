@@ -148,6 +148,7 @@ def test_domain_errors_are_documented_where_they_happen(document: dict[str, Any]
     assert codes("accept_offer", "404") == {"event_not_found", "offer_not_found"}
     assert codes("accept_offer", "410") == {"offer_expired"}
     assert codes("decline_offer", "410") == {"offer_expired"}
+    assert codes("accept_offer", "409") == {"event_cancelled"}
     for operation_id in ("update_event", "close_event", "cancel_event", "list_event_bookings"):
         assert codes(operation_id, "403") == {"not_event_owner"}, operation_id
         assert codes(operation_id, "404") == {"event_not_found"}, operation_id

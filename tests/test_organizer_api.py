@@ -234,6 +234,10 @@ async def test_cancelling_an_event_releases_everything_on_record(
         assert (response.status_code, response.json()["code"]) == (409, "event_cancelled")
     nothing = await client.post("/cancel", json={"eventId": event_id}, headers=people["bob"])
     assert nothing.status_code == 404
+    withdrawn = await client.post(
+        "/offers/accept", json={"eventId": event_id}, headers=people["carol"]
+    )
+    assert (withdrawn.status_code, withdrawn.json()["code"]) == (409, "event_cancelled")
     again = await client.post(f"/events/{event_id}/cancel", headers=owner)
     assert again.json()["released_tickets"] == again.json()["released_places"] == 0
     await check_invariants(database.url, [event_id])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from booking_service.deps import CurrentUser, OfferServiceDep
-from booking_service.errors import EventNotFound, OfferExpired, OfferNotFound
+from booking_service.errors import EventCancelled, EventNotFound, OfferExpired, OfferNotFound
 from booking_service.openapi import error_responses
 from booking_service.ratelimit import PER_USER, rate_limited
 from booking_service.schemas.bookings import BookingConfirmed, BookingRequest, OfferDeclined
@@ -15,7 +15,7 @@ from booking_service.schemas.common import Message
 router = APIRouter(tags=["bookings"])
 
 OFFER_ERRORS = error_responses(
-    EventNotFound(), OfferNotFound(), OfferExpired(), auth=True, validates="body"
+    EventNotFound(), OfferNotFound(), EventCancelled(), OfferExpired(), auth=True, validates="body"
 )
 
 

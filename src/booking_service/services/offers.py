@@ -15,8 +15,8 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_service.db import run_transaction
-from booking_service.errors import EventNotFound, OfferExpired, OfferNotFound
-from booking_service.models import BookingStatus, HistoryAction
+from booking_service.errors import EventCancelled, EventNotFound, OfferExpired, OfferNotFound
+from booking_service.models import BookingStatus, EventState, HistoryAction
 from booking_service.models.types import utcnow
 from booking_service.repositories import bookings, events
 from booking_service.repositories.bookings import LockedBooking
@@ -74,6 +74,8 @@ class OfferService:
         event = await events.get_event_for_update(session, event_id)
         if event is None:
             raise EventNotFound()
+        if event.state is EventState.CANCELLED:  # its offers were withdrawn with it
+            raise EventCancelled()
         mine = await bookings.get_active_for_update(session, event_id=event_id, user_id=user_id)
         if mine is None or mine.status is not BookingStatus.OFFERED:
             await self._no_open_offer(user_id, event_id, mine)
