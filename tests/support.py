@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -418,6 +418,42 @@ def _replay_history(where: str, rows: Sequence[Any], entries: Sequence[Any]) -> 
         )
     waiting = {r.line_seq for r in rows if r.status == BookingStatus.WAITLISTED}
     assert in_line == waiting, f"{where}: the line replayed is not the line"
+
+
+@dataclass(frozen=True)
+class OfferAnswer:
+    """What a client was told when it answered an offer."""
+
+    user_id: int
+    event_id: int
+    path: str  # /offers/accept or /offers/decline
+    status: int
+
+
+# How the offer must have ended, by the answer its holder got.
+OFFER_ENDINGS = {
+    ("/offers/accept", 200): HistoryAction.ACCEPTED,
+    ("/offers/decline", 200): HistoryAction.DECLINED,
+    ("/offers/accept", 410): HistoryAction.EXPIRED,
+    ("/offers/decline", 410): HistoryAction.EXPIRED,
+}
+
+
+async def check_offer_answers(url: str, answers: Sequence[OfferAnswer]) -> Counter[str]:
+    """Assert that every answer to an offer is what the history says became of it (each user
+    holds at most one offer per event in these tests); returns how the offers ended."""
+    async with connect(url) as engine, engine.connect() as conn:
+        rows = await conn.execute(
+            select(BookingHistory.user_id, BookingHistory.event_id, BookingHistory.action).where(
+                BookingHistory.action.in_(set(OFFER_ENDINGS.values()))
+            )
+        )
+        endings = {(user, event): action for user, event, action in rows}
+    for answer in answers:
+        expected = OFFER_ENDINGS.get((answer.path, answer.status))
+        assert expected is not None, answer
+        assert endings.get((answer.user_id, answer.event_id)) == expected, answer
+    return Counter(endings.values())
 
 
 def free_port() -> int:
