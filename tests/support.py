@@ -14,10 +14,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from booking_service.config import Settings
 from booking_service.db import Base
 from booking_service.db import connect as connect
 from booking_service.main import create_app
-from booking_service.models import Booking, BookingStatus
+from booking_service.models import Booking, BookingHistory, BookingStatus, HistoryAction
 from booking_service.security import TokenCodec
 
 TEST_SECRET = "test-secret-" + "x" * 40
@@ -62,6 +63,14 @@ OPERATION_IDS = {
     "health",
     "ready",
     "metrics",
+    "accept_offer",
+    "decline_offer",
+    "list_my_history",
+    "update_event",
+    "close_event",
+    "cancel_event",
+    "list_event_bookings",
+    "list_event_history",
 }
 # For operators, not clients: never rate limited, and not about bookings.
 OPERATIONS_ROUTES = {"health", "ready", "metrics"}
@@ -86,6 +95,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "password_hash_memory_kib": 8 * 1024,
         "password_hash_time_cost": 1,
         "rate_limit_enabled": False,
+        # Tests expire offers when they choose (app.state.offer_sweeper.sweep()); the
+        # background sweep has a test of its own.
+        "offer_sweep_interval_seconds": 3600,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -271,14 +283,24 @@ async def register_and_login(client: httpx.AsyncClient, username: str) -> dict[s
 
 
 async def create_event(
-    client: httpx.AsyncClient, headers: dict[str, str], tickets: int, name: str = "Concert"
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    tickets: int,
+    name: str = "Concert",
+    **fields: Any,
 ) -> int:
+    """Create an event through the API; `fields` adds e.g. waitlist_mode="offer"."""
     response = await client.post(
-        "/initialize", json={"name": name, "tickets": tickets}, headers=headers
+        "/initialize", json={"name": name, "tickets": tickets, **fields}, headers=headers
     )
     assert response.status_code == 201, response.text
     event_id: int = response.json()["eventId"]
     return event_id
+
+
+async def wait_past(moment: datetime) -> None:
+    """Let the clock pass `moment` (an offer's deadline, say): time itself is what is tested."""
+    await asyncio.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()) + 0.01)
 
 
 async def book(client: httpx.AsyncClient, headers: dict[str, str], event_id: int) -> httpx.Response:
@@ -370,6 +392,42 @@ async def booking_records(url: str, event_id: int | None = None) -> list[Booking
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class OfferAnswer:
+    """What a client was told when it answered an offer."""
+
+    user_id: int
+    event_id: int
+    path: str  # /offers/accept or /offers/decline
+    status: int
+
+
+# How the offer must have ended, by the answer its holder got.
+OFFER_ENDINGS = {
+    ("/offers/accept", 200): HistoryAction.ACCEPTED,
+    ("/offers/decline", 200): HistoryAction.DECLINED,
+    ("/offers/accept", 410): HistoryAction.EXPIRED,
+    ("/offers/decline", 410): HistoryAction.EXPIRED,
+}
+
+
+async def check_offer_answers(url: str, answers: Sequence[OfferAnswer]) -> Counter[str]:
+    """Assert that every answer to an offer is what the history says became of it (each user
+    holds at most one offer per event in these tests); returns how the offers ended."""
+    async with connect(url) as engine, engine.connect() as conn:
+        rows = await conn.execute(
+            select(BookingHistory.user_id, BookingHistory.event_id, BookingHistory.action).where(
+                BookingHistory.action.in_(set(OFFER_ENDINGS.values()))
+            )
+        )
+        endings = {(user, event): action for user, event, action in rows}
+    for answer in answers:
+        expected = OFFER_ENDINGS.get((answer.path, answer.status))
+        assert expected is not None, answer
+        assert endings.get((answer.user_id, answer.event_id)) == expected, answer
+    return Counter(endings.values())
 
 
 def free_port() -> int:

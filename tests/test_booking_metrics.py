@@ -56,6 +56,7 @@ async def test_each_committed_change_is_counted_once(
         "promoted": 1,
         "cancelled": 2,
         "left_line": 1,
+        "offered": 0,  # instant mode: a freed ticket is booked, not offered
     }
 
 

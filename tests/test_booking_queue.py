@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import event as sqlalchemy_event
 
 from tests.support import Database, TokenFactory, check_invariants, create_users
 
@@ -108,3 +110,33 @@ async def test_holders_in_a_group_get_409_and_unknown_events_404(
     missing = await _book_all(client, tokens, users, 999_999)
     assert {r.status_code for r in missing} == {404}
     await check_invariants(database.url, [event_id])
+
+
+async def test_a_group_costs_the_same_statements_whatever_its_size(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, app: FastAPI
+) -> None:
+    """The flash-sale path stays set-based: claims and their history go in multi-row INSERTs,
+    so a transaction's statements do not grow with the bookings it serves."""
+    users = await create_users(database.url, 200)
+    event_id = await _event(client, tokens, users[0], tickets=50)
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "booking" in statement or "event" in statement:  # not the token's user lookups
+            statements.append(statement)
+
+    stats = app.state.booking_queue.stats
+    before = stats.transactions
+    sqlalchemy_event.listen(app.state.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        responses = await _book_all(client, tokens, users, event_id)
+    finally:
+        sqlalchemy_event.remove(app.state.engine.sync_engine, "before_cursor_execute", count)
+    assert Counter(r.status_code for r in responses) == {201: 50, 202: 150}
+    transactions = stats.transactions - before
+    assert stats.largest_group > 10
+    # Lock, holders, claims (two INSERTs in the group that sells the last ticket: one for
+    # tickets, one for places in line), their ids, their history, counters.
+    assert len(statements) <= 7 * transactions, "\n".join(s[:70] for s in statements)
+    report = await check_invariants(database.url, [event_id])
+    assert report[event_id].history_entries == 200

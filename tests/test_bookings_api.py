@@ -318,6 +318,7 @@ async def test_my_bookings_lists_live_tickets_and_places_newest_first(
         "created_at",
         "confirmed_at",
         "promoted_at",
+        "offer_expires_at",
     }
     assert all(set(item) == keys for item in items)
     waiting, confirmed = items

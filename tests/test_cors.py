@@ -44,6 +44,12 @@ async def test_listed_origins_only(cors_app: FastAPI) -> None:
         assert allowed.headers["access-control-allow-origin"] == APP_ORIGIN
         assert "access-control-allow-credentials" not in allowed.headers
         assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+        # An organizer changing an event from the browser app (PATCH /events/{eventId}).
+        patch = await http.options(
+            "/events/1", headers={**PREFLIGHT, "Access-Control-Request-Method": "PATCH"}
+        )
+        assert patch.status_code == 200
+        assert "PATCH" in patch.headers["access-control-allow-methods"]
 
         refused = await http.options("/book", headers={**PREFLIGHT, "Origin": "https://evil.test"})
         assert refused.status_code == 403

@@ -53,6 +53,10 @@ async def test_unknown_route_and_wrong_method(client: httpx.AsyncClient) -> None
     refused = await client.put("/book", json={"eventId": 1})
     assert_envelope(refused, 405, "method_not_allowed")
     assert refused.headers["allow"] == "POST"
+    # One path, two routers (events: GET; organizer: PATCH): Allow names both.
+    refused = await client.options("/events/1")
+    assert_envelope(refused, 405, "method_not_allowed")
+    assert refused.headers["allow"] == "GET, PATCH"
 
 
 DEEP = 20_000  # deeper than Python's JSON parser recurses, well under the size limit

@@ -52,15 +52,23 @@ async def test_initialize_creates_an_event_owned_by_its_creator(
         "available_tickets": 100,
         "total_ticket_booked": 0,
         "waiting_list_count": 0,
+        "offered_tickets": 0,
         "ownerId": owner.id,
+        "state": "open",
+        "waitlist_mode": "instant",
+        "offer_seconds": 900,
     }
     status = await client.get(f"/status/{body['eventId']}", headers=owner.headers)
     assert status.status_code == 200
+    # The original service's shape, the line's length, and what issue 8 added: tickets held by
+    # open offers and whether the event still takes bookings.
     assert status.json() == {
         "event_name": "Concert 2025",
         "available_tickets": 100,
         "total_ticket_booked": 0,
         "waiting_list_count": 0,
+        "offered_tickets": 0,
+        "state": "open",
     }
 
 

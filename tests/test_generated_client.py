@@ -93,6 +93,14 @@ def test_generated_names_read_well(client_package: Path) -> None:
         "operations.health",
         "operations.ready",
         "operations.metrics",
+        "bookings.list_my_history",
+        "bookings.accept_offer",
+        "bookings.decline_offer",
+        "organizer.update_event",
+        "organizer.close_event",
+        "organizer.cancel_event",
+        "organizer.list_event_bookings",
+        "organizer.list_event_history",
     }
     models = load("models")
     assert {
@@ -124,12 +132,34 @@ async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             yield running
 
 
+def sign_up(server: ServerProcess, username: str) -> Any:
+    """Register and log in through the generated client; returns an AuthenticatedClient.
+
+    Any status the document does not list raises, so every answer seen is a documented one.
+    """
+    client_module, models = load("client"), load("models")
+    register, login = load("api.auth.register"), load("api.auth.login")
+    anonymous = client_module.Client(base_url=server.base_url, raise_on_unexpected_status=True)
+    credentials = {"username": username, "password": "password123"}
+    created = register.sync_detailed(
+        client=anonymous, body=models.UserCreate.from_dict(credentials)
+    )
+    assert created.status_code == 201
+    assert created.parsed.message == "Registration Successful"
+    issued = login.sync(client=anonymous, body=models.LoginRequest.from_dict(credentials))
+    assert isinstance(issued, models.TokenResponse)
+    assert issued.token_type == "bearer"
+    return client_module.AuthenticatedClient(
+        base_url=server.base_url, token=issued.token, raise_on_unexpected_status=True
+    )
+
+
 def test_whole_flow_through_the_generated_client(
     client_package: Path, server: ServerProcess
 ) -> None:
     client_module = load("client")
     models = load("models")
-    register, login = load("api.auth.register"), load("api.auth.login")
+    register = load("api.auth.register")
     create_event, get_event_status = (
         load("api.events.create_event"),
         load("api.events.get_event_status"),
@@ -140,24 +170,8 @@ def test_whole_flow_through_the_generated_client(
         load("api.bookings.cancel_booking"),
         load("api.bookings.list_my_bookings"),
     )
-    # Any status the document does not list raises, so every answer below is a documented one.
     anonymous = client_module.Client(base_url=server.base_url, raise_on_unexpected_status=True)
-
-    def sign_up(username: str) -> Any:
-        credentials = {"username": username, "password": "password123"}
-        created = register.sync_detailed(
-            client=anonymous, body=models.UserCreate.from_dict(credentials)
-        )
-        assert created.status_code == 201
-        assert created.parsed.message == "Registration Successful"
-        issued = login.sync(client=anonymous, body=models.LoginRequest.from_dict(credentials))
-        assert isinstance(issued, models.TokenResponse)
-        assert issued.token_type == "bearer"
-        return client_module.AuthenticatedClient(
-            base_url=server.base_url, token=issued.token, raise_on_unexpected_status=True
-        )
-
-    alice, bob = sign_up("alice"), sign_up("bob")
+    alice, bob = sign_up(server, "alice"), sign_up(server, "bob")
 
     taken = register.sync_detailed(
         client=anonymous, body=models.UserCreate(username="alice", password="password123")
@@ -242,6 +256,89 @@ def test_whole_flow_through_the_generated_client(
     assert refused.status_code == 401
     assert refused.parsed.code == "invalid_token"
     assert refused.headers["www-authenticate"] == "Bearer"
+
+
+def test_offers_and_organizer_controls_through_the_generated_client(
+    client_package: Path, server: ServerProcess
+) -> None:
+    models = load("models")
+    create_event, update_event = load("api.events.create_event"), load("api.organizer.update_event")
+    book_ticket, cancel_booking = (
+        load("api.bookings.book_ticket"),
+        load("api.bookings.cancel_booking"),
+    )
+    accept_offer, decline_offer = (
+        load("api.bookings.accept_offer"),
+        load("api.bookings.decline_offer"),
+    )
+    list_my_bookings, list_my_history = (
+        load("api.bookings.list_my_bookings"),
+        load("api.bookings.list_my_history"),
+    )
+    list_event_bookings = load("api.organizer.list_event_bookings")
+    list_event_history = load("api.organizer.list_event_history")
+    close_event, cancel_event = (
+        load("api.organizer.close_event"),
+        load("api.organizer.cancel_event"),
+    )
+    owner, ann, ben, cat = (sign_up(server, name) for name in ("owner", "ann", "ben", "cat"))
+
+    created = create_event.sync(
+        client=owner,
+        body=models.EventCreate(
+            name="Gig", tickets=1, waitlist_mode=models.WaitlistMode.OFFER, offer_seconds=600
+        ),
+    )
+    event = models.BookingRequest(event_id=created.event_id)
+    assert isinstance(book_ticket.sync(client=ann, body=event), models.BookingConfirmed)
+    for person in (ben, cat):
+        assert isinstance(book_ticket.sync(client=person, body=event), models.BookingWaitlisted)
+    cancelled = cancel_booking.sync(client=ann, body=event)
+    assert cancelled.outcome == models.CancelResultOutcome.OFFERED
+    [offer] = list_my_bookings.sync(client=ben).items
+    assert offer.status == models.MyBookingStatus.OFFERED
+    assert offer.offer_expires_at.tzinfo is not None
+
+    declined = decline_offer.sync(client=ben, body=event)
+    assert isinstance(declined, models.OfferDeclined)
+    accepted = accept_offer.sync(client=cat, body=event)
+    assert isinstance(accepted, models.BookingConfirmed)
+    gone = accept_offer.sync_detailed(client=ben, body=event)
+    assert (gone.status_code, gone.parsed.code) == (404, "offer_not_found")
+
+    grown = update_event.sync(
+        client=owner,
+        event_id=created.event_id,
+        body=models.EventUpdate(tickets=3, waitlist_mode=models.WaitlistMode.INSTANT),
+    )
+    assert isinstance(grown, models.EventRead)
+    assert (grown.capacity, grown.available_tickets, grown.waitlist_mode) == (
+        3,
+        2,
+        models.WaitlistMode.INSTANT,
+    )
+    refused = update_event.sync_detailed(
+        client=ann, event_id=created.event_id, body=models.EventUpdate(tickets=1)
+    )
+    assert (refused.status_code, refused.parsed.code) == (403, "not_event_owner")
+    page = list_event_bookings.sync(
+        client=owner,
+        event_id=created.event_id,
+        status=models.ListEventBookingsStatus.CONFIRMED,
+    )
+    assert [(b.username, b.status) for b in page.items] == [("cat", "confirmed")]
+    story = list_event_history.sync(client=owner, event_id=created.event_id, limit=100)
+    assert story.total == 8
+    mine = list_my_history.sync(client=ben)
+    assert [e.action for e in reversed(mine.items)] == ["waitlisted", "offered", "declined"]
+
+    closed = close_event.sync(client=owner, event_id=created.event_id)
+    assert closed.state == "closed"
+    late = book_ticket.sync_detailed(client=ann, body=event)
+    assert (late.status_code, late.parsed.code) == (409, "event_closed")
+    ended = cancel_event.sync(client=owner, event_id=created.event_id)
+    assert isinstance(ended, models.EventCancelled)
+    assert (ended.released_tickets, ended.released_offers, ended.released_places) == (1, 0, 0)
 
 
 def test_readme_example_runs(client_package: Path, tmp_path: Path) -> None:

@@ -1,120 +1,172 @@
-"""The invariant check itself can fail: rows written straight into the database, right and wrong."""
+"""check_invariants is the verdict of every concurrency test: it must notice a broken rule.
+Each test builds a valid event through the API, breaks one rule behind the service's back,
+and expects the check to say so."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
+import httpx
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 
 from booking_service.bench.invariants import InvariantBroken, find_invariant_breaks
-from booking_service.models import Booking, BookingStatus, Event
-from tests.support import Database, check_invariants, connect, create_users, wipe_tables
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def at(seconds: int) -> datetime:
-    return T0 + timedelta(seconds=seconds)
+from booking_service.models import Booking, BookingHistory, BookingStatus, Event, HistoryAction
+from booking_service.models.types import utcnow
+from tests.support import (
+    Database,
+    check_invariants,
+    connect,
+    create_event,
+    create_users,
+    register_and_login,
+)
 
 
 @pytest.fixture
-async def db(database: Database) -> AsyncIterator[Database]:
-    yield database
-    await wipe_tables(database.url)
+async def event_with_line(client: httpx.AsyncClient) -> int:
+    """One ticket held by Ann, and Ben then Cat in line, in an event in offer mode."""
+    headers = {
+        name: await register_and_login(client, name) for name in ("own", "ann", "ben", "cat")
+    }
+    event_id = await create_event(client, headers["own"], tickets=1, waitlist_mode="offer")
+    for name in ("ann", "ben", "cat"):
+        await client.post("/book", json={"eventId": event_id}, headers=headers[name])
+    return event_id
 
 
-async def make_event(db: Database, *, capacity: int, available: int, waiting: int) -> int:
-    [owner] = await create_users(db.url, 1, prefix=f"owner{secrets.token_hex(4)}-")
-    async with connect(db.url) as engine, engine.begin() as conn:
-        result = await conn.execute(
-            insert(Event).values(
-                owner_id=owner,
-                name="Concert",
-                capacity=capacity,
-                available=available,
-                waiting_count=waiting,
-                next_line_seq=10,
-                created_at=T0,
+async def _line(url: str, event_id: int) -> list[tuple[int, int]]:
+    """(booking id, user id) of the people in line, in line order."""
+    async with connect(url) as engine, engine.connect() as conn:
+        rows = await conn.execute(
+            select(Booking.id, Booking.user_id)
+            .where(Booking.event_id == event_id, Booking.status == BookingStatus.WAITLISTED)
+            .order_by(Booking.line_seq)
+        )
+        return [(row.id, row.user_id) for row in rows]
+
+
+async def test_a_valid_event_passes(event_with_line: int, database: Database) -> None:
+    report = await check_invariants(database.url, [event_with_line])
+    assert (report[event_with_line].confirmed, report[event_with_line].waiting) == (1, 2)
+    assert report[event_with_line].history_entries == 3
+
+
+async def test_an_offer_that_holds_no_ticket_is_caught(
+    event_with_line: int, database: Database
+) -> None:
+    [(first, _), _] = await _line(database.url, event_with_line)
+    async with connect(database.url) as engine, engine.begin() as conn:
+        await conn.execute(
+            update(Booking)
+            .where(Booking.id == first)
+            .values(status=BookingStatus.OFFERED, offer_expires_at=utcnow())
+        )
+    with pytest.raises(InvariantBroken, match="oversold"):
+        await check_invariants(database.url, [event_with_line])
+
+
+async def test_an_offer_out_of_line_order_is_caught(
+    event_with_line: int, database: Database
+) -> None:
+    [_, (second, second_user)] = await _line(database.url, event_with_line)
+    now = utcnow()
+    async with connect(database.url) as engine, engine.begin() as conn:
+        # The second in line gets the offer, with every counter and record right.
+        await conn.execute(
+            update(Booking)
+            .where(Booking.id == second)
+            .values(status=BookingStatus.OFFERED, offer_expires_at=now + timedelta(minutes=5))
+        )
+        await conn.execute(
+            update(Event)
+            .where(Event.id == event_with_line)
+            .values(capacity=2, offered_count=1, waiting_count=1)
+        )
+        await conn.execute(
+            insert(BookingHistory).values(
+                booking_id=second,
+                event_id=event_with_line,
+                user_id=second_user,
+                action=HistoryAction.OFFERED,
+                created_at=now,
             )
         )
-        assert result.inserted_primary_key is not None
-        return int(result.inserted_primary_key[0])
+    with pytest.raises(InvariantBroken, match="ahead of line"):
+        await check_invariants(database.url, [event_with_line])
 
 
-async def add_bookings(db: Database, event_id: int, rows: list[dict[str, Any]]) -> None:
-    users = await create_users(db.url, len(rows), prefix=f"e{event_id}-")
-    async with connect(db.url) as engine, engine.begin() as conn:
-        for user_id, row in zip(users, rows, strict=True):
-            active = 1 if row["status"] in ("confirmed", "waitlisted") else None
-            await conn.execute(
+async def test_a_change_missing_from_the_history_is_caught(
+    event_with_line: int, database: Database
+) -> None:
+    [(first, _), _] = await _line(database.url, event_with_line)
+    async with connect(database.url) as engine, engine.begin() as conn:
+        await conn.execute(
+            update(Booking)
+            .where(Booking.id == first)
+            .values(status=BookingStatus.LEFT, active=None, ended_at=utcnow())
+        )
+        await conn.execute(update(Event).where(Event.id == event_with_line).values(waiting_count=1))
+    with pytest.raises(InvariantBroken, match="its history says"):
+        await check_invariants(database.url, [event_with_line])
+
+
+async def test_a_ticket_taken_from_the_pool_while_someone_waits_is_caught(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    # The end state can look right: Ben joins the line beside a free ticket, then Cat takes
+    # that ticket. Only the order of the history shows that Cat jumped the line.
+    headers = {name: await register_and_login(client, name) for name in ("own", "ann")}
+    event_id = await create_event(client, headers["own"], tickets=2)
+    await client.post("/book", json={"eventId": event_id}, headers=headers["ann"])
+    ben, cat = await create_users(database.url, 2, prefix="late")
+    now = utcnow()
+    async with connect(database.url) as engine, engine.begin() as conn:
+        for user_id, status, action, line_seq in (
+            (ben, BookingStatus.WAITLISTED, HistoryAction.WAITLISTED, 1),
+            (cat, BookingStatus.CONFIRMED, HistoryAction.BOOKED, None),
+        ):
+            result = await conn.execute(
                 insert(Booking).values(
-                    event_id=event_id, user_id=user_id, active=active, created_at=T0, **row
+                    event_id=event_id,
+                    user_id=user_id,
+                    status=status,
+                    active=1,
+                    line_seq=line_seq,
+                    created_at=now,
+                    confirmed_at=now if line_seq is None else None,
                 )
             )
+            assert result.inserted_primary_key is not None
+            await conn.execute(
+                insert(BookingHistory).values(
+                    booking_id=result.inserted_primary_key[0],
+                    event_id=event_id,
+                    user_id=user_id,
+                    action=action,
+                    created_at=now,
+                )
+            )
+        await conn.execute(
+            update(Event)
+            .where(Event.id == event_id)
+            .values(available=0, waiting_count=1, next_line_seq=2)
+        )
+    with pytest.raises(InvariantBroken, match="took a free ticket while line 1 was waiting"):
+        await check_invariants(database.url, [event_id])
 
 
-def confirmed(**extra: Any) -> dict[str, Any]:
-    return {"status": BookingStatus.CONFIRMED, "confirmed_at": T0, **extra}
-
-
-def waiting(seq: int) -> dict[str, Any]:
-    return {"status": BookingStatus.WAITLISTED, "line_seq": seq}
-
-
-def promoted(seq: int, when: int) -> dict[str, Any]:
-    return confirmed(line_seq=seq, promoted_at=at(when), confirmed_at=at(when))
-
-
-def left(seq: int, when: int) -> dict[str, Any]:
-    return {"status": BookingStatus.LEFT, "line_seq": seq, "ended_at": at(when)}
-
-
-async def test_promotions_in_line_order_pass(db: Database) -> None:
-    event_id = await make_event(db, capacity=3, available=0, waiting=1)
-    await add_bookings(
-        db, event_id, [confirmed(), left(1, 5), promoted(2, 10), promoted(3, 20), waiting(4)]
-    )
-    reports = await check_invariants(db.url, [event_id])
-    assert reports[event_id].confirmed == 3
-    assert reports[event_id].waiting == 1
-
-
-async def test_promotion_past_someone_still_waiting_is_caught(db: Database) -> None:
-    event_id = await make_event(db, capacity=2, available=0, waiting=1)
-    await add_bookings(db, event_id, [confirmed(), waiting(1), promoted(2, 10)])
-    with pytest.raises(InvariantBroken, match="promoted ahead of"):
-        await check_invariants(db.url, [event_id])
-
-
-async def test_promotion_before_an_earlier_one_left_is_caught(db: Database) -> None:
-    event_id = await make_event(db, capacity=2, available=0, waiting=0)
-    await add_bookings(db, event_id, [confirmed(), left(1, 30), promoted(2, 10)])
-    with pytest.raises(InvariantBroken, match=r"promoted ahead of .*left"):
-        await check_invariants(db.url, [event_id])
-
-
-async def test_promotions_out_of_time_order_are_caught(db: Database) -> None:
-    event_id = await make_event(db, capacity=3, available=0, waiting=0)
-    await add_bookings(db, event_id, [confirmed(), promoted(1, 20), promoted(2, 10)])
-    with pytest.raises(InvariantBroken, match=r"line 2\) promoted ahead of .*line 1"):
-        await check_invariants(db.url, [event_id])
-
-
-async def test_counts_that_disagree_are_caught_and_collected(db: Database) -> None:
-    good = await make_event(db, capacity=2, available=1, waiting=0)
-    await add_bookings(db, good, [confirmed()])
-    drifted = await make_event(db, capacity=2, available=1, waiting=0)
-    await add_bookings(db, drifted, [confirmed()])
-    async with connect(db.url) as engine, engine.begin() as conn:
+async def test_every_broken_event_is_collected_for_the_benchmark(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    owner = await register_and_login(client, "owner")
+    good = await create_event(client, owner, tickets=2)
+    drifted = await create_event(client, owner, tickets=2)
+    async with connect(database.url) as engine, engine.begin() as conn:
         await conn.execute(update(Event).where(Event.id == drifted).values(capacity=3))
-
-    with pytest.raises(InvariantBroken, match=r"1 confirmed \+ 1 available != 3"):
-        await check_invariants(db.url, [good, drifted])
-    findings = await find_invariant_breaks(db.url, [good, drifted])
+    with pytest.raises(InvariantBroken, match=r"0 confirmed \+ 0 offered \+ 2 available != 3"):
+        await check_invariants(database.url, [good, drifted])
+    findings = await find_invariant_breaks(database.url, [good, drifted])
     assert not findings.ok
     assert set(findings.reports) == {good}
     assert set(findings.breaks) == {drifted}

@@ -79,6 +79,8 @@ class ModelEvent:
             "available_tickets": self.capacity - len(self.holders),
             "total_ticket_booked": len(self.holders),
             "waiting_list_count": len(self.line),
+            "offered_tickets": 0,  # instant mode: freed tickets are booked, never offered
+            "state": "open",
         }
 
 

@@ -144,10 +144,24 @@ def test_domain_errors_are_documented_where_they_happen(document: dict[str, Any]
     assert codes("register", "409") == {"username_taken"}
     assert codes("login", "401") == {"invalid_credentials"}
     assert codes("book_ticket", "404") == {"event_not_found"}
-    assert codes("book_ticket", "409") == {"already_booked", "idempotency_key_in_use"}
+    assert codes("book_ticket", "409") == {
+        "already_booked",
+        "event_closed",
+        "event_cancelled",
+        "idempotency_key_in_use",
+    }
     assert codes("cancel_booking", "404") == {"event_not_found", "booking_not_found"}
     assert codes("get_event_status", "404") == {"event_not_found"}
     assert codes("list_my_bookings", "401") == {"not_authenticated", "invalid_token"}
+    assert codes("accept_offer", "404") == {"event_not_found", "offer_not_found"}
+    assert codes("accept_offer", "410") == {"offer_expired"}
+    assert codes("decline_offer", "410") == {"offer_expired"}
+    assert codes("accept_offer", "409") == {"event_cancelled"}
+    for operation_id in ("update_event", "close_event", "cancel_event", "list_event_bookings"):
+        assert codes(operation_id, "403") == {"not_event_owner"}, operation_id
+        assert codes(operation_id, "404") == {"event_not_found"}, operation_id
+    assert codes("update_event", "409") == {"event_cancelled", "capacity_below_held"}
+    assert codes("close_event", "409") == {"event_cancelled"}
     for operation_id in IDEMPOTENT_OPERATIONS:
         assert "idempotency_key_in_use" in codes(operation_id, "409")
         assert {"validation_error", "idempotency_key_reused"} <= codes(operation_id, "422")

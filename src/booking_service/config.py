@@ -210,6 +210,17 @@ class Settings(BaseSettings):
         description="How often each worker deletes expired idempotency keys and old messages.",
     )
 
+    # Waiting-list offers (services/offers.py).
+    offer_sweep_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description=(
+            "How often each worker expires lapsed offers and hands their tickets on. An answer "
+            "after the deadline is refused (410) whether or not a sweep has run yet."
+        ),
+    )
+
     @field_validator("trusted_proxies", "cors_allow_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:

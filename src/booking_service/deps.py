@@ -21,6 +21,8 @@ from booking_service.services.auth import AuthenticatedUser, AuthService
 from booking_service.services.bookings import BookingService
 from booking_service.services.events import EventService
 from booking_service.services.idempotency import IdempotencyService
+from booking_service.services.offers import OfferService
+from booking_service.services.organizer import OrganizerService
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -134,8 +136,6 @@ AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 
 
 async def get_idempotency_service(session: SessionDep, settings: SettingsDep) -> IdempotencyService:
-    # async: FastAPI would run a plain `def` in its thread pool, a hop every booking would pay
-    # for a service that only requests with an Idempotency-Key use.
     return IdempotencyService(
         session,
         ttl_seconds=settings.idempotency_key_ttl_seconds,
@@ -145,3 +145,21 @@ async def get_idempotency_service(session: SessionDep, settings: SettingsDep) ->
 
 
 IdempotencyServiceDep = Annotated[IdempotencyService, Depends(get_idempotency_service)]
+
+
+async def get_offer_service(session: SessionDep, settings: SettingsDep) -> OfferService:
+    return OfferService(session, lock_retries=settings.db_lock_retries)
+
+
+OfferServiceDep = Annotated[OfferService, Depends(get_offer_service)]
+
+
+async def get_organizer_service(session: SessionDep, settings: SettingsDep) -> OrganizerService:
+    return OrganizerService(
+        session,
+        max_tickets=settings.max_tickets_per_event,
+        lock_retries=settings.db_lock_retries,
+    )
+
+
+OrganizerServiceDep = Annotated[OrganizerService, Depends(get_organizer_service)]

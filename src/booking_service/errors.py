@@ -14,7 +14,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from booking_service.schemas.errors import ErrorDetail, ErrorResponse
 
@@ -68,6 +70,12 @@ class Conflict(AppError):
     status_code = 409
     code = "conflict"
     message = "Conflict"
+
+
+class Gone(AppError):
+    status_code = 410
+    code = "gone"
+    message = "No longer available"
 
 
 class RateLimited(AppError):
@@ -166,11 +174,26 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method served at this path. Starlette's 405 names only the methods of the first
+    route matching the path, and one path may be declared by several routers (GET and PATCH
+    /events/{eventId})."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = HTTP_STATUS_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "Request failed"
-    return error_response(exc.status_code, message, code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return error_response(exc.status_code, message, code, headers=headers)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -229,6 +252,42 @@ class AlreadyBooked(Conflict):
 class NothingToCancel(NotFound):
     code = "booking_not_found"
     message = "You hold no ticket or place in line for this event"
+
+
+class NotEventOwner(Forbidden):
+    code = "not_event_owner"
+    message = "Only the event's owner can do this"
+
+
+class EventClosed(Conflict):
+    code = "event_closed"
+    message = "The event is closed: it takes no new bookings"
+
+
+class EventCancelled(Conflict):
+    code = "event_cancelled"
+    message = "The event is cancelled"
+
+
+class CapacityBelowHeld(Conflict):
+    code = "capacity_below_held"
+    message = "Tickets cannot go below those already confirmed or offered"
+
+    def __init__(self, held: int | None = None) -> None:
+        message = None
+        if held is not None:
+            message = f"Tickets cannot go below the {held} already confirmed or offered"
+        super().__init__(message)
+
+
+class OfferNotFound(NotFound):
+    code = "offer_not_found"
+    message = "You hold no open offer for this event"
+
+
+class OfferExpired(Gone):
+    code = "offer_expired"
+    message = "The offer lapsed at its deadline and its ticket was passed on"
 
 
 class TooManyTickets(AppError):

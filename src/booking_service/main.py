@@ -25,11 +25,14 @@ from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services import housekeeping
 from booking_service.services.auth import ActiveUserCache
 from booking_service.services.booking_queue import BookingQueue
+from booking_service.services.offers import OfferSweeper
 from booking_service.services.webhooks import WebhookSender
 
 DESCRIPTION = """\
 Book tickets for events, with a first-come-first-served waiting list once an event sells out.
-Cancelling hands the ticket to the first person in line at once.
+Cancelling hands the ticket to the first person in line at once, or, for events in `offer`
+mode, offers it to them until a deadline. Organizers can change, close or cancel their
+events, and every change of a booking is kept in a history.
 
 Authenticate with `POST /login` and send the token as `Authorization: Bearer <token>`.
 Every error has the same body: `{"message", "code", "details"}`.
@@ -67,7 +70,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.password_hasher = hasher
         app.state.redis_probe = redis_probe = _redis_probe(settings)
+        app.state.offer_sweeper = offer_sweeper = OfferSweeper(
+            session_factory, lock_retries=settings.db_lock_retries
+        )
         background = BackgroundWork()
+        # Every worker sweeps: no single process has to stay alive for offers to expire.
+        background.start(
+            "offer-sweeper",
+            repeat(
+                offer_sweeper.sweep,
+                every=settings.offer_sweep_interval_seconds,
+                name="offer sweep",
+            ),
+        )
         background.start(
             "housekeeping",
             repeat(
@@ -127,7 +142,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
             EnvelopeCORSMiddleware,
             allow_origins=settings.cors_allow_origins,
             allow_credentials=settings.cors_allow_credentials,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             expose_headers=[
                 "Idempotent-Replayed",

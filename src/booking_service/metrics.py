@@ -41,6 +41,7 @@ class BookingOutcome(enum.StrEnum):
     BOOKED = "booked"  # got a ticket
     WAITLISTED = "waitlisted"  # joined the line
     PROMOTED = "promoted"  # got a ticket someone gave back, from the line
+    OFFERED = "offered"  # was offered a ticket someone gave back, from the line
     CANCELLED = "cancelled"  # gave a ticket back
     LEFT_LINE = "left_line"  # gave up a place in line
 

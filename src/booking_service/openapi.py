@@ -34,7 +34,13 @@ TAGS: list[dict[str, Any]] = [
     {"name": "events", "description": "Create events and see how many tickets are left."},
     {
         "name": "bookings",
-        "description": "Book and cancel tickets; a sold-out event puts you in its waiting list.",
+        "description": "Book and cancel tickets, answer offers, see your bookings and history; "
+        "a sold-out event puts you in its waiting list.",
+    },
+    {
+        "name": "organizer",
+        "description": "Only the event's owner: change, close or cancel it, see its bookings, "
+        "line and history.",
     },
 ]
 
@@ -77,6 +83,7 @@ STATUS_DESCRIPTIONS = {
     403: "Not allowed.",
     404: "Not found.",
     409: "Conflicts with the current state.",
+    410: "It existed but has lapsed.",
     413: "Request body larger than MAX_REQUEST_BODY_BYTES.",
     415: "Content-Type is not application/json.",
     422: "The request does not match the schema; `details` says where and why.",
@@ -230,8 +237,13 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
         if app.openapi_schema is None:
             document = build_document()  # cached by FastAPI in app.openapi_schema
             # The service refuses more tickets than MAX_TICKETS_PER_EVENT with a 422; say so.
-            tickets = document["components"]["schemas"]["EventCreate"]["properties"]["tickets"]
-            tickets["maximum"] = settings.max_tickets_per_event
+            schemas = document["components"]["schemas"]
+            schemas["EventCreate"]["properties"]["tickets"]["maximum"] = (
+                settings.max_tickets_per_event
+            )
+            update = schemas["EventUpdate"]["properties"]["tickets"]["anyOf"]
+            [number] = [option for option in update if option.get("type") == "integer"]
+            number["maximum"] = settings.max_tickets_per_event
             restore_example_nulls(document)
             drop_null_from_optional_headers(document)
         assert app.openapi_schema is not None

@@ -1,10 +1,20 @@
 from __future__ import annotations
 
+from typing import cast
+
 from fastapi import APIRouter, Request, Response, status
 
 from booking_service.api.idempotent import IdempotencyKeyHeader, answer
+from booking_service.api.params import PageLimit, PageOffset
+from booking_service.api.views import history_page
 from booking_service.deps import BookingServiceDep, CurrentUser, IdempotencyServiceDep
-from booking_service.errors import AlreadyBooked, EventNotFound, NothingToCancel
+from booking_service.errors import (
+    AlreadyBooked,
+    EventCancelled,
+    EventClosed,
+    EventNotFound,
+    NothingToCancel,
+)
 from booking_service.models import BookingStatus
 from booking_service.openapi import REPLAYED_RESPONSE_HEADERS, error_responses
 from booking_service.ratelimit import PER_USER, rate_limited
@@ -13,10 +23,12 @@ from booking_service.schemas.bookings import (
     BookingRequest,
     BookingWaitlisted,
     CancelResult,
+    LiveStatus,
     MyBooking,
     MyBookings,
 )
 from booking_service.schemas.common import Message
+from booking_service.schemas.history import HistoryPage
 from booking_service.services.booking_queue import BookResult
 from booking_service.services.bookings import CancelOutcome
 from booking_service.services.idempotency import Reply
@@ -25,6 +37,7 @@ router = APIRouter(tags=["bookings"])
 
 CANCEL_MESSAGES = {
     CancelOutcome.REASSIGNED: Message.CANCELLED_REASSIGNED,
+    CancelOutcome.OFFERED: Message.CANCELLED_OFFERED,
     CancelOutcome.RELEASED: Message.CANCELLED_RELEASED,
     CancelOutcome.LEFT_WAITING_LIST: Message.LEFT_LINE,
 }
@@ -46,7 +59,13 @@ CANCEL_MESSAGES = {
             "headers": REPLAYED_RESPONSE_HEADERS,
         },
         **error_responses(
-            EventNotFound(), AlreadyBooked(), auth=True, validates="body", idempotent=True
+            EventNotFound(),
+            AlreadyBooked(),
+            EventClosed(),
+            EventCancelled(),
+            auth=True,
+            validates="body",
+            idempotent=True,
         ),
     },
     operation_id="book_ticket",
@@ -62,7 +81,8 @@ async def book_ticket(
     idempotency: IdempotencyServiceDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    """Book a ticket; when the event is sold out you join its waiting list instead."""
+    """Book a ticket; when the event is sold out you join its waiting list instead. A closed
+    or cancelled event takes no bookings (409)."""
     return await answer(
         idempotency,
         key=idempotency_key,
@@ -117,7 +137,9 @@ async def cancel_booking(
     idempotency: IdempotencyServiceDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    """Give back your ticket (the first person in line gets it at once), or leave the line."""
+    """Give back your ticket (the first person in line gets it at once, or is offered it in
+    `offer` mode), turn down an open offer, or leave the line. This works on a closed event
+    too."""
 
     def render(outcome: CancelOutcome) -> Reply:
         result = CancelResult(
@@ -148,7 +170,8 @@ async def cancel_booking(
 async def list_my_bookings(
     request: Request, response: Response, user: CurrentUser, service: BookingServiceDep
 ) -> MyBookings:
-    """Your tickets and places in line across all events, newest first."""
+    """Your tickets, open offers (with their deadline) and places in line across all events,
+    newest first."""
     items = await service.list_mine(user.id)
     return MyBookings(
         items=[
@@ -156,12 +179,35 @@ async def list_my_bookings(
                 booking_id=item.id,
                 event_id=item.event_id,
                 event_name=item.event_name,
-                status="confirmed" if item.status is BookingStatus.CONFIRMED else "waitlisted",
+                status=cast(LiveStatus, item.status.value),
                 position=item.position,
                 created_at=item.created_at,
                 confirmed_at=item.confirmed_at,
                 promoted_at=item.promoted_at,
+                offer_expires_at=item.offer_expires_at,
             )
             for item in items
         ]
     )
+
+
+@router.get(
+    "/me/history",
+    response_model=HistoryPage,
+    response_description="One page of your history, newest first.",
+    responses=error_responses(auth=True, validates="query"),
+    operation_id="list_my_history",
+    summary="Your booking history",
+)
+@rate_limited(PER_USER)
+async def list_my_history(
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    service: BookingServiceDep,
+    limit: PageLimit = 20,
+    offset: PageOffset = 0,
+) -> HistoryPage:
+    """Every change of your tickets and places in line, on every event, newest first."""
+    entries, total = await service.history_mine(user.id, limit=limit, offset=offset)
+    return history_page(entries, total, limit=limit, offset=offset)

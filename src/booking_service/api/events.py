@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from booking_service.api.idempotent import IdempotencyKeyHeader, answer
+from booking_service.api.params import EventIdPath, PageLimit, PageOffset
 from booking_service.deps import CurrentUser, EventServiceDep, IdempotencyServiceDep
 from booking_service.errors import EventNotFound
 from booking_service.openapi import REPLAYED_RESPONSE_HEADERS, error_responses
 from booking_service.ratelimit import PER_USER, rate_limited
 from booking_service.repositories.events import EventSnapshot
-from booking_service.schemas.common import MAX_DB_ID, Message
+from booking_service.schemas.common import Message
 from booking_service.schemas.events import (
     EventCreate,
     EventCreated,
@@ -22,20 +21,8 @@ from booking_service.services.idempotency import Reply
 
 router = APIRouter(tags=["events"])
 
-EventIdPath = Annotated[
-    int,
-    Path(
-        alias="eventId",
-        title="Event id",
-        ge=1,
-        le=MAX_DB_ID,
-        description="The event's id.",
-        examples=[1],
-    ),
-]
 
-
-def _event_read(event: EventSnapshot) -> EventRead:
+def event_read(event: EventSnapshot) -> EventRead:
     return EventRead(
         event_id=event.id,
         name=event.name,
@@ -43,8 +30,12 @@ def _event_read(event: EventSnapshot) -> EventRead:
         available_tickets=event.available,
         total_ticket_booked=event.booked,
         waiting_list_count=event.waiting_count,
+        offered_tickets=event.offered_count,
         owner_id=event.owner_id,
         created_at=event.created_at,
+        state=event.state.value,
+        waitlist_mode=event.waitlist_mode,
+        offer_seconds=event.offer_seconds,
     )
 
 
@@ -70,7 +61,9 @@ async def create_event(
     idempotency: IdempotencyServiceDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    """Create an event with a number of tickets. You become its owner."""
+    """Create an event with a number of tickets. You become its owner. Optionally choose what
+    happens to a freed ticket while people wait: booked for the first in line at once
+    (`instant`, the default) or offered to them for `offer_seconds` (`offer`)."""
 
     def render(event_id: int) -> Reply:
         created = EventCreated(message=Message.EVENT_CREATED, event_id=event_id)
@@ -83,7 +76,12 @@ async def create_event(
         operation="create_event",
         body=body,
         effect=lambda then: service.create(
-            owner_id=user.id, name=body.name, tickets=body.tickets, then=then
+            owner_id=user.id,
+            name=body.name,
+            tickets=body.tickets,
+            waitlist_mode=body.waitlist_mode,
+            offer_seconds=body.offer_seconds,
+            then=then,
         ),
         render=render,
     )
@@ -112,6 +110,8 @@ async def get_event_status(
         available_tickets=event.available,
         total_ticket_booked=event.booked,
         waiting_list_count=event.waiting_count,
+        offered_tickets=event.offered_count,
+        state=event.state.value,
     )
 
 
@@ -129,13 +129,13 @@ async def list_events(
     response: Response,
     _user: CurrentUser,
     service: EventServiceDep,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Events to skip.")] = 0,
+    limit: PageLimit = 20,
+    offset: PageOffset = 0,
 ) -> EventPage:
     """Events with their availability, newest first."""
     events, total = await service.list(limit=limit, offset=offset)
     return EventPage(
-        items=[_event_read(event) for event in events], total=total, limit=limit, offset=offset
+        items=[event_read(event) for event in events], total=total, limit=limit, offset=offset
     )
 
 
@@ -156,4 +156,4 @@ async def get_event(
     service: EventServiceDep,
 ) -> EventRead:
     """One event with its availability."""
-    return _event_read(await service.get(event_id))
+    return event_read(await service.get(event_id))

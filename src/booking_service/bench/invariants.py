@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+import heapq
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -14,7 +13,14 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from booking_service.db import connect
-from booking_service.models import Booking, BookingStatus, Event
+from booking_service.models import (
+    Booking,
+    BookingHistory,
+    BookingStatus,
+    Event,
+    EventState,
+    HistoryAction,
+)
 
 
 class InvariantBroken(AssertionError):
@@ -31,6 +37,8 @@ class InvariantReport:
     waiting: int
     available: int
     capacity: int
+    offered: int = 0
+    history_entries: int = 0
 
 
 @dataclass
@@ -53,12 +61,15 @@ def _require(condition: bool, message: str) -> None:
 async def check_invariants(url: str, event_ids: Sequence[int]) -> dict[int, InvariantReport]:
     """Assert every booking rule on these events, straight from the database.
 
-    - confirmed never exceeds capacity, and confirmed + available = capacity;
-    - the event's waiting_count matches the rows in line, and no ticket is free while anyone waits;
+    - confirmed + offered + available = capacity: an open offer holds its ticket, so no ticket
+      is sold or offered twice and none is lost; the event's counters match the rows;
+    - no ticket is free while anyone waits (a freed ticket goes to the line, booked or offered);
+    - every open offer has a deadline; a cancelled event holds nothing;
     - nobody holds two live claims on one event; line numbers are unique;
-    - promotions went strictly in line order: whoever joined the line earlier than a promoted
-      user was promoted before them or had left before them;
-    - over the whole history, no ticket was taken from the pool while someone waited.
+    - the history, replayed in id order (ids are given under the event's lock), is a valid life
+      for every claim that ends in the claim's current status, each change recorded once; the
+      line was first in, first out; every promotion or offer went to whoever was first in line
+      then; and no ticket was ever taken from the pool while someone was in line.
 
     Raises InvariantBroken (an AssertionError) at the first rule that does not hold.
     """
@@ -88,114 +99,125 @@ async def _check_event(conn: AsyncConnection, event_id: int) -> InvariantReport:
     _require(event is not None, f"event {event_id} does not exist")
     assert event is not None
     rows = (await conn.execute(select(Booking).where(Booking.event_id == event_id))).all()
-    confirmed = [r for r in rows if r.status == BookingStatus.CONFIRMED]
-    waiting = [r for r in rows if r.status == BookingStatus.WAITLISTED]
-    _require(len(confirmed) <= event.capacity, f"event {event_id} oversold")
+    entries = (
+        await conn.execute(
+            select(BookingHistory)
+            .where(BookingHistory.event_id == event_id)
+            .order_by(BookingHistory.id)
+        )
+    ).all()
+    by_status: dict[str, list[Row[Any]]] = defaultdict(list)
+    for r in rows:
+        by_status[r.status].append(r)
+    confirmed = by_status[BookingStatus.CONFIRMED]
+    offered = by_status[BookingStatus.OFFERED]
+    waiting = by_status[BookingStatus.WAITLISTED]
+    where = f"event {event_id}"
+    held = len(confirmed) + len(offered)
+    _require(held <= event.capacity, f"{where} oversold")
     _require(
-        len(confirmed) + event.available == event.capacity,
-        f"event {event_id}: {len(confirmed)} confirmed + {event.available} available "
-        f"!= {event.capacity}",
+        held + event.available == event.capacity,
+        f"{where}: {len(confirmed)} confirmed + {len(offered)} offered + "
+        f"{event.available} available != {event.capacity}",
     )
-    _require(len(waiting) == event.waiting_count, f"event {event_id}: waiting_count drift")
-    _require(event.available == 0 or not waiting, f"event {event_id}: free ticket, full line")
+    _require(len(offered) == event.offered_count, f"{where}: offered_count drift")
+    _require(len(waiting) == event.waiting_count, f"{where}: waiting_count drift")
+    _require(event.available == 0 or not waiting, f"{where}: free ticket, full line")
+    _require(
+        all(r.offer_expires_at is not None for r in offered), f"{where}: offer without deadline"
+    )
+    if event.state == EventState.CANCELLED:
+        _require(held + len(waiting) == 0, f"{where}: cancelled, yet claims are still held")
     live: dict[int, int] = defaultdict(int)
     for r in rows:
         if r.active == 1:
             live[r.user_id] += 1
-    _require(all(count == 1 for count in live.values()), f"event {event_id}: double claim")
+    _require(all(count == 1 for count in live.values()), f"{where}: double claim")
     seqs = [r.line_seq for r in rows if r.line_seq is not None]
-    _require(len(seqs) == len(set(seqs)), f"event {event_id}: line number used twice")
-    _require_promotions_in_order(event_id, rows)
-    _require_nobody_jumped_the_line(event_id, rows)
+    _require(len(seqs) == len(set(seqs)), f"{where}: line number used twice")
+    _replay_history(where, rows, entries)
     return InvariantReport(
         confirmed=len(confirmed),
         waiting=len(waiting),
         available=event.available,
         capacity=event.capacity,
+        offered=len(offered),
+        history_entries=len(entries),
     )
 
 
-def _require_promotions_in_order(event_id: int, rows: Sequence[Row[Any]]) -> None:
-    """Nobody promoted while someone who joined the line earlier was still waiting for it.
+# A claim's life: from its status (None before it exists), each action leads to one status.
+H, S = HistoryAction, BookingStatus
+CLAIM_LIFE: dict[str | None, dict[str, str]] = {
+    None: {H.BOOKED: S.CONFIRMED, H.WAITLISTED: S.WAITLISTED},
+    S.WAITLISTED: {
+        H.PROMOTED: S.CONFIRMED,
+        H.OFFERED: S.OFFERED,
+        H.LEFT: S.LEFT,
+        H.EVENT_CANCELLED: S.EVENT_CANCELLED,
+    },
+    S.OFFERED: {
+        H.ACCEPTED: S.CONFIRMED,
+        H.DECLINED: S.DECLINED,
+        H.EXPIRED: S.EXPIRED,
+        H.EVENT_CANCELLED: S.EVENT_CANCELLED,
+    },
+    S.CONFIRMED: {H.CANCELLED: S.CANCELLED, H.EVENT_CANCELLED: S.EVENT_CANCELLED},
+}
 
-    Walks the line once in order (line numbers are unique, checked before), keeping the latest
-    moment any earlier entry got out of line (promoted, or left) and the first entry that never
-    did; a promotion must come after the former and with no such entry ahead of it.
+
+def _replay_history(where: str, rows: Sequence[Row[Any]], entries: Sequence[Row[Any]]) -> None:
+    """Replay an event's history in id order against its booking rows.
+
+    History ids are handed out under the event's row lock, so their order is the order in
+    which the changes happened: an exact check, not one that trusts clocks.
     """
-    for r in rows:
+    bookings = {r.id: r for r in rows}
+    state: dict[int, str | None] = dict.fromkeys(bookings)
+    line: list[int] = []  # a heap of the line numbers of the people waiting
+    in_line: set[int] = set()
+    last_joined = 0
+    for entry in entries:
+        booking = bookings.get(entry.booking_id)
+        _require(booking is not None, f"{where}: history {entry.id} of another event's booking")
+        assert booking is not None
+        _require(entry.user_id == booking.user_id, f"{where}: history {entry.id} of another user")
+        before = state[booking.id]
+        after = CLAIM_LIFE.get(before, {}).get(entry.action)
         _require(
-            r.promoted_at is None or r.line_seq is not None,
-            f"event {event_id}: booking {r.id} promoted without a place in line",
+            after is not None,
+            f"{where}: booking {booking.id} went {before} -> {entry.action} (history {entry.id})",
         )
-    latest: Row[Any] | None = None  # earlier entry that got out of line last
-    latest_at: datetime | None = None
-    still_waiting: Row[Any] | None = None  # earliest entry that never got out of line
-    for r in sorted((r for r in rows if r.line_seq is not None), key=lambda r: r.line_seq):
-        if r.promoted_at is not None:
-            ahead = still_waiting
-            if ahead is None and latest_at is not None and latest_at > r.promoted_at:
-                ahead = latest
-            if ahead is not None:
-                raise InvariantBroken(
-                    f"event {event_id}: booking {r.id} (line {r.line_seq}) promoted ahead of "
-                    f"booking {ahead.id} (line {ahead.line_seq}, {ahead.status})"
+        if entry.action == H.BOOKED:
+            _require(
+                not in_line,
+                f"{where}: booking {booking.id} took a free ticket while line "
+                f"{min(in_line) if in_line else None} was waiting (history {entry.id})",
+            )
+        elif entry.action == H.WAITLISTED:
+            _require(booking.line_seq > last_joined, f"{where}: line {booking.line_seq} not last")
+            last_joined = booking.line_seq
+            heapq.heappush(line, booking.line_seq)
+            in_line.add(booking.line_seq)
+        elif before == S.WAITLISTED:
+            if entry.action in (H.PROMOTED, H.OFFERED):
+                while line[0] not in in_line:  # people who left meanwhile
+                    heapq.heappop(line)
+                _require(
+                    line[0] == booking.line_seq,
+                    f"{where}: booking {booking.id} (line {booking.line_seq}) {entry.action} "
+                    f"ahead of line {line[0]} (history {entry.id})",
                 )
-        out_at = _left_line_at(r)
-        if out_at is None:
-            still_waiting = still_waiting or r
-        elif latest_at is None or out_at > latest_at:
-            latest, latest_at = r, out_at
-
-
-def _require_nobody_jumped_the_line(event_id: int, rows: Sequence[Row[Any]]) -> None:
-    """No ticket was ever taken from the pool while someone was in line.
-
-    The end state can look perfect after this went wrong: someone joins the line beside a free
-    ticket, and the next booker takes that ticket. The rows keep the history: every timestamp is
-    taken under the event's row lock, so a ticket taken from the pool (confirmed without a line
-    number) must not fall strictly inside anyone's time in line (joined, until promoted or
-    gone; still waiting: until now). One sweep over sorted times keeps this fast at bench sizes.
-    """
-    joined: list[datetime] = []
-    got_out: list[datetime] = []
-    waits: list[tuple[Row[Any], datetime, datetime | None]] = []
-    for r in rows:
-        if r.line_seq is None:
-            continue
-        until = _left_line_at(r)
-        if until is not None and until <= r.created_at:
-            continue  # in line for no time at all
-        joined.append(r.created_at)
-        if until is not None:
-            got_out.append(until)
-        waits.append((r, r.created_at, until))
-    joined.sort()
-    got_out.sort()
-    for taken in rows:
-        if taken.line_seq is not None or taken.confirmed_at is None:
-            continue
-        at: datetime = taken.confirmed_at
-        # In line at `at`: joined before it, minus those out of line by then.
-        if bisect_left(joined, at) - bisect_right(got_out, at) <= 0:
-            continue
-        waiter = next(
-            r for r, start, until in waits if start < at and (until is None or at < until)
+            in_line.discard(booking.line_seq)
+        state[booking.id] = after
+    for booking in rows:
+        _require(
+            state[booking.id] == booking.status,
+            f"{where}: booking {booking.id} is {booking.status}, its history says "
+            f"{state[booking.id]}",
         )
-        raise InvariantBroken(
-            f"event {event_id}: booking {taken.id} took a free ticket at {at} while booking "
-            f"{waiter.id} (line {waiter.line_seq}) had been waiting since {waiter.created_at}"
-        )
-
-
-def _left_line_at(row: Row[Any]) -> datetime | None:
-    """When this entry got out of line: promoted, or left; None while it waits."""
-    if row.promoted_at is not None:
-        promoted_at: datetime = row.promoted_at
-        return promoted_at
-    if row.status == BookingStatus.LEFT:
-        ended_at: datetime | None = row.ended_at
-        return ended_at
-    return None
+    waiting = {r.line_seq for r in rows if r.status == BookingStatus.WAITLISTED}
+    _require(in_line == waiting, f"{where}: the line replayed is not the line")
 
 
 async def active_claims(url: str, event_ids: Sequence[int]) -> dict[tuple[int, int], str]:

@@ -1,7 +1,8 @@
 """SQLAlchemy tables. Importing this package registers every table on `Base.metadata`."""
 
 from booking_service.models.booking import ACTIVE_STATUSES, Booking, BookingStatus
-from booking_service.models.event import Event
+from booking_service.models.event import Event, EventState, WaitlistMode
+from booking_service.models.history import BookingHistory, HistoryAction
 from booking_service.models.idempotency import IdempotencyKey
 from booking_service.models.outbox import OutboxMessage
 from booking_service.models.user import User
@@ -9,9 +10,13 @@ from booking_service.models.user import User
 __all__ = [
     "ACTIVE_STATUSES",
     "Booking",
+    "BookingHistory",
     "BookingStatus",
     "Event",
+    "EventState",
+    "HistoryAction",
     "IdempotencyKey",
     "OutboxMessage",
     "User",
+    "WaitlistMode",
 ]

@@ -15,25 +15,25 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booking_service.db import MYSQL_TABLE_OPTIONS, Base
-from booking_service.models.types import BigIntId, UTCDateTime, utcnow
+from booking_service.models.types import BigIntId, UTCDateTime, sql_list, utcnow
 
 
 class BookingStatus(enum.StrEnum):
     CONFIRMED = "confirmed"  # holds a ticket
     WAITLISTED = "waitlisted"  # holds a place in line
+    OFFERED = "offered"  # holds a ticket on offer until offer_expires_at
     CANCELLED = "cancelled"  # gave the ticket back
     LEFT = "left"  # left the line before getting a ticket
+    DECLINED = "declined"  # turned an offer down
+    EXPIRED = "expired"  # let an offer lapse
+    EVENT_CANCELLED = "event_cancelled"  # released when the organizer cancelled the event
 
 
-ACTIVE_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
-
-
-def _sql_list(statuses: tuple[BookingStatus, ...]) -> str:
-    return ", ".join(f"'{status.value}'" for status in statuses)
+ACTIVE_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED, BookingStatus.OFFERED)
 
 
 class Booking(Base):
-    """One user's claim on one event: a ticket or a place in line, and what became of it.
+    """One user's claim on one event: a ticket, an offer or a place in line, and what became of it.
 
     Rows are never deleted. `active` is 1 while the claim holds and NULL once it ended, so the
     UNIQUE key (event_id, user_id, active) allows any number of ended rows but only one live
@@ -46,17 +46,22 @@ class Booking(Base):
         # Head of the line, positions and confirmed counts of an event.
         Index(None, "event_id", "status", "line_seq"),
         Index(None, "user_id", "active"),
+        # Lapsed offers, for the expiry sweep.
+        Index(None, "status", "offer_expires_at"),
+        CheckConstraint(f"status IN ({sql_list(BookingStatus)})", name="status_known"),
+        # `active IS NOT NULL` first: with `active = 1` alone, a NULL active makes the whole
+        # rule NULL, and a CHECK passes on NULL.
         CheckConstraint(
-            f"status IN ({_sql_list(tuple(BookingStatus))})",
-            name="status_known",
-        ),
-        CheckConstraint(
-            f"(active = 1 AND status IN ({_sql_list(ACTIVE_STATUSES)}))"
-            f" OR (active IS NULL AND status NOT IN ({_sql_list(ACTIVE_STATUSES)}))",
+            f"(active IS NOT NULL AND active = 1 AND status IN ({sql_list(ACTIVE_STATUSES)}))"
+            f" OR (active IS NULL AND status NOT IN ({sql_list(ACTIVE_STATUSES)}))",
             name="active_matches_status",
         ),
         CheckConstraint(
             "status <> 'waitlisted' OR line_seq IS NOT NULL", name="waitlisted_has_line_seq"
+        ),
+        CheckConstraint(
+            "status <> 'offered' OR (offer_expires_at IS NOT NULL AND line_seq IS NOT NULL)",
+            name="offered_has_deadline",
         ),
         MYSQL_TABLE_OPTIONS,
     )
@@ -72,3 +77,5 @@ class Booking(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     promoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Deadline of the latest offer; kept after it was accepted, declined or lapsed.
+    offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

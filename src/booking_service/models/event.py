@@ -1,19 +1,37 @@
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booking_service.db import MYSQL_TABLE_OPTIONS, Base
-from booking_service.models.types import BigIntId, UTCDateTime, utcnow
+from booking_service.limits import DEFAULT_OFFER_SECONDS, MAX_OFFER_SECONDS
+from booking_service.models.types import BigIntId, UTCDateTime, sql_list, utcnow
+
+
+class EventState(enum.StrEnum):
+    OPEN = "open"  # takes bookings
+    CLOSED = "closed"  # takes no new bookings; claims already made carry on
+    CANCELLED = "cancelled"  # every claim released; nothing more happens
+
+
+class WaitlistMode(enum.StrEnum):
+    """What happens to a freed ticket while people wait: `instant` books it for the first in
+    line at once; `offer` holds it for them until they accept or decline, or until the offer
+    lapses after `offer_seconds` and goes to the next in line."""
+
+    INSTANT = "instant"  # a freed ticket is booked for the first in line at once
+    OFFER = "offer"  # a freed ticket is offered to the first in line until a deadline
 
 
 class Event(Base):
     """An event and its ticket counters.
 
-    The row is the lock point for everything that happens to the event: every book or cancel
-    locks it first, so the counters below are always decided under one lock.
+    The row is the lock point for everything that happens to the event: every book, cancel,
+    offer and organizer change locks it first, so the counters below are always decided under
+    one lock. capacity = confirmed + offered_count + available, always.
     """
 
     __tablename__ = "event"
@@ -21,6 +39,16 @@ class Event(Base):
         CheckConstraint("capacity >= 0", name="capacity_non_negative"),
         CheckConstraint("available >= 0 AND available <= capacity", name="available_in_range"),
         CheckConstraint("waiting_count >= 0", name="waiting_count_non_negative"),
+        CheckConstraint(
+            "offered_count >= 0 AND available + offered_count <= capacity",
+            name="offered_count_in_range",
+        ),
+        CheckConstraint(f"state IN ({sql_list(EventState)})", name="state_known"),
+        CheckConstraint(f"waitlist_mode IN ({sql_list(WaitlistMode)})", name="waitlist_mode_known"),
+        CheckConstraint(
+            f"offer_seconds >= 1 AND offer_seconds <= {MAX_OFFER_SECONDS}",
+            name="offer_seconds_in_range",
+        ),
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -28,10 +56,19 @@ class Event(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     capacity: Mapped[int] = mapped_column(Integer)
-    # Free tickets: capacity minus confirmed bookings, kept in the same transaction as they change.
+    # Free tickets: capacity minus confirmed bookings and open offers, kept in the same
+    # transaction as they change.
     available: Mapped[int] = mapped_column(Integer)
     # People in line; with `available` this makes /status one single-row read.
     waiting_count: Mapped[int] = mapped_column(Integer, default=0)
     # Next place-in-line number: a per-event sequence, so the line is FIFO by construction.
     next_line_seq: Mapped[int] = mapped_column(BigInteger, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), server_default=EventState.OPEN.value)
+    waitlist_mode: Mapped[str] = mapped_column(
+        String(16), server_default=WaitlistMode.INSTANT.value
+    )
+    # How long an offer stays open, in waitlist_mode "offer".
+    offer_seconds: Mapped[int] = mapped_column(Integer, server_default=str(DEFAULT_OFFER_SECONDS))
+    # Tickets held by open offers: neither available nor confirmed.
+    offered_count: Mapped[int] = mapped_column(Integer, server_default="0")

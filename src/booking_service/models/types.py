@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,3 +39,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+def sql_list(values: Iterable[enum.StrEnum]) -> str:
+    """`'a', 'b'`: the values of a string enum, for an `IN (...)` of a CHECK constraint."""
+    return ", ".join(f"'{value.value}'" for value in values)

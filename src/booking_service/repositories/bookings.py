@@ -1,4 +1,4 @@
-"""Queries on bookings (tickets and places in line)."""
+"""Queries on bookings (tickets, offers and places in line)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, case, func, insert, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from booking_service.db import insert_returning_id
-from booking_service.models import Booking, BookingStatus, Event
+from booking_service.models import Booking, BookingStatus, Event, User
 from booking_service.models.types import utcnow
 
 
@@ -21,6 +23,21 @@ class LockedBooking:
     user_id: int
     status: BookingStatus
     line_seq: int | None
+    offer_expires_at: datetime | None = None
+
+
+LOCKED_COLUMNS = (
+    Booking.id,
+    Booking.user_id,
+    Booking.status,
+    Booking.line_seq,
+    Booking.offer_expires_at,
+)
+
+
+def _locked(row: Row[int, int, str, int | None, datetime | None]) -> LockedBooking:
+    booking_id, user_id, status, line_seq, offer_expires_at = row
+    return LockedBooking(booking_id, user_id, BookingStatus(status), line_seq, offer_expires_at)
 
 
 async def add_confirmed(session: AsyncSession, *, event_id: int, user_id: int) -> int:
@@ -54,60 +71,135 @@ async def add_waitlisted(
     )
 
 
-def _locked(row: tuple[int, int, str, int | None] | None) -> LockedBooking | None:
-    if row is None:
-        return None
-    return LockedBooking(row[0], row[1], BookingStatus(row[2]), row[3])
-
-
 async def get_active_for_update(
     session: AsyncSession, *, event_id: int, user_id: int
 ) -> LockedBooking | None:
     """Lock this user's live claim on the event. Call with the event row already locked."""
     row = (
         await session.execute(
-            select(Booking.id, Booking.user_id, Booking.status, Booking.line_seq)
+            select(*LOCKED_COLUMNS)
             .where(Booking.event_id == event_id, Booking.user_id == user_id, Booking.active == 1)
             .with_for_update()
         )
     ).one_or_none()
-    return _locked(None if row is None else tuple(row))  # type: ignore[arg-type]
+    return None if row is None else _locked(row)
 
 
-async def get_first_in_line_for_update(
-    session: AsyncSession, event_id: int
-) -> LockedBooking | None:
-    """Lock the head of the event's line. Call with the event row already locked."""
-    row = (
-        await session.execute(
-            select(Booking.id, Booking.user_id, Booking.status, Booking.line_seq)
-            .where(Booking.event_id == event_id, Booking.status == BookingStatus.WAITLISTED)
-            .order_by(Booking.line_seq)
-            .limit(1)
-            .with_for_update()
+async def last_ended_status(
+    session: AsyncSession, *, event_id: int, user_id: int
+) -> BookingStatus | None:
+    """How this user's most recent ended claim on the event ended, if they had one."""
+    status = await session.scalar(
+        select(Booking.status)
+        .where(Booking.event_id == event_id, Booking.user_id == user_id, Booking.active.is_(None))
+        .order_by(Booking.id.desc())
+        .limit(1)
+    )
+    return None if status is None else BookingStatus(status)
+
+
+async def first_in_line_for_update(
+    session: AsyncSession, event_id: int, count: int
+) -> list[LockedBooking]:
+    """Lock the first `count` people in the event's line, in line order. Call with the event
+    row already locked."""
+    rows = await session.execute(
+        select(*LOCKED_COLUMNS)
+        .where(Booking.event_id == event_id, Booking.status == BookingStatus.WAITLISTED)
+        .order_by(Booking.line_seq)
+        .limit(count)
+        .with_for_update()
+    )
+    return [_locked(row) for row in rows]
+
+
+def _in_line_through(event_id: int, last_line_seq: int) -> ColumnElement[bool]:
+    return and_(
+        Booking.event_id == event_id,
+        Booking.status == BookingStatus.WAITLISTED,
+        Booking.line_seq <= last_line_seq,
+    )
+
+
+async def promote_through(
+    session: AsyncSession, *, event_id: int, last_line_seq: int, at: datetime
+) -> None:
+    """Book a ticket for everyone in line up to `last_line_seq` (rows locked just before)."""
+    await session.execute(
+        update(Booking)
+        .where(_in_line_through(event_id, last_line_seq))
+        .values(status=BookingStatus.CONFIRMED, confirmed_at=at, promoted_at=at)
+    )
+
+
+async def offer_through(
+    session: AsyncSession, *, event_id: int, last_line_seq: int, expires_at: datetime
+) -> None:
+    """Offer a ticket to everyone in line up to `last_line_seq` (rows locked just before)."""
+    await session.execute(
+        update(Booking)
+        .where(_in_line_through(event_id, last_line_seq))
+        .values(status=BookingStatus.OFFERED, offer_expires_at=expires_at)
+    )
+
+
+async def accept_offer(session: AsyncSession, booking_id: int, at: datetime) -> None:
+    await session.execute(
+        update(Booking)
+        .where(Booking.id == booking_id, Booking.status == BookingStatus.OFFERED)
+        .values(status=BookingStatus.CONFIRMED, confirmed_at=at, promoted_at=at)
+    )
+
+
+async def end(
+    session: AsyncSession, booking_ids: Sequence[int], status: BookingStatus, at: datetime
+) -> None:
+    """Close live claims (cancelled, left, declined, expired); the rows stay as the record."""
+    await session.execute(
+        update(Booking)
+        .where(Booking.id.in_(booking_ids), Booking.active == 1)
+        .values(status=status, active=None, ended_at=at)
+    )
+
+
+async def end_all_live(session: AsyncSession, event_id: int, at: datetime) -> None:
+    """Release every live claim of the event: the organizer cancelled it."""
+    await session.execute(
+        update(Booking)
+        .where(Booking.event_id == event_id, Booking.active == 1)
+        .values(status=BookingStatus.EVENT_CANCELLED, active=None, ended_at=at)
+    )
+
+
+async def lapsed_offers_for_update(
+    session: AsyncSession, event_id: int, now: datetime
+) -> list[LockedBooking]:
+    """Lock the event's open offers whose deadline has passed, oldest place in line first.
+    Call with the event row already locked: the deadline is judged from these locked rows."""
+    rows = await session.execute(
+        select(*LOCKED_COLUMNS)
+        .where(
+            Booking.event_id == event_id,
+            Booking.status == BookingStatus.OFFERED,
+            Booking.offer_expires_at <= now,
         )
-    ).one_or_none()
-    return _locked(None if row is None else tuple(row))  # type: ignore[arg-type]
-
-
-async def promote(session: AsyncSession, booking_id: int) -> datetime:
-    """Give the waiting booking its ticket; returns the time of the promotion."""
-    now = utcnow()
-    await session.execute(
-        update(Booking)
-        .where(Booking.id == booking_id, Booking.status == BookingStatus.WAITLISTED)
-        .values(status=BookingStatus.CONFIRMED, confirmed_at=now, promoted_at=now)
+        .order_by(Booking.line_seq)
+        .with_for_update()
     )
-    return now
+    return [_locked(row) for row in rows]
 
 
-async def end(session: AsyncSession, booking_id: int, status: BookingStatus) -> None:
-    """Close a live claim (cancelled or left); the row stays as the record of it."""
-    await session.execute(
-        update(Booking)
-        .where(Booking.id == booking_id, Booking.active == 1)
-        .values(status=status, active=None, ended_at=utcnow())
+async def events_with_lapsed_offers(
+    session: AsyncSession, now: datetime, *, limit: int
+) -> list[int]:
+    """Events that have an open offer past its deadline (a hint: re-checked under the lock)."""
+    rows = await session.execute(
+        select(Booking.event_id)
+        .where(Booking.status == BookingStatus.OFFERED, Booking.offer_expires_at <= now)
+        .distinct()
+        .limit(limit)
     )
+    return list(rows.scalars())
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +212,7 @@ class UserBooking:
     created_at: datetime
     confirmed_at: datetime | None
     promoted_at: datetime | None
+    offer_expires_at: datetime | None
 
 
 async def list_active_for_user(session: AsyncSession, user_id: int) -> Sequence[UserBooking]:
@@ -146,6 +239,7 @@ async def list_active_for_user(session: AsyncSession, user_id: int) -> Sequence[
                 Booking.created_at,
                 Booking.confirmed_at,
                 Booking.promoted_at,
+                Booking.offer_expires_at,
             )
             .join(Event, Event.id == Booking.event_id)
             .where(Booking.user_id == user_id, Booking.active == 1)
@@ -162,15 +256,95 @@ async def list_active_for_user(session: AsyncSession, user_id: int) -> Sequence[
             created_at=row[5],
             confirmed_at=row[6],
             promoted_at=row[7],
+            offer_expires_at=row[8] if row[3] == BookingStatus.OFFERED else None,
         )
         for row in rows
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class EventClaim:
+    id: int
+    user_id: int
+    username: str
+    status: BookingStatus
+    position: int | None
+    created_at: datetime
+    confirmed_at: datetime | None
+    promoted_at: datetime | None
+    offer_expires_at: datetime | None
+
+
+# An event's claims in the order an organizer reads them: tickets, then offers, then the line.
+STATUS_RANK = case(
+    (Booking.status == BookingStatus.CONFIRMED, 0),
+    (Booking.status == BookingStatus.OFFERED, 1),
+    else_=2,
+)
+
+
+async def list_live_for_event(
+    session: AsyncSession,
+    event_id: int,
+    *,
+    status: BookingStatus | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[EventClaim], int]:
+    """One page of the event's live claims and how many there are, from one statement: the
+    places in line and the total are window functions over the same rows as the page."""
+    conditions = [Booking.event_id == event_id, Booking.active == 1]
+    if status is not None:
+        conditions.append(Booking.status == status)
+    position = func.row_number().over(partition_by=Booking.status, order_by=Booking.line_seq)
+    rows = (
+        await session.execute(
+            select(
+                Booking.id,
+                Booking.user_id,
+                User.username,
+                Booking.status,
+                position,
+                Booking.created_at,
+                Booking.confirmed_at,
+                Booking.promoted_at,
+                Booking.offer_expires_at,
+                func.count().over(),
+            )
+            .join(User, User.id == Booking.user_id)
+            .where(and_(*conditions))
+            .order_by(STATUS_RANK, Booking.line_seq, Booking.id)
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
+    if rows:
+        total = int(rows[0][9])
+    else:  # past the last page: the window had no rows to count
+        total = int(
+            await session.scalar(select(func.count()).select_from(Booking).where(*conditions)) or 0
+        )
+    claims = [
+        EventClaim(
+            id=row[0],
+            user_id=row[1],
+            username=row[2],
+            status=BookingStatus(row[3]),
+            position=row[4] if row[3] == BookingStatus.WAITLISTED else None,
+            created_at=row[5],
+            confirmed_at=row[6],
+            promoted_at=row[7],
+            offer_expires_at=row[8] if row[3] == BookingStatus.OFFERED else None,
+        )
+        for row in rows
+    ]
+    return claims, total
+
+
 async def live_claimants(
     session: AsyncSession, *, event_id: int, user_ids: Sequence[int]
 ) -> set[int]:
-    """Which of these users already hold a ticket or a place in line for the event."""
+    """Which of these users already hold a ticket, an offer or a place in line for the event."""
     rows = await session.execute(
         select(Booking.user_id).where(
             Booking.event_id == event_id, Booking.active == 1, Booking.user_id.in_(user_ids)

@@ -11,18 +11,39 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.db import execute_write, insert_returning_id
-from booking_service.models import Event
+from booking_service.models import Event, EventState, WaitlistMode
 
 
 @dataclass(frozen=True, slots=True)
 class LockedEvent:
+    """The event row as read under its lock: every decision of a transaction starts here."""
+
     id: int
+    owner_id: int
+    state: EventState
+    waitlist_mode: WaitlistMode
+    offer_seconds: int
+    capacity: int
     available: int
     waiting_count: int
+    offered_count: int
     next_line_seq: int
 
+    @property
+    def held(self) -> int:
+        """Tickets confirmed or on offer."""
+        return self.capacity - self.available
 
-async def add_event(session: AsyncSession, *, owner_id: int, name: str, capacity: int) -> int:
+
+async def add_event(
+    session: AsyncSession,
+    *,
+    owner_id: int,
+    name: str,
+    capacity: int,
+    waitlist_mode: WaitlistMode,
+    offer_seconds: int,
+) -> int:
     return await insert_returning_id(
         session,
         insert(Event).values(
@@ -32,39 +53,60 @@ async def add_event(session: AsyncSession, *, owner_id: int, name: str, capacity
             available=capacity,
             waiting_count=0,
             next_line_seq=1,
+            state=EventState.OPEN,
+            waitlist_mode=waitlist_mode,
+            offer_seconds=offer_seconds,
+            offered_count=0,
         ),
     )
 
 
 async def get_event_for_update(session: AsyncSession, event_id: int) -> LockedEvent | None:
-    """Lock the event row: the first lock of every book and cancel, so lock order is fixed."""
+    """Lock the event row: the first lock of every change to the event, so lock order is fixed."""
     row = (
         await session.execute(
-            select(Event.id, Event.available, Event.waiting_count, Event.next_line_seq)
+            select(
+                Event.id,
+                Event.owner_id,
+                Event.state,
+                Event.waitlist_mode,
+                Event.offer_seconds,
+                Event.capacity,
+                Event.available,
+                Event.waiting_count,
+                Event.offered_count,
+                Event.next_line_seq,
+            )
             .where(Event.id == event_id)
             .with_for_update()
         )
     ).one_or_none()
     if row is None:
         return None
-    return LockedEvent(row.id, row.available, row.waiting_count, row.next_line_seq)
+    return LockedEvent(
+        id=row.id,
+        owner_id=row.owner_id,
+        state=EventState(row.state),
+        waitlist_mode=WaitlistMode(row.waitlist_mode),
+        offer_seconds=row.offer_seconds,
+        capacity=row.capacity,
+        available=row.available,
+        waiting_count=row.waiting_count,
+        offered_count=row.offered_count,
+        next_line_seq=row.next_line_seq,
+    )
 
 
 async def take_ticket(session: AsyncSession, event_id: int) -> bool:
-    """Take one free ticket if there is one. Locks the event row either way on MariaDB/MySQL."""
+    """Take one free ticket of an open event if there is one. Locks the event row either way on
+    MariaDB/MySQL."""
     result = await execute_write(
         session,
         update(Event)
-        .where(Event.id == event_id, Event.available > 0)
+        .where(Event.id == event_id, Event.available > 0, Event.state == EventState.OPEN)
         .values(available=Event.available - 1),
     )
     return result.rowcount == 1
-
-
-async def release_ticket(session: AsyncSession, event_id: int) -> None:
-    await session.execute(
-        update(Event).where(Event.id == event_id).values(available=Event.available + 1)
-    )
 
 
 async def join_line(session: AsyncSession, event_id: int) -> None:
@@ -75,59 +117,27 @@ async def join_line(session: AsyncSession, event_id: int) -> None:
     )
 
 
-async def leave_line(session: AsyncSession, event_id: int) -> None:
+async def adjust_counters(
+    session: AsyncSession,
+    event_id: int,
+    *,
+    available: int,
+    waiting: int,
+    offered: int,
+    **fields: Any,
+) -> None:
+    """Add these (possibly negative) amounts to the event's counters and set `fields` (state,
+    capacity, ...), in one statement: the CHECKs that tie the columns hold after it."""
     await session.execute(
-        update(Event).where(Event.id == event_id).values(waiting_count=Event.waiting_count - 1)
-    )
-
-
-EVENT_COLUMNS = (
-    Event.id,
-    Event.name,
-    Event.capacity,
-    Event.available,
-    Event.waiting_count,
-    Event.owner_id,
-    Event.created_at,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class EventSnapshot:
-    """An event's counters as of one single-row read, so they always add up."""
-
-    id: int
-    name: str
-    capacity: int
-    available: int
-    waiting_count: int
-    owner_id: int
-    created_at: datetime
-
-    @property
-    def booked(self) -> int:
-        return self.capacity - self.available
-
-
-def _snapshot(row: Any) -> EventSnapshot:
-    return EventSnapshot(*row)
-
-
-async def get_event(session: AsyncSession, event_id: int) -> EventSnapshot | None:
-    row = (await session.execute(select(*EVENT_COLUMNS).where(Event.id == event_id))).one_or_none()
-    return None if row is None else _snapshot(row)
-
-
-async def list_events(
-    session: AsyncSession, *, limit: int, offset: int
-) -> tuple[Sequence[EventSnapshot], int]:
-    rows = (
-        await session.execute(
-            select(*EVENT_COLUMNS).order_by(Event.id.desc()).limit(limit).offset(offset)
+        update(Event)
+        .where(Event.id == event_id)
+        .values(
+            available=Event.available + available,
+            waiting_count=Event.waiting_count + waiting,
+            offered_count=Event.offered_count + offered,
+            **fields,
         )
-    ).all()
-    total = await session.scalar(select(func.count()).select_from(Event))
-    return [_snapshot(row) for row in rows], int(total or 0)
+    )
 
 
 async def apply_claims(session: AsyncSession, event_id: int, *, taken: int, joined: int) -> None:
@@ -141,3 +151,69 @@ async def apply_claims(session: AsyncSession, event_id: int, *, taken: int, join
             next_line_seq=Event.next_line_seq + joined,
         )
     )
+
+
+EVENT_COLUMNS = (
+    Event.id,
+    Event.name,
+    Event.capacity,
+    Event.available,
+    Event.waiting_count,
+    Event.offered_count,
+    Event.owner_id,
+    Event.created_at,
+    Event.state,
+    Event.waitlist_mode,
+    Event.offer_seconds,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EventSnapshot:
+    """An event's counters as of one single-row read, so they always add up."""
+
+    id: int
+    name: str
+    capacity: int
+    available: int
+    waiting_count: int
+    offered_count: int
+    owner_id: int
+    created_at: datetime
+    state: EventState
+    waitlist_mode: WaitlistMode
+    offer_seconds: int
+
+    @property
+    def booked(self) -> int:
+        """Confirmed tickets: neither free nor held by an open offer."""
+        return self.capacity - self.available - self.offered_count
+
+
+def _snapshot(row: Any) -> EventSnapshot:
+    values = list(row)
+    values[8] = EventState(values[8])
+    values[9] = WaitlistMode(values[9])
+    return EventSnapshot(*values)
+
+
+async def get_event(session: AsyncSession, event_id: int) -> EventSnapshot | None:
+    row = (await session.execute(select(*EVENT_COLUMNS).where(Event.id == event_id))).one_or_none()
+    return None if row is None else _snapshot(row)
+
+
+async def get_owner_id(session: AsyncSession, event_id: int) -> int | None:
+    owner_id: int | None = await session.scalar(select(Event.owner_id).where(Event.id == event_id))
+    return owner_id
+
+
+async def list_events(
+    session: AsyncSession, *, limit: int, offset: int
+) -> tuple[Sequence[EventSnapshot], int]:
+    rows = (
+        await session.execute(
+            select(*EVENT_COLUMNS).order_by(Event.id.desc()).limit(limit).offset(offset)
+        )
+    ).all()
+    total = await session.scalar(select(func.count()).select_from(Event))
+    return [_snapshot(row) for row in rows], int(total or 0)

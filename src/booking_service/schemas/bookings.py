@@ -13,9 +13,15 @@ from booking_service.schemas.common import (
     Message,
 )
 
+LiveStatus = Literal["confirmed", "offered", "waitlisted"]
+LIVE_STATUS_DESCRIPTION = (
+    "`confirmed`: holds a ticket; `offered`: a freed ticket is held for them until "
+    "`offer_expires_at` (accept or decline it); `waitlisted`: holds a place in line."
+)
+
 
 class BookingRequest(BaseModel):
-    """The event to book or cancel."""
+    """The event to book, cancel, or answer an offer for."""
 
     model_config = REQUEST_CONFIG
 
@@ -58,10 +64,11 @@ class CancelResult(BaseModel):
 
     message: str = Field(description="What happened.", examples=[Message.CANCELLED_RELEASED])
     event_id: int = Field(serialization_alias="eventId", description="The event.", examples=[1])
-    outcome: Literal["reassigned", "released", "left_waiting_list"] = Field(
+    outcome: Literal["reassigned", "offered", "released", "left_waiting_list"] = Field(
         description=(
-            "`reassigned`: your ticket went to the first person in line; `released`: it went "
-            "back to the pool; `left_waiting_list`: you gave up your place in line."
+            "`reassigned`: your ticket went to the first person in line; `offered`: it is "
+            "offered to the first person in line (an event in `offer` mode); `released`: it "
+            "went back to the pool; `left_waiting_list`: you gave up your place in line."
         ),
         examples=["released"],
     )
@@ -76,6 +83,7 @@ EXAMPLE_MY_BOOKING = {
     "created_at": EXAMPLE_TIME,
     "confirmed_at": EXAMPLE_TIME,
     "promoted_at": None,
+    "offer_expires_at": None,
 }
 
 
@@ -89,10 +97,7 @@ class MyBooking(BaseModel):
     )
     event_id: int = Field(serialization_alias="eventId", description="The event.", examples=[1])
     event_name: str = Field(description="The event's name.", examples=["Concert 2025"])
-    status: Literal["confirmed", "waitlisted"] = Field(
-        description="`confirmed`: you hold a ticket; `waitlisted`: you hold a place in line.",
-        examples=["confirmed"],
-    )
+    status: LiveStatus = Field(description=LIVE_STATUS_DESCRIPTION, examples=["confirmed"])
     position: int | None = Field(
         default=None,
         description="Your 1-based place in line when waitlisted; null when confirmed.",
@@ -111,6 +116,11 @@ class MyBooking(BaseModel):
         description="When you got it from the waiting list (UTC); null if you never waited.",
         examples=[None],
     )
+    offer_expires_at: datetime | None = Field(
+        default=None,
+        description="While `offered`: the deadline to accept (UTC); otherwise null.",
+        examples=[None],
+    )
 
 
 class MyBookings(BaseModel):
@@ -122,3 +132,71 @@ class MyBookings(BaseModel):
         description="Your tickets and places in line, newest first.",
         examples=[[EXAMPLE_MY_BOOKING]],
     )
+
+
+class OfferDeclined(BaseModel):
+    """You turned the offer down; the ticket goes to the next in line or back to the pool."""
+
+    model_config = RESPONSE_CONFIG
+
+    message: str = Field(description="Confirmation.", examples=[Message.OFFER_DECLINED])
+    event_id: int = Field(serialization_alias="eventId", description="The event.", examples=[1])
+
+
+EXAMPLE_EVENT_BOOKING = {
+    "bookingId": 43,
+    "userId": 8,
+    "username": "user123",
+    "status": "waitlisted",
+    "position": 1,
+    "created_at": EXAMPLE_TIME,
+    "confirmed_at": None,
+    "promoted_at": None,
+    "offer_expires_at": None,
+}
+
+
+class EventBooking(BaseModel):
+    """A ticket, offer or place in line on your event, and whose it is."""
+
+    model_config = RESPONSE_CONFIG
+
+    booking_id: int = Field(
+        serialization_alias="bookingId", description="The booking's id.", examples=[43]
+    )
+    user_id: int = Field(serialization_alias="userId", description="Its holder.", examples=[8])
+    username: str = Field(description="Its holder's username.", examples=["user123"])
+    status: LiveStatus = Field(description=LIVE_STATUS_DESCRIPTION, examples=["waitlisted"])
+    position: int | None = Field(
+        default=None, description="1-based place in line when waitlisted; else null.", examples=[1]
+    )
+    created_at: datetime = Field(
+        description="When they booked or joined the line (UTC).", examples=[EXAMPLE_TIME]
+    )
+    confirmed_at: datetime | None = Field(
+        default=None, description="When they got the ticket (UTC).", examples=[None]
+    )
+    promoted_at: datetime | None = Field(
+        default=None,
+        description="When they got it from the waiting list (UTC); null if they never waited.",
+        examples=[None],
+    )
+    offer_expires_at: datetime | None = Field(
+        default=None,
+        description="While `offered`: the deadline to accept (UTC); otherwise null.",
+        examples=[None],
+    )
+
+
+class EventBookingPage(BaseModel):
+    """One page of an event's tickets, open offers and line."""
+
+    model_config = RESPONSE_CONFIG
+
+    items: list[EventBooking] = Field(
+        description="Confirmed tickets first, then open offers, then the line in order.",
+        examples=[[EXAMPLE_EVENT_BOOKING]],
+    )
+    total: int = Field(description="Bookings in all (with the filter).", examples=[1])
+    limit: int = Field(description="Page size asked for.", examples=[20])
+    offset: int = Field(description="Bookings skipped before this page.", examples=[0])

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from booking_service.limits import MAX_OFFER_SECONDS
+
 # Largest id the API accepts: 2**53 - 1, the largest integer every JSON parser holds exactly
 # (RFC 7493). Up at BIGINT's 2**63 - 1, a client's 9223372036854775999 and that bound are the
 # same double, so a JSON Schema validator calls it in range while ours refuses it.
@@ -60,6 +62,21 @@ RESPONSE_CONFIG = ConfigDict(
     json_schema_serialization_defaults_required=True, field_title_generator=_field_title
 )
 
+OfferSeconds = Annotated[
+    int,
+    Field(
+        strict=True,
+        ge=1,
+        le=MAX_OFFER_SECONDS,
+        description=(
+            "In `offer` mode, how long the first in line has to accept a freed ticket, in "
+            "seconds (1 second to 7 days; 900 is 15 minutes)."
+        ),
+        examples=[900],
+    ),
+    BeforeValidator(_json_integer),
+]
+
 # Examples shared by several models.
 EXAMPLE_TIME = "2025-06-01T18:30:00.123456Z"
 
@@ -74,3 +91,7 @@ class Message:
     CANCELLED_REASSIGNED = "Booking canceled, ticket assigned to another user on the waiting list"
     CANCELLED_RELEASED = "Booking canceled, ticket now available to other users"
     LEFT_LINE = "You left the waiting list"
+    # Beyond the original service.
+    CANCELLED_OFFERED = "Booking canceled, ticket offered to the next user on the waiting list"
+    OFFER_DECLINED = "Offer declined"
+    EVENT_CANCELLED = "Event cancelled"

@@ -1,17 +1,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from booking_service.limits import DEFAULT_OFFER_SECONDS
+from booking_service.models import WaitlistMode
 from booking_service.schemas.common import (
     EXAMPLE_TIME,
     REQUEST_CONFIG,
     RESPONSE_CONFIG,
     EventId,
     Message,
+    OfferSeconds,
     TicketCount,
+)
+
+# One enum in the document (`WaitlistMode`), so generated clients share one type for it. Not
+# strict: a strict enum field refuses the JSON string that names a value.
+WAITLIST_MODE = "What happens to a freed ticket while people wait (see `WaitlistMode`)."
+
+EventStateName = Literal["open", "closed", "cancelled"]
+STATE_DESCRIPTION = (
+    "`open`: takes bookings; `closed`: takes no new bookings or places in line, but tickets, "
+    "offers and places already held carry on; `cancelled`: everything was released."
 )
 
 # 1-200 characters once surrounding white space is trimmed, said as one pattern so that the
@@ -39,6 +52,10 @@ class EventCreate(BaseModel):
 
     name: EventName
     tickets: TicketCount
+    waitlist_mode: WaitlistMode = Field(
+        default=WaitlistMode.INSTANT, strict=False, description=WAITLIST_MODE, examples=["instant"]
+    )
+    offer_seconds: OfferSeconds = DEFAULT_OFFER_SECONDS
 
 
 class EventCreated(BaseModel):
@@ -58,9 +75,19 @@ class EventStatus(BaseModel):
     model_config = RESPONSE_CONFIG
 
     event_name: str = Field(description="The event's name.", examples=["Concert 2025"])
-    available_tickets: int = Field(description="Tickets free to book now.", examples=[98])
-    total_ticket_booked: int = Field(description="Tickets held by users.", examples=[2])
+    available_tickets: int = Field(
+        description="Tickets nobody holds (bookable while the event is `open`).", examples=[98]
+    )
+    total_ticket_booked: int = Field(
+        description="Tickets held by users (confirmed; open offers not included).", examples=[2]
+    )
     waiting_list_count: int = Field(description="People waiting for a ticket.", examples=[0])
+    offered_tickets: int = Field(
+        description="Tickets held by open offers to people from the line: neither available "
+        "nor booked until accepted, declined or lapsed.",
+        examples=[0],
+    )
+    state: EventStateName = Field(description=STATE_DESCRIPTION, examples=["open"])
 
 
 EXAMPLE_EVENT = {
@@ -70,8 +97,12 @@ EXAMPLE_EVENT = {
     "available_tickets": 98,
     "total_ticket_booked": 2,
     "waiting_list_count": 0,
+    "offered_tickets": 0,
     "ownerId": 7,
     "created_at": EXAMPLE_TIME,
+    "state": "open",
+    "waitlist_mode": "instant",
+    "offer_seconds": 900,
 }
 
 
@@ -85,13 +116,26 @@ class EventRead(BaseModel):
     )
     name: str = Field(description="The event's name.", examples=["Concert 2025"])
     capacity: int = Field(description="Tickets in total.", examples=[100])
-    available_tickets: int = Field(description="Tickets free to book now.", examples=[98])
-    total_ticket_booked: int = Field(description="Tickets held by users.", examples=[2])
+    available_tickets: int = Field(
+        description="Tickets nobody holds (bookable while the event is `open`).", examples=[98]
+    )
+    total_ticket_booked: int = Field(
+        description="Tickets held by users (confirmed; open offers not included).", examples=[2]
+    )
     waiting_list_count: int = Field(description="People waiting for a ticket.", examples=[0])
+    offered_tickets: int = Field(
+        description="Tickets held by open offers to people from the line.", examples=[0]
+    )
     owner_id: int = Field(
         serialization_alias="ownerId", description="Id of the user who created it.", examples=[7]
     )
     created_at: datetime = Field(description="When it was created (UTC).", examples=[EXAMPLE_TIME])
+    state: EventStateName = Field(description=STATE_DESCRIPTION, examples=["open"])
+    waitlist_mode: WaitlistMode = Field(description=WAITLIST_MODE, examples=["instant"])
+    offer_seconds: int = Field(
+        description="How long an offer stays open, in seconds (used in `offer` mode).",
+        examples=[900],
+    )
 
 
 class EventPage(BaseModel):
@@ -105,11 +149,52 @@ class EventPage(BaseModel):
     offset: int = Field(description="Events skipped before this page.", examples=[0])
 
 
+class EventUpdate(BaseModel):
+    """Changes to an event; a field left out (or null) stays as it is. The mode and offer time
+    apply first, so more tickets in the same request already follow the new mode."""
+
+    model_config = REQUEST_CONFIG
+
+    tickets: TicketCount | None = Field(
+        default=None,
+        description=(
+            "The new number of tickets. More tickets go to the people in line at once (booked "
+            "or offered, as the mode says); fewer may not go below those confirmed or offered."
+        ),
+        examples=[120],
+    )
+    waitlist_mode: WaitlistMode | None = Field(
+        default=None,
+        strict=False,
+        description=WAITLIST_MODE + " Open offers keep their deadline.",
+        examples=["offer"],
+    )
+    offer_seconds: OfferSeconds | None = Field(
+        default=None,
+        description="How long future offers stay open, in seconds (1 to 604800).",
+        examples=[900],
+    )
+
+
+class EventCancelled(BaseModel):
+    """The event is cancelled: every ticket, offer and place in line was released."""
+
+    model_config = RESPONSE_CONFIG
+
+    message: str = Field(description="Confirmation.", examples=[Message.EVENT_CANCELLED])
+    event_id: int = Field(serialization_alias="eventId", description="The event.", examples=[1])
+    released_tickets: int = Field(description="Confirmed tickets released.", examples=[98])
+    released_offers: int = Field(description="Open offers withdrawn.", examples=[2])
+    released_places: int = Field(description="Places in line released.", examples=[40])
+
+
 __all__ = [
+    "EventCancelled",
     "EventCreate",
     "EventCreated",
     "EventId",
     "EventPage",
     "EventRead",
     "EventStatus",
+    "EventUpdate",
 ]

@@ -5,7 +5,8 @@ row's lock while it decides. One transaction per booking caps throughput at what
 do per second (round trips while locked, see research/perf-baseline.md). So, within a worker,
 bookings of the same event that arrive while a transaction for that event is running wait in
 a queue; when it commits, the next transaction takes everything queued at once: one lock, one
-multi-row INSERT, one counter UPDATE, one COMMIT for the whole group. Nobody waits on purpose:
+multi-row INSERT of claims and one of their history, one counter UPDATE, one COMMIT for the
+whole group. Nobody waits on purpose:
 a lone booking runs at once, and groups form only when bookings are already queueing.
 
 Every caller gets its own answer, only after the commit that made it durable, and places in
@@ -23,10 +24,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_service.db import is_duplicate_key, is_missing_reference, run_transaction
-from booking_service.errors import AlreadyBooked, AppError, EventNotFound, NotAuthenticated
-from booking_service.models import BookingStatus
-from booking_service.repositories import bookings, events
+from booking_service.errors import (
+    AlreadyBooked,
+    AppError,
+    EventCancelled,
+    EventClosed,
+    EventNotFound,
+    NotAuthenticated,
+)
+from booking_service.models import BookingStatus, EventState, HistoryAction
+from booking_service.models.types import utcnow
+from booking_service.repositories import bookings, events, history
 from booking_service.repositories.bookings import NewClaim
+from booking_service.repositories.events import LockedEvent
+from booking_service.repositories.history import NewEntry
 from booking_service.services.idempotency import ResultHook
 
 log = logging.getLogger(__name__)
@@ -200,33 +211,61 @@ def _claim_refused(exc: IntegrityError) -> Exception:
     return exc
 
 
+def _refusal(event: LockedEvent | None) -> type[AppError] | None:
+    """Why this event takes no booking, if it takes none."""
+    if event is None:
+        return EventNotFound
+    if event.state is EventState.CANCELLED:
+        return EventCancelled
+    if event.state is EventState.CLOSED:
+        return EventClosed
+    return None
+
+
 async def _book_one(session: AsyncSession, user_id: int, event_id: int) -> BookResult:
     # Fast path: one conditional UPDATE both locks the event row and takes a ticket.
     if await events.take_ticket(session, event_id):
-        booking_id = await bookings.add_confirmed(session, event_id=event_id, user_id=user_id)
-        return BookResult(booking_id, BookingStatus.CONFIRMED)
+        return await _confirm(session, user_id, event_id)
     event = await events.get_event_for_update(session, event_id)
-    if event is None:
-        raise EventNotFound()
+    refusal = _refusal(event)
+    if refusal is not None:
+        raise refusal()
+    assert event is not None
     if event.available > 0:  # a ticket came back between the two statements
         await events.take_ticket(session, event_id)
-        booking_id = await bookings.add_confirmed(session, event_id=event_id, user_id=user_id)
-        return BookResult(booking_id, BookingStatus.CONFIRMED)
+        return await _confirm(session, user_id, event_id)
     booking_id = await bookings.add_waitlisted(
         session, event_id=event_id, user_id=user_id, line_seq=event.next_line_seq
     )
     await events.join_line(session, event_id)
+    await _record(session, event_id, [NewEntry(booking_id, user_id, HistoryAction.WAITLISTED)])
     # Everyone in line came before, so the newcomer is last.
     return BookResult(booking_id, BookingStatus.WAITLISTED, position=event.waiting_count + 1)
+
+
+async def _confirm(session: AsyncSession, user_id: int, event_id: int) -> BookResult:
+    booking_id = await bookings.add_confirmed(session, event_id=event_id, user_id=user_id)
+    await _record(session, event_id, [NewEntry(booking_id, user_id, HistoryAction.BOOKED)])
+    return BookResult(booking_id, BookingStatus.CONFIRMED)
+
+
+async def _record(session: AsyncSession, event_id: int, entries: list[NewEntry]) -> None:
+    await history.add_entries(session, event_id=event_id, entries=entries, at=utcnow())
 
 
 async def _book_group(
     session: AsyncSession, event_id: int, user_ids: list[int]
 ) -> list[BookResult | AppError]:
-    """Book for distinct users in this order, under one lock of the event row."""
+    """Book for distinct users in this order, under one lock of the event row.
+
+    A constant number of statements whatever the group's size: lock, find holders, insert the
+    claims, read their ids, insert their history, update the counters.
+    """
     event = await events.get_event_for_update(session, event_id)
-    if event is None:
-        return [EventNotFound() for _ in user_ids]
+    refusal = _refusal(event)
+    if refusal is not None:
+        return [refusal() for _ in user_ids]
+    assert event is not None
     holders = await bookings.live_claimants(session, event_id=event_id, user_ids=user_ids)
     claims: list[NewClaim] = []
     taken = 0
@@ -241,6 +280,14 @@ async def _book_group(
             claims.append(NewClaim(user_id, BookingStatus.WAITLISTED, line_seq))
     if claims:
         booking_ids = await bookings.add_claims(session, event_id=event_id, claims=claims)
+        await _record(
+            session,
+            event_id,
+            [
+                NewEntry(booking_ids[claim.user_id], claim.user_id, CLAIM_ACTIONS[claim.status])
+                for claim in claims
+            ],
+        )
         await events.apply_claims(session, event_id, taken=taken, joined=len(claims) - taken)
     outcomes: dict[int, BookResult] = {}
     for claim in claims:
@@ -249,3 +296,9 @@ async def _book_group(
             position = event.waiting_count + claim.line_seq - event.next_line_seq + 1
         outcomes[claim.user_id] = BookResult(booking_ids[claim.user_id], claim.status, position)
     return [outcomes[user_id] if user_id in outcomes else AlreadyBooked() for user_id in user_ids]
+
+
+CLAIM_ACTIONS = {
+    BookingStatus.CONFIRMED: HistoryAction.BOOKED,
+    BookingStatus.WAITLISTED: HistoryAction.WAITLISTED,
+}

@@ -14,19 +14,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service import metrics
 from booking_service.db import run_transaction
-from booking_service.errors import (
-    EventNotFound,
-    NothingToCancel,
-)
-from booking_service.models import BookingStatus
-from booking_service.repositories import bookings, events, outbox
+from booking_service.errors import EventNotFound, NothingToCancel
+from booking_service.models import BookingStatus, HistoryAction
+from booking_service.repositories import bookings, events, history
 from booking_service.repositories.bookings import UserBooking
+from booking_service.repositories.history import HistoryItem
 from booking_service.services.booking_queue import BookingQueue, BookResult
 from booking_service.services.idempotency import ResultHook
+from booking_service.services.waiting_list import (
+    EventChanges,
+    HandedOn,
+    give_up_offers,
+    hand_on,
+    is_lapsed,
+)
 
 
 class CancelOutcome(enum.StrEnum):
     REASSIGNED = "reassigned"  # the ticket went to the first person in line
+    OFFERED = "offered"  # the ticket is offered to the first person in line
     RELEASED = "released"  # the ticket went back to the pool
     LEFT_WAITING_LIST = "left_waiting_list"  # the user gave up a place in line
 
@@ -38,9 +44,18 @@ BOOKED_OUTCOMES = {
 }
 CANCEL_OUTCOMES = {
     CancelOutcome.REASSIGNED: (metrics.BookingOutcome.CANCELLED, metrics.BookingOutcome.PROMOTED),
+    CancelOutcome.OFFERED: (metrics.BookingOutcome.CANCELLED, metrics.BookingOutcome.OFFERED),
     CancelOutcome.RELEASED: (metrics.BookingOutcome.CANCELLED,),
     CancelOutcome.LEFT_WAITING_LIST: (metrics.BookingOutcome.LEFT_LINE,),
 }
+
+
+def cancel_outcome(handed_on: HandedOn) -> CancelOutcome:
+    if handed_on.promoted:
+        return CancelOutcome.REASSIGNED
+    if handed_on.offered:
+        return CancelOutcome.OFFERED
+    return CancelOutcome.RELEASED
 
 
 class BookingService:
@@ -81,41 +96,47 @@ class BookingService:
 
     async def _cancel(self, user_id: int, event_id: int) -> CancelOutcome:
         session = self._session
-        if await events.get_event_for_update(session, event_id) is None:
+        event = await events.get_event_for_update(session, event_id)
+        if event is None:
             raise EventNotFound()
         mine = await bookings.get_active_for_update(session, event_id=event_id, user_id=user_id)
         if mine is None:
             raise NothingToCancel()
+        changes = EventChanges(event)
         if mine.status is BookingStatus.WAITLISTED:
-            await bookings.end(session, mine.id, BookingStatus.LEFT)
-            await events.leave_line(session, event_id)
+            await bookings.end(session, [mine.id], BookingStatus.LEFT, changes.now)
+            changes.record(mine, HistoryAction.LEFT)
+            changes.waiting -= 1
+            await changes.write(session)
             return CancelOutcome.LEFT_WAITING_LIST
-        await bookings.end(session, mine.id, BookingStatus.CANCELLED)
-        first = await bookings.get_first_in_line_for_update(session, event_id)
-        if first is None:
-            await events.release_ticket(session, event_id)
-            return CancelOutcome.RELEASED
-        # The freed ticket goes straight to the head of the line: it is never free while
-        # someone waits, so `available` stays untouched.
-        promoted_at = await bookings.promote(session, first.id)
-        await events.leave_line(session, event_id)
-        # Announced by webhook, if and only if this transaction commits.
-        await outbox.enqueue(
-            session,
-            outbox.BOOKING_PROMOTED,
-            {
-                "booking_id": first.id,
-                "event_id": event_id,
-                "user_id": first.user_id,
-                "promoted_at": promoted_at,
-            },
-        )
-        return CancelOutcome.REASSIGNED
+        if mine.status is BookingStatus.OFFERED:
+            # Cancelling an open offer turns it down (or, past its deadline, lets it lapse).
+            lapsed = is_lapsed(mine, changes.now)
+            action = HistoryAction.EXPIRED if lapsed else HistoryAction.DECLINED
+            handed_on = await give_up_offers(session, changes, [mine], action)
+        else:
+            await bookings.end(session, [mine.id], BookingStatus.CANCELLED, changes.now)
+            changes.record(mine, HistoryAction.CANCELLED)
+            # The freed ticket goes to the head of the line at once (or is offered to them):
+            # it is never free while someone waits.
+            handed_on = await hand_on(session, changes, 1)
+        await changes.write(session)
+        return cancel_outcome(handed_on)
 
     async def list_mine(self, user_id: int) -> Sequence[UserBooking]:
         return await run_transaction(
             self._session,
             lambda: bookings.list_active_for_user(self._session, user_id),
+            retries=self._retries,
+            read_only=True,
+        )
+
+    async def history_mine(
+        self, user_id: int, *, limit: int, offset: int
+    ) -> tuple[list[HistoryItem], int]:
+        return await run_transaction(
+            self._session,
+            lambda: history.list_for_user(self._session, user_id, limit=limit, offset=offset),
             retries=self._retries,
             read_only=True,
         )

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.db import run_transaction
 from booking_service.errors import EventNotFound, TooManyTickets
+from booking_service.models import WaitlistMode
 from booking_service.repositories import events
 from booking_service.repositories.events import EventSnapshot
 from booking_service.services.idempotency import ResultHook
@@ -20,7 +21,14 @@ class EventService:
         self._retries = lock_retries
 
     async def create(
-        self, *, owner_id: int, name: str, tickets: int, then: ResultHook[int] | None = None
+        self,
+        *,
+        owner_id: int,
+        name: str,
+        tickets: int,
+        waitlist_mode: WaitlistMode,
+        offer_seconds: int,
+        then: ResultHook[int] | None = None,
     ) -> int:
         """The new event's id. `then(session, event_id)`, if given, runs in the transaction."""
         if tickets > self._max_tickets:
@@ -29,7 +37,12 @@ class EventService:
         async def work() -> int:
             session = self._session
             event_id = await events.add_event(
-                session, owner_id=owner_id, name=name, capacity=tickets
+                session,
+                owner_id=owner_id,
+                name=name,
+                capacity=tickets,
+                waitlist_mode=waitlist_mode,
+                offer_seconds=offer_seconds,
             )
             if then is not None:
                 await then(session, event_id)

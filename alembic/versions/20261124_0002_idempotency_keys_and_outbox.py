@@ -1,8 +1,8 @@
 """Idempotency keys with their stored answers; the webhook outbox.
 
-Revision ID: 20261126_0002
+Revision ID: 20261124_0002
 Revises: 20261124_0001
-Create Date: 2026-11-26
+Create Date: 2026-11-24
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-revision: str = "20261126_0002"
+revision: str = "20261124_0002"
 down_revision: str | None = "20261124_0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

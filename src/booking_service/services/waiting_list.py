@@ -1,0 +1,155 @@
+"""What happens to an event's line when tickets are freed, shared by every transaction that
+frees one (cancel, decline, expiry, a capacity increase).
+
+These functions run inside a caller's transaction, after it locked the event row: they decide
+from that locked row and the rows they lock after it. What a transaction does to the event's
+counters, history and webhook messages is gathered in `EventChanges` and written at its end,
+in one UPDATE and one multi-row INSERT each, so a transaction's statement count does not grow
+with what it records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from booking_service.models import BookingStatus, HistoryAction, WaitlistMode
+from booking_service.models.types import utcnow
+from booking_service.repositories import bookings, events, history, outbox
+from booking_service.repositories.bookings import LockedBooking
+from booking_service.repositories.events import LockedEvent
+from booking_service.repositories.history import NewEntry
+
+
+@dataclass
+class EventChanges:
+    """Counter deltas and history entries of one transaction on one locked event."""
+
+    event: LockedEvent
+    # One clock reading per transaction, taken once the event is locked: deadlines are judged
+    # and every change is stamped with it.
+    now: datetime = field(default_factory=utcnow)
+    available: int = 0
+    waiting: int = 0
+    offered: int = 0
+    # Other columns of the event row to set (organizer changes), in the same UPDATE.
+    fields: dict[str, Any] = field(default_factory=dict)
+    entries: list[NewEntry] = field(default_factory=list)
+    # Webhook messages (kind, data), announced if and only if the transaction commits.
+    messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def record(self, claim: LockedBooking, action: HistoryAction) -> None:
+        self.entries.append(NewEntry(claim.id, claim.user_id, action))
+
+    @property
+    def waiting_now(self) -> int:
+        return self.event.waiting_count + self.waiting
+
+    async def write(self, session: AsyncSession) -> None:
+        if self.available or self.waiting or self.offered or self.fields:
+            await events.adjust_counters(
+                session,
+                self.event.id,
+                available=self.available,
+                waiting=self.waiting,
+                offered=self.offered,
+                **self.fields,
+            )
+        if self.entries:
+            await history.add_entries(
+                session, event_id=self.event.id, entries=self.entries, at=self.now
+            )
+        if self.messages:
+            await outbox.enqueue_many(session, self.messages)
+
+    def announce(self, kind: str, claim: LockedBooking, **data: Any) -> None:
+        self.messages.append(
+            (
+                kind,
+                {"booking_id": claim.id, "event_id": self.event.id, "user_id": claim.user_id}
+                | data,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HandedOn:
+    """Where freed tickets went."""
+
+    promoted: list[LockedBooking]  # booked for people in line (instant mode)
+    offered: list[LockedBooking]  # offered to people in line (offer mode)
+    released: int  # back to the pool: nobody was waiting
+
+
+async def hand_on(session: AsyncSession, changes: EventChanges, freed: int) -> HandedOn:
+    """Give `freed` tickets to the first people in line, in line order: booked for them at once
+    (instant mode) or offered until a deadline (offer mode). Tickets nobody waits for go back
+    to the pool, so a ticket is never free while someone waits.
+
+    Every promotion and every offer the service makes happens here.
+    """
+    event = changes.event
+    count = min(freed, changes.waiting_now)
+    firsts = await bookings.first_in_line_for_update(session, event.id, count) if count else []
+    promoted: list[LockedBooking] = []
+    offered: list[LockedBooking] = []
+    if firsts:
+        last_line_seq = firsts[-1].line_seq
+        assert last_line_seq is not None
+        if event.waitlist_mode is WaitlistMode.OFFER:
+            expires_at = changes.now + timedelta(seconds=event.offer_seconds)
+            await bookings.offer_through(
+                session, event_id=event.id, last_line_seq=last_line_seq, expires_at=expires_at
+            )
+            offered = firsts
+            changes.offered += len(firsts)
+            for claim in firsts:
+                changes.announce(
+                    outbox.BOOKING_OFFERED, claim, offered_at=changes.now, expires_at=expires_at
+                )
+        else:
+            await bookings.promote_through(
+                session, event_id=event.id, last_line_seq=last_line_seq, at=changes.now
+            )
+            promoted = firsts
+            for claim in firsts:
+                changes.announce(outbox.BOOKING_PROMOTED, claim, promoted_at=changes.now)
+        changes.waiting -= len(firsts)
+        action = HistoryAction.OFFERED if offered else HistoryAction.PROMOTED
+        for claim in firsts:
+            changes.record(claim, action)
+    released = freed - len(firsts)
+    changes.available += released
+    return HandedOn(promoted, offered, released)
+
+
+async def give_up_offers(
+    session: AsyncSession,
+    changes: EventChanges,
+    claims: list[LockedBooking],
+    action: HistoryAction,
+) -> HandedOn:
+    """End open offers (declined or expired) and hand their tickets on."""
+    status = BookingStatus.DECLINED if action is HistoryAction.DECLINED else BookingStatus.EXPIRED
+    await bookings.end(session, [claim.id for claim in claims], status, changes.now)
+    for claim in claims:
+        changes.record(claim, action)
+    changes.offered -= len(claims)
+    return await hand_on(session, changes, len(claims))
+
+
+async def expire_lapsed_offers(session: AsyncSession, changes: EventChanges) -> int:
+    """Expire the event's open offers whose deadline has passed, hand their tickets on, and
+    return how many expired. The deadline is judged from rows locked now, so however many
+    workers try at once, each offer expires once."""
+    lapsed = await bookings.lapsed_offers_for_update(session, changes.event.id, changes.now)
+    if lapsed:
+        await give_up_offers(session, changes, lapsed, HistoryAction.EXPIRED)
+    return len(lapsed)
+
+
+def is_lapsed(claim: LockedBooking, now: datetime) -> bool:
+    return claim.offer_expires_at is not None and claim.offer_expires_at <= now
