@@ -131,6 +131,36 @@ async def test_a_promotion_writes_one_message_and_nothing_else_does(
     assert body["created_at"].endswith("Z")
 
 
+async def test_an_offer_writes_a_message_with_its_deadline(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+) -> None:
+    owner, holder, waiter = (tokens.headers(u) for u in users[:3])
+    created = await client.post(
+        "/initialize",
+        json={"name": "Gig", "tickets": 1, "waitlist_mode": "offer", "offer_seconds": 600},
+        headers=owner,
+    )
+    event_id = created.json()["eventId"]
+    await client.post("/book", json={"eventId": event_id}, headers=holder)
+    waiting = await client.post("/book", json={"eventId": event_id}, headers=waiter)
+    cancelled = await client.post("/cancel", json={"eventId": event_id}, headers=holder)
+    assert cancelled.json()["outcome"] == "offered"
+
+    [message] = await messages(database.url)
+    assert message.kind == "booking.offered"
+    data = json.loads(message.body)["data"]
+    assert (data["booking_id"], data["event_id"], data["user_id"]) == (
+        waiting.json()["bookingId"],
+        event_id,
+        users[2],
+    )
+    offered_at = datetime.fromisoformat(data["offered_at"])
+    expires_at = datetime.fromisoformat(data["expires_at"])
+    assert (expires_at - offered_at).total_seconds() == 600
+    mine = (await client.get("/me/bookings", headers=waiter)).json()["items"][0]
+    assert datetime.fromisoformat(mine["offer_expires_at"]) == expires_at
+
+
 async def test_a_promotion_rolled_back_leaves_no_message(
     client: httpx.AsyncClient,
     app: FastAPI,
