@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -502,9 +503,16 @@ class ServerProcess:
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            self.kill()
             raise
+
+    def kill(self) -> None:
+        """SIGKILL the server and its workers: killing only the supervisor would orphan the
+        workers, still holding their database connections. It runs in a session of its own,
+        so its process group is exactly what this test started."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
 def start_server(
@@ -521,6 +529,7 @@ def start_server(
             env=clean_env(**settings),
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = ServerProcess(f"http://127.0.0.1:{port}", port, process, log_path)
     deadline = time.monotonic() + timeout

@@ -7,88 +7,62 @@ running the command itself (README, Benchmark), never from assertions.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.support import TEST_SECRET, create_mariadb_database, free_port, require_mariadb
+from tests.support import (
+    BOOKING_SERVICE,
+    TEST_SECRET,
+    clean_env,
+    create_mariadb_database,
+    free_port,
+    require_mariadb,
+    serve,
+)
 
 pytestmark = pytest.mark.slow
 
-COMMAND = str(Path(sys.executable).with_name("booking-service"))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass
 class Server:
     url: str
-    env: dict[str, str]
+    env: dict[str, str]  # the server's settings, which the bench needs too
     workdir: Path
     pid: int
 
 
-def _env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "JWT_", "DATABASE_"))}
-    env.update(
-        ENVIRONMENT="dev",
-        DATABASE_URL=database_url,
-        JWT_SECRET=TEST_SECRET,
-        RATE_LIMIT_ENABLED="false",
-        PASSWORD_HASH_MEMORY_KIB="8192",
-        PASSWORD_HASH_TIME_COST="1",
-    )
-    env.update(extra)
-    return env
+def _settings(database_url: str) -> dict[str, str]:
+    return {
+        "ENVIRONMENT": "dev",
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": TEST_SECRET,
+        "RATE_LIMIT_ENABLED": "false",
+        "PASSWORD_HASH_MEMORY_KIB": "8192",
+        "PASSWORD_HASH_TIME_COST": "1",
+    }
 
 
 @contextmanager
 def running_server(workdir: Path, database_url: str, workers: int = 1) -> Iterator[Server]:
-    port = free_port()
-    env = _env(database_url)
-    log = (workdir / "server.log").open("w")
-    proc = subprocess.Popen(
-        [COMMAND, "serve", "--port", str(port), "--workers", str(workers)],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (workdir / "server.log").read_text()
-            try:
-                httpx.get(f"{url}/openapi.json", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
-        yield Server(url, env, workdir, proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    settings = _settings(database_url)
+    with serve(workdir, workers=workers, **settings) as server:
+        yield Server(server.base_url, clean_env(**settings), workdir, server.process.pid)
 
 
 def bench(
     server: Server, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [COMMAND, "bench", "--url", server.url, *args],
+        [BOOKING_SERVICE, "bench", "--url", server.url, *args],
         cwd=server.workdir,
         env=env or server.env,
         capture_output=True,
@@ -229,9 +203,9 @@ def test_wrong_secret_is_explained(sqlite_server: tuple[Server, Path]) -> None:
 def test_no_server_is_reported_before_anything_is_written(tmp_path: Path) -> None:
     db_file = tmp_path / "untouched.db"
     run = subprocess.run(
-        [COMMAND, "bench", "--url", f"http://127.0.0.1:{free_port()}", "--users", "3"],
+        [BOOKING_SERVICE, "bench", "--url", f"http://127.0.0.1:{free_port()}", "--users", "3"],
         cwd=tmp_path,
-        env=_env(f"sqlite+aiosqlite:///{db_file}"),
+        env=clean_env(**_settings(f"sqlite+aiosqlite:///{db_file}")),
         capture_output=True,
         text=True,
         timeout=60,
@@ -244,7 +218,7 @@ def test_no_server_is_reported_before_anything_is_written(tmp_path: Path) -> Non
 
 def test_ceiling_measures_the_generator(tmp_path: Path) -> None:
     out = tmp_path / "ceiling.json"
-    command = [COMMAND, "bench", "--scenario=ceiling", "--duration=1", "--connections=8"]
+    command = [BOOKING_SERVICE, "bench", "--scenario=ceiling", "--duration=1", "--connections=8"]
     run = subprocess.run(
         [*command, "--processes=2", f"--out={out}"],
         cwd=tmp_path,

@@ -130,8 +130,7 @@ async def test_sigterm_mid_burst_keeps_every_acknowledged_booking(
             elapsed = time.monotonic() - sigterm_at
         finally:
             if server.process.poll() is None:
-                server.process.kill()
-                server.process.wait()
+                server.kill()
 
         async with connect(database.url) as engine, engine.connect() as conn:
             rows = (await conn.execute(select(Booking.user_id, Booking.status))).all()
