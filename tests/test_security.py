@@ -126,7 +126,7 @@ def _tampered(token: str) -> str:
 
 
 BAD_TOKENS = {
-    "expired": lambda c: c.issue(42, "alice", now=time.time() - 3600),
+    "expired": lambda c: c.issue(42, "alice", now=time.time() - 2 * 3600),
     "wrong secret": lambda c: _forge(_valid_claims(), secret="another-secret-" + "y" * 30),
     "HS512": lambda c: _forge(_valid_claims(), algorithm="HS512"),
     "alg none": lambda c: _unsigned(_valid_claims()),

@@ -16,8 +16,9 @@ from starlette.requests import HTTPConnection
 
 from booking_service.config import Settings
 from booking_service.errors import NotAuthenticated
+from booking_service.security import TokenCodec
 from booking_service.services.accounts import AccountService
-from booking_service.services.auth import AuthenticatedUser, AuthService
+from booking_service.services.auth import AuthenticatedUser, AuthService, read_token
 from booking_service.services.bookings import BookingService
 from booking_service.services.events import EventService
 from booking_service.services.idempotency import IdempotencyService
@@ -88,16 +89,30 @@ class BearerToken(HTTPBearer):
 bearer_token = BearerToken()
 
 
-async def get_current_user(
-    request: Request,
-    auth: AuthServiceDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_token)],
-) -> AuthenticatedUser:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_token)]
+
+
+async def get_token_user(request: Request, credentials: Credentials) -> AuthenticatedUser:
+    """Whom a valid token speaks for, from the token alone: no database.
+
+    Only for routes whose service checks the account itself, inside the transaction that acts
+    for it (booking: the flash-sale path, where one more query per request is what costs most).
+    """
     if credentials is None:
         raise NotAuthenticated("Missing or malformed Authorization header")
-    user = await auth.authenticate(credentials.credentials)
+    codec: TokenCodec = request.app.state.token_codec
+    user = read_token(codec, credentials.credentials)
     # The rate limiter counts per user on authenticated routes (ratelimit.user_key).
     request.state.user_id = user.id
+    return user
+
+
+TokenUser = Annotated[AuthenticatedUser, Depends(get_token_user)]
+
+
+async def get_current_user(user: TokenUser, auth: AuthServiceDep) -> AuthenticatedUser:
+    """A valid token whose account is still open (cached per worker for a few seconds)."""
+    await auth.ensure_open(user.id)
     return user
 
 

@@ -54,6 +54,13 @@ class NotAuthenticated(AppError):
         super().__init__(message, code=code, headers=BEARER_CHALLENGE)
 
 
+class AccountGone(NotAuthenticated):
+    """The token is valid, but its account was closed (or never existed)."""
+
+    code = "invalid_token"
+    message = "This account no longer exists"
+
+
 class Forbidden(AppError):
     status_code = 403
     code = "forbidden"

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from booking_service.config import Settings
 from booking_service.errors import (
+    AccountGone,
     AppError,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
@@ -111,9 +112,7 @@ MISSING_TOKEN = ErrorCase.of(
     NotAuthenticated("Missing or malformed Authorization header"), name="missing_token"
 )
 INVALID_TOKEN = ErrorCase.of(NotAuthenticated(code="invalid_token"))
-ACCOUNT_GONE = ErrorCase.of(
-    NotAuthenticated("This account no longer exists", code="invalid_token"), name="account_gone"
-)
+ACCOUNT_GONE = ErrorCase.of(AccountGone(), name="account_gone")
 UNREADABLE_BODY = ErrorCase(
     "malformed_body", 400, "malformed_body", "There was an error parsing the body"
 )

@@ -7,7 +7,12 @@ from fastapi import APIRouter, Request, Response, status
 from booking_service.api.idempotent import IdempotencyKeyHeader, answer
 from booking_service.api.params import PageLimit, PageOffset
 from booking_service.api.views import history_page
-from booking_service.deps import BookingServiceDep, CurrentUser, IdempotencyServiceDep
+from booking_service.deps import (
+    BookingServiceDep,
+    CurrentUser,
+    IdempotencyServiceDep,
+    TokenUser,
+)
 from booking_service.errors import (
     AlreadyBooked,
     EventCancelled,
@@ -76,7 +81,8 @@ async def book_ticket(
     request: Request,
     response: Response,
     body: BookingRequest,
-    user: CurrentUser,
+    # The token alone: the booking itself checks, under its locks, that the account is open.
+    user: TokenUser,
     service: BookingServiceDep,
     idempotency: IdempotencyServiceDep,
     idempotency_key: IdempotencyKeyHeader = None,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking_service.db import execute_write, insert_returning_id
+from booking_service.db import insert_returning_id
 from booking_service.models import Booking, User
 from booking_service.models.types import utcnow
 
@@ -35,6 +37,21 @@ async def is_active(session: AsyncSession, user_id: int) -> bool:
     return found is not None
 
 
+async def lock_open_accounts(session: AsyncSession, user_ids: Sequence[int]) -> set[int]:
+    """Which of these users have an open account, share-locking their rows until commit.
+
+    A booking calls this after locking its event row: an account being closed holds its row
+    exclusively (close_if_nothing_held), so a booking either sees it closed or keeps it open
+    until the booking is committed and visible to the closing transaction.
+    """
+    rows = await session.execute(
+        select(User.id)
+        .where(User.id.in_(user_ids), User.deleted_at.is_(None))
+        .with_for_update(read=True)
+    )
+    return set(rows.scalars())
+
+
 async def get_password_hash(session: AsyncSession, user_id: int) -> str | None:
     """The password hash of this open account."""
     found: str | None = await session.scalar(
@@ -46,15 +63,19 @@ async def get_password_hash(session: AsyncSession, user_id: int) -> str | None:
 async def close_if_nothing_held(session: AsyncSession, user_id: int) -> bool:
     """Close the account unless it holds a live ticket or place in line; True once closed.
 
-    The update locks the user row, which every new booking's foreign key check also needs.
+    The user row is locked first: a booking in flight holds it share-locked (see
+    lock_open_accounts) until it commits, so the look at live claims that follows, a statement
+    of its own, sees every booking made for this account.
     """
-    holds_something = (
-        select(Booking.id).where(Booking.user_id == user_id, Booking.active == 1).exists()
+    open_now = await session.scalar(
+        select(User.id).where(User.id == user_id, User.deleted_at.is_(None)).with_for_update()
     )
-    result = await execute_write(
-        session,
-        update(User)
-        .where(User.id == user_id, User.deleted_at.is_(None), ~holds_something)
-        .values(deleted_at=utcnow()),
+    if open_now is None:
+        return True  # closed already
+    holds_something = await session.scalar(
+        select(Booking.id).where(Booking.user_id == user_id, Booking.active == 1).limit(1)
     )
-    return result.rowcount == 1 or not await is_active(session, user_id)
+    if holds_something is not None:
+        return False
+    await session.execute(update(User).where(User.id == user_id).values(deleted_at=utcnow()))
+    return True

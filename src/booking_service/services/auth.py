@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.db import is_duplicate_key, run_transaction
 from booking_service.errors import (
+    AccountGone,
     InvalidCredentials,
     NotAuthenticated,
     UsernameTaken,
@@ -29,6 +30,15 @@ class AuthenticatedUser:
 class IssuedToken:
     token: str
     expires_in: int
+
+
+def read_token(tokens: TokenCodec, token: str) -> AuthenticatedUser:
+    """The user a bearer token speaks for; NotAuthenticated unless it is valid now."""
+    try:
+        claims = tokens.decode(token)
+    except InvalidToken as exc:
+        raise NotAuthenticated(code="invalid_token") from exc
+    return AuthenticatedUser(id=claims.user_id, username=claims.username)
 
 
 class ActiveUserCache:
@@ -108,23 +118,19 @@ class AuthService:
             expires_in=self._tokens.expires_in_seconds,
         )
 
-    async def authenticate(self, token: str) -> AuthenticatedUser:
-        """The user a bearer token speaks for; NotAuthenticated if it is not valid now."""
-        try:
-            claims = self._tokens.decode(token)
-        except InvalidToken as exc:
-            raise NotAuthenticated(code="invalid_token") from exc
-        if not self._user_cache.is_known_active(claims.user_id):
-            active = await run_transaction(
-                self._session,
-                lambda: users.is_active(self._session, claims.user_id),
-                retries=self._retries,
-                read_only=True,
-            )
-            if not active:
-                raise NotAuthenticated("This account no longer exists", code="invalid_token")
-            self._user_cache.remember_active(claims.user_id)
-        return AuthenticatedUser(id=claims.user_id, username=claims.username)
+    async def ensure_open(self, user_id: int) -> None:
+        """AccountGone unless this account is open (per worker, a recent yes is trusted)."""
+        if self._user_cache.is_known_active(user_id):
+            return
+        active = await run_transaction(
+            self._session,
+            lambda: users.is_active(self._session, user_id),
+            retries=self._retries,
+            read_only=True,
+        )
+        if not active:
+            raise AccountGone()
+        self._user_cache.remember_active(user_id)
 
     async def check_password(self, user_id: int, password: str) -> None:
         """WrongPassword unless `password` is this open account's."""
@@ -135,7 +141,7 @@ class AuthService:
             read_only=True,
         )
         if password_hash is None:
-            raise NotAuthenticated("This account no longer exists", code="invalid_token")
+            raise AccountGone()
         if not await self._hasher.verify(password, password_hash):
             raise WrongPassword()
 

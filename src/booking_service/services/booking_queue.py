@@ -25,16 +25,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_service.db import is_duplicate_key, is_missing_reference, run_transaction
 from booking_service.errors import (
+    AccountGone,
     AlreadyBooked,
     AppError,
     EventCancelled,
     EventClosed,
     EventNotFound,
-    NotAuthenticated,
 )
 from booking_service.models import BookingStatus, EventState, HistoryAction
 from booking_service.models.types import utcnow
-from booking_service.repositories import bookings, events, history
+from booking_service.repositories import bookings, events, history, users
 from booking_service.repositories.bookings import NewClaim
 from booking_service.repositories.events import LockedEvent
 from booking_service.repositories.history import NewEntry
@@ -207,7 +207,7 @@ def _claim_refused(exc: IntegrityError) -> Exception:
     if is_duplicate_key(exc):
         return AlreadyBooked()
     if is_missing_reference(exc):
-        return NotAuthenticated("This account no longer exists", code="invalid_token")
+        return AccountGone()
     return exc
 
 
@@ -225,8 +225,11 @@ def _refusal(event: LockedEvent | None) -> type[AppError] | None:
 async def _book_one(session: AsyncSession, user_id: int, event_id: int) -> BookResult:
     # Fast path: one conditional UPDATE both locks the event row and takes a ticket.
     if await events.take_ticket(session, event_id):
+        await _require_open_account(session, user_id)
         return await _confirm(session, user_id, event_id)
     event = await events.get_event_for_update(session, event_id)
+    # A closed account is told so first, as the token guard would have.
+    await _require_open_account(session, user_id)
     refusal = _refusal(event)
     if refusal is not None:
         raise refusal()
@@ -241,6 +244,14 @@ async def _book_one(session: AsyncSession, user_id: int, event_id: int) -> BookR
     await _record(session, event_id, [NewEntry(booking_id, user_id, HistoryAction.WAITLISTED)])
     # Everyone in line came before, so the newcomer is last.
     return BookResult(booking_id, BookingStatus.WAITLISTED, position=event.waiting_count + 1)
+
+
+async def _require_open_account(session: AsyncSession, user_id: int) -> None:
+    # The booking route trusts the token alone; whether its account is still open is decided
+    # here, under the event's lock and in the booking's own transaction (a closed account
+    # rolls everything back, the ticket taken with it).
+    if not await users.lock_open_accounts(session, [user_id]):
+        raise AccountGone()
 
 
 async def _confirm(session: AsyncSession, user_id: int, event_id: int) -> BookResult:
@@ -258,19 +269,22 @@ async def _book_group(
 ) -> list[BookResult | AppError]:
     """Book for distinct users in this order, under one lock of the event row.
 
-    A constant number of statements whatever the group's size: lock, find holders, insert the
-    claims, read their ids, insert their history, update the counters.
+    A constant number of statements whatever the group's size: lock the event, lock the open
+    accounts, find holders, insert the claims, read their ids, insert their history, update
+    the counters.
     """
     event = await events.get_event_for_update(session, event_id)
+    open_accounts = await users.lock_open_accounts(session, user_ids)
     refusal = _refusal(event)
     if refusal is not None:
-        return [refusal() for _ in user_ids]
+        # A closed account is told so first, as the token guard would have.
+        return [refusal() if u in open_accounts else AccountGone() for u in user_ids]
     assert event is not None
     holders = await bookings.live_claimants(session, event_id=event_id, user_ids=user_ids)
     claims: list[NewClaim] = []
     taken = 0
     for user_id in user_ids:
-        if user_id in holders:
+        if user_id in holders or user_id not in open_accounts:
             continue
         if taken < event.available:
             claims.append(NewClaim(user_id, BookingStatus.CONFIRMED))
@@ -295,7 +309,14 @@ async def _book_group(
         if claim.line_seq is not None:
             position = event.waiting_count + claim.line_seq - event.next_line_seq + 1
         outcomes[claim.user_id] = BookResult(booking_ids[claim.user_id], claim.status, position)
-    return [outcomes[user_id] if user_id in outcomes else AlreadyBooked() for user_id in user_ids]
+    return [
+        outcomes[user_id]
+        if user_id in outcomes
+        else AlreadyBooked()
+        if user_id in holders
+        else AccountGone()
+        for user_id in user_ids
+    ]
 
 
 CLAIM_ACTIONS = {
