@@ -92,7 +92,7 @@ class BookingQueue:
 
     async def book(self, *, user_id: int, event_id: int) -> BookResult:
         if self._max_batch <= 1:
-            return await self._book_one(user_id, event_id)
+            return await self._book_one(self._session_factory(), user_id, event_id)
         request = _Request(user_id)
         queue = self._queues.get(event_id)
         if queue is None:
@@ -111,15 +111,21 @@ class BookingQueue:
     ) -> BookResult:
         """One booking in a transaction of its own that also runs `then(session, result)`:
         for a booking whose answer must commit with it (Idempotency-Key). Never grouped."""
-        return await self._book_one(user_id, event_id, then)
+        return await self._book_one(self._session_factory(), user_id, event_id, then)
 
     async def _drain(self, event_id: int) -> None:
         queue = self._queues[event_id]
+        # One session for every transaction of this drain; each transaction ends (commit or
+        # rollback) inside run_transaction, handing its connection back between groups.
+        session = self._session_factory()
         try:
             while queue:
+                # One turn of the event loop first: requests already read from their sockets
+                # reach the queue and join this group instead of waiting for the next.
+                await asyncio.sleep(0)
                 group = queue[: self._max_batch]
                 del queue[: self._max_batch]
-                await self._serve(event_id, group)
+                await self._serve(session, event_id, group)
         finally:
             # No await between the last emptiness check and this line, so no booking can
             # slip into a queue that nobody drains.
@@ -127,17 +133,17 @@ class BookingQueue:
             for request in queue:  # only if _serve itself blew up
                 request.resolve(RuntimeError("booking queue stopped"))
 
-    async def _serve(self, event_id: int, group: list[_Request]) -> None:
+    async def _serve(self, session: AsyncSession, event_id: int, group: list[_Request]) -> None:
         self.stats.transactions += 1
         self.stats.bookings += len(group)
         self.stats.largest_group = max(self.stats.largest_group, len(group))
         try:
             if len(group) == 1:
                 outcomes: Sequence[BookResult | AppError] = [
-                    await self._book_one_safely(group[0].user_id, event_id)
+                    await self._book_one_safely(session, group[0].user_id, event_id)
                 ]
             else:
-                outcomes = await self._book_group(event_id, group)
+                outcomes = await self._book_group(session, event_id, group)
         except Exception as exc:  # the database is gone, retries ran out, ...
             for request in group:
                 request.resolve(exc)
@@ -145,35 +151,39 @@ class BookingQueue:
         for request, outcome in zip(group, outcomes, strict=True):
             request.resolve(outcome)
 
-    async def _book_one_safely(self, user_id: int, event_id: int) -> BookResult | AppError:
+    async def _book_one_safely(
+        self, session: AsyncSession, user_id: int, event_id: int
+    ) -> BookResult | AppError:
         try:
-            return await self._book_one(user_id, event_id)
+            return await self._book_one(session, user_id, event_id)
         except AppError as exc:
             return exc
 
     # One booking, one transaction.
 
     async def _book_one(
-        self, user_id: int, event_id: int, then: ResultHook[BookResult] | None = None
+        self,
+        session: AsyncSession,
+        user_id: int,
+        event_id: int,
+        then: ResultHook[BookResult] | None = None,
     ) -> BookResult:
-        async with self._session_factory() as session:
+        async def work() -> BookResult:
+            result = await _book_one(session, user_id, event_id)
+            if then is not None:
+                await then(session, result)
+            return result
 
-            async def work() -> BookResult:
-                result = await _book_one(session, user_id, event_id)
-                if then is not None:
-                    await then(session, result)
-                return result
-
-            try:
-                return await run_transaction(session, work, retries=self._retries)
-            except IntegrityError as exc:
-                # The whole transaction rolled back, the ticket count with it.
-                raise _claim_refused(exc) from exc
+        try:
+            return await run_transaction(session, work, retries=self._retries)
+        except IntegrityError as exc:
+            # The whole transaction rolled back, the ticket count with it.
+            raise _claim_refused(exc) from exc
 
     # Many bookings of one event, one transaction.
 
     async def _book_group(
-        self, event_id: int, group: list[_Request]
+        self, session: AsyncSession, event_id: int, group: list[_Request]
     ) -> list[BookResult | AppError]:
         first_of_user: dict[int, int] = {}
         repeats: list[int] = []  # the same user twice in one group: settled after the group
@@ -184,22 +194,21 @@ class BookingQueue:
                 first_of_user[request.user_id] = index
         unique = [group[index] for index in first_of_user.values()]
         outcomes: list[BookResult | AppError | None] = [None] * len(group)
-        async with self._session_factory() as session:
-            try:
-                results = await run_transaction(
-                    session,
-                    lambda: _book_group(session, event_id, [r.user_id for r in unique]),
-                    retries=self._retries,
-                )
-            except IntegrityError:
-                # A user of the group vanished; rare enough to redo everyone one by one, where
-                # each gets the answer that fits them.
-                log.info("group booking on event %s refused, booking one by one", event_id)
-                results = [await self._book_one_safely(r.user_id, event_id) for r in unique]
+        try:
+            results = await run_transaction(
+                session,
+                lambda: _book_group(session, event_id, [r.user_id for r in unique]),
+                retries=self._retries,
+            )
+        except IntegrityError:
+            # A user of the group vanished; rare enough to redo everyone one by one, where
+            # each gets the answer that fits them.
+            log.info("group booking on event %s refused, booking one by one", event_id)
+            results = [await self._book_one_safely(session, r.user_id, event_id) for r in unique]
         for index, result in zip(first_of_user.values(), results, strict=True):
             outcomes[index] = result
         for index in repeats:
-            outcomes[index] = await self._book_one_safely(group[index].user_id, event_id)
+            outcomes[index] = await self._book_one_safely(session, group[index].user_id, event_id)
         return [outcome for outcome in outcomes if outcome is not None]
 
 
