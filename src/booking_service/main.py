@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from booking_service import metrics
-from booking_service.api import api_router
+from booking_service.api import ROUTERS
 from booking_service.background import BackgroundWork, repeat
 from booking_service.config import Settings, get_settings
 from booking_service.db import create_engine, create_session_factory
@@ -128,7 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
     install_middleware(app, settings)
-    app.include_router(api_router)
+    for router in ROUTERS:
+        app.include_router(router)
     install_openapi(app, settings)
     install_docs(app)
     return app
