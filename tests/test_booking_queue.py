@@ -171,3 +171,36 @@ async def test_a_closed_account_cannot_book_alone_or_in_a_group(
     assert Counter(r.status_code for r in responses[1:]) == {201: 5, 202: 5}
     report = await check_invariants(database.url, [event_id])
     assert (report[event_id].confirmed, report[event_id].waiting) == (5, 5)
+
+
+async def test_bookings_of_different_events_share_transactions(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, app: FastAPI
+) -> None:
+    """No contention, many events: grouping still saves a transaction per booking, and every
+    event keeps its own counters, line and answers."""
+    users = await create_users(database.url, 121)
+    owner, bookers = users[0], users[1:]
+    event_ids = [await _event(client, tokens, owner, tickets=5) for _ in range(8)]
+    stats = app.state.booking_queue.stats
+    before = (stats.transactions, stats.bookings)
+
+    # 120 users each book every event, all at once: 15 per event, 5 tickets each.
+    responses = await asyncio.gather(
+        *(
+            client.post("/book", json={"eventId": event_id}, headers=tokens.headers(user))
+            for user in bookers[:15]
+            for event_id in event_ids
+        )
+    )
+
+    assert Counter(r.status_code for r in responses) == {201: 40, 202: 80}
+    assert stats.bookings - before[1] == 120
+    assert stats.transactions - before[0] < 120, "bookings of different events were grouped"
+    by_event: dict[int, list[int]] = {event_id: [] for event_id in event_ids}
+    for response in responses:
+        body = response.json()
+        if response.status_code == 202:
+            by_event[body["eventId"]].append(body["position"])
+    assert all(sorted(positions) == list(range(1, 11)) for positions in by_event.values())
+    reports = await check_invariants(database.url, event_ids)
+    assert all((r.confirmed, r.waiting) == (5, 10) for r in reports.values())

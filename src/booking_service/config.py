@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     # Booking rules.
     max_tickets_per_event: int = Field(default=1_000_000, ge=1, le=2_000_000_000)
     booking_batch_max: int = Field(
-        default=64,
+        default=256,
         ge=1,
         le=1000,
         description="Most bookings of one event served in one transaction (1: no grouping).",

@@ -132,13 +132,14 @@ async def get_event_service(session: SessionDep, settings: SettingsDep) -> Event
 EventServiceDep = Annotated[EventService, Depends(get_event_service)]
 
 
-async def get_booking_service(
-    request: Request, session: SessionDep, settings: SettingsDep
-) -> BookingService:
+async def get_booking_service(request: Request) -> BookingService:
+    # Built from the app's state without sub-dependencies: on the flash-sale path every
+    # dependency FastAPI resolves is paid for by every booking.
+    state = request.app.state
     return BookingService(
-        session,
-        booking_queue=request.app.state.booking_queue,
-        lock_retries=settings.db_lock_retries,
+        await get_session(request),
+        booking_queue=state.booking_queue,
+        lock_retries=state.settings.db_lock_retries,
     )
 
 
@@ -152,9 +153,11 @@ async def get_account_service(auth: AuthServiceDep, bookings: BookingServiceDep)
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 
 
-async def get_idempotency_service(session: SessionDep, settings: SettingsDep) -> IdempotencyService:
+async def get_idempotency_service(request: Request) -> IdempotencyService:
+    # No sub-dependencies, like get_booking_service: every booking resolves this one.
+    settings: Settings = request.app.state.settings
     return IdempotencyService(
-        session,
+        await get_session(request),
         ttl_seconds=settings.idempotency_key_ttl_seconds,
         lease_seconds=settings.idempotency_lease_seconds,
         lock_retries=settings.db_lock_retries,

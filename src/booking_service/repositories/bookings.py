@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -341,50 +341,55 @@ async def list_live_for_event(
     return claims, total
 
 
-async def live_claimants(
-    session: AsyncSession, *, event_id: int, user_ids: Sequence[int]
-) -> set[int]:
-    """Which of these users already hold a ticket, an offer or a place in line for the event."""
+EventUser = tuple[int, int]  # (event id, user id)
+
+
+async def _live_claims(session: AsyncSession, pairs: Collection[EventUser]) -> dict[EventUser, int]:
+    """Booking ids of the live claims among these (event, user) pairs, in one statement."""
     rows = await session.execute(
-        select(Booking.user_id).where(
-            Booking.event_id == event_id, Booking.active == 1, Booking.user_id.in_(user_ids)
+        select(Booking.event_id, Booking.user_id, Booking.id).where(
+            Booking.active == 1,
+            Booking.event_id.in_({event_id for event_id, _ in pairs}),
+            Booking.user_id.in_({user_id for _, user_id in pairs}),
         )
     )
-    return set(rows.scalars())
+    wanted = set(pairs)
+    return {
+        (row.event_id, row.user_id): row.id for row in rows if (row.event_id, row.user_id) in wanted
+    }
+
+
+async def live_claimants(session: AsyncSession, pairs: Collection[EventUser]) -> set[EventUser]:
+    """Which of these users already hold a ticket, an offer or a place in line for the event
+    paired with them."""
+    return set(await _live_claims(session, pairs))
 
 
 @dataclass(frozen=True, slots=True)
 class NewClaim:
+    event_id: int
     user_id: int
     status: BookingStatus
     line_seq: int | None = None
 
 
 async def add_claims(
-    session: AsyncSession, *, event_id: int, claims: Sequence[NewClaim]
-) -> dict[int, int]:
-    """Insert many new claims on one event in one statement; returns user id -> booking id."""
-    now = utcnow()
+    session: AsyncSession, claims: Sequence[NewClaim], *, at: datetime
+) -> dict[EventUser, int]:
+    """Insert many new claims, on any events, in one statement; returns their booking ids."""
     await session.execute(
         insert(Booking),
         [
             {
-                "event_id": event_id,
+                "event_id": claim.event_id,
                 "user_id": claim.user_id,
                 "status": claim.status,
                 "active": 1,
                 "line_seq": claim.line_seq,
-                "created_at": now,
-                "confirmed_at": now if claim.status is BookingStatus.CONFIRMED else None,
+                "created_at": at,
+                "confirmed_at": at if claim.status is BookingStatus.CONFIRMED else None,
             }
             for claim in claims
         ],
     )
-    rows = await session.execute(
-        select(Booking.user_id, Booking.id).where(
-            Booking.event_id == event_id,
-            Booking.active == 1,
-            Booking.user_id.in_([claim.user_id for claim in claims]),
-        )
-    )
-    return {row.user_id: row.id for row in rows}
+    return await _live_claims(session, [(claim.event_id, claim.user_id) for claim in claims])

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.db import execute_write, insert_returning_id
@@ -61,28 +61,21 @@ async def add_event(
     )
 
 
-async def get_event_for_update(session: AsyncSession, event_id: int) -> LockedEvent | None:
-    """Lock the event row: the first lock of every change to the event, so lock order is fixed."""
-    row = (
-        await session.execute(
-            select(
-                Event.id,
-                Event.owner_id,
-                Event.state,
-                Event.waitlist_mode,
-                Event.offer_seconds,
-                Event.capacity,
-                Event.available,
-                Event.waiting_count,
-                Event.offered_count,
-                Event.next_line_seq,
-            )
-            .where(Event.id == event_id)
-            .with_for_update()
-        )
-    ).one_or_none()
-    if row is None:
-        return None
+LOCKED_COLUMNS = (
+    Event.id,
+    Event.owner_id,
+    Event.state,
+    Event.waitlist_mode,
+    Event.offer_seconds,
+    Event.capacity,
+    Event.available,
+    Event.waiting_count,
+    Event.offered_count,
+    Event.next_line_seq,
+)
+
+
+def _locked_event(row: Any) -> LockedEvent:
     return LockedEvent(
         id=row.id,
         owner_id=row.owner_id,
@@ -95,6 +88,28 @@ async def get_event_for_update(session: AsyncSession, event_id: int) -> LockedEv
         offered_count=row.offered_count,
         next_line_seq=row.next_line_seq,
     )
+
+
+async def get_event_for_update(session: AsyncSession, event_id: int) -> LockedEvent | None:
+    """Lock the event row: the first lock of every change to the event, so lock order is fixed."""
+    row = (
+        await session.execute(select(*LOCKED_COLUMNS).where(Event.id == event_id).with_for_update())
+    ).one_or_none()
+    return None if row is None else _locked_event(row)
+
+
+async def get_events_for_update(
+    session: AsyncSession, event_ids: Collection[int]
+) -> dict[int, LockedEvent]:
+    """Lock several event rows in ascending id order, the order every multi-event lock takes,
+    so two such transactions cannot wait on each other in a cycle. Unknown ids are absent."""
+    rows = await session.execute(
+        select(*LOCKED_COLUMNS)
+        .where(Event.id.in_(sorted(event_ids)))
+        .order_by(Event.id)
+        .with_for_update()
+    )
+    return {row.id: _locked_event(row) for row in rows}
 
 
 async def take_ticket(session: AsyncSession, event_id: int) -> bool:
@@ -140,15 +155,28 @@ async def adjust_counters(
     )
 
 
-async def apply_claims(session: AsyncSession, event_id: int, *, taken: int, joined: int) -> None:
-    """Record `taken` tickets sold and `joined` people added to the line, in one statement."""
+@dataclass(slots=True)
+class ClaimCounts:
+    taken: int = 0  # tickets sold from the pool
+    joined: int = 0  # people added to the line
+
+
+async def apply_claims(session: AsyncSession, counts: Mapping[int, ClaimCounts]) -> None:
+    """Record, per event, tickets sold and people added to the line: one statement for all."""
+    changed = {event_id: c for event_id, c in counts.items() if c.taken or c.joined}
+    if not changed:
+        return
+
+    def per_event(amount: Callable[[ClaimCounts], int]) -> Any:
+        return case({event_id: amount(c) for event_id, c in changed.items()}, value=Event.id)
+
     await session.execute(
         update(Event)
-        .where(Event.id == event_id)
+        .where(Event.id.in_(changed))
         .values(
-            available=Event.available - taken,
-            waiting_count=Event.waiting_count + joined,
-            next_line_seq=Event.next_line_seq + joined,
+            available=Event.available - per_event(lambda c: c.taken),
+            waiting_count=Event.waiting_count + per_event(lambda c: c.joined),
+            next_line_seq=Event.next_line_seq + per_event(lambda c: c.joined),
         )
     )
 

@@ -24,6 +24,13 @@ async def add_entries(
     session: AsyncSession, *, event_id: int, entries: Sequence[NewEntry], at: datetime
 ) -> None:
     """Append entries of one event in one statement; their ids follow the order given."""
+    await add_entries_of_events(session, [(event_id, entry) for entry in entries], at=at)
+
+
+async def add_entries_of_events(
+    session: AsyncSession, entries: Sequence[tuple[int, NewEntry]], *, at: datetime
+) -> None:
+    """Append (event id, entry) pairs, on any events, in one statement, in the order given."""
     await session.execute(
         insert(BookingHistory),
         [
@@ -34,7 +41,7 @@ async def add_entries(
                 "action": entry.action,
                 "created_at": at,
             }
-            for entry in entries
+            for event_id, entry in entries
         ],
     )
 

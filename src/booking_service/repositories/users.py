@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +37,7 @@ async def is_active(session: AsyncSession, user_id: int) -> bool:
     return found is not None
 
 
-async def lock_open_accounts(session: AsyncSession, user_ids: Sequence[int]) -> set[int]:
+async def lock_open_accounts(session: AsyncSession, user_ids: Collection[int]) -> set[int]:
     """Which of these users have an open account, share-locking their rows until commit.
 
     A booking calls this after locking its event row: an account being closed holds its row

@@ -1,13 +1,15 @@
-"""Booking tickets, with concurrent bookings of one event grouped into one transaction.
+"""Booking tickets, with concurrent bookings grouped into shared transactions.
 
 A flash sale sends thousands of bookings at one event row, and every booking must hold that
 row's lock while it decides. One transaction per booking caps throughput at what one lock can
-do per second (round trips while locked, see research/perf-baseline.md). So, within a worker,
-bookings of the same event that arrive while a transaction for that event is running wait in
-a queue; when it commits, the next transaction takes everything queued at once: one lock, one
-multi-row INSERT of claims and one of their history, one counter UPDATE, one COMMIT for the
-whole group. Nobody waits on purpose:
-a lone booking runs at once, and groups form only when bookings are already queueing.
+do per second (round trips while locked, see research/perf-baseline.md), and every
+transaction costs its round trips and client CPU even where nothing contends. So, within a
+worker, bookings that arrive while a booking transaction is running wait in a queue; when it
+commits, the next transaction takes everything queued at once, whatever events they are for:
+it locks those events' rows (in ascending id order, like every multi-event lock), then does
+one multi-row INSERT of claims and one of their history, one counter UPDATE and one COMMIT for
+the whole group. Nobody waits on purpose: a lone booking runs at once, and groups form only
+when bookings are already queueing.
 
 Every caller gets its own answer, only after the commit that made it durable, and places in
 line follow arrival order within the group.
@@ -35,8 +37,8 @@ from booking_service.errors import (
 from booking_service.models import BookingStatus, EventState, HistoryAction
 from booking_service.models.types import utcnow
 from booking_service.repositories import bookings, events, history, users
-from booking_service.repositories.bookings import NewClaim
-from booking_service.repositories.events import LockedEvent
+from booking_service.repositories.bookings import EventUser, NewClaim
+from booking_service.repositories.events import ClaimCounts, LockedEvent
 from booking_service.repositories.history import NewEntry
 from booking_service.services.idempotency import ResultHook
 
@@ -52,10 +54,15 @@ class BookResult:
 
 @dataclass(slots=True)
 class _Request:
+    event_id: int
     user_id: int
     future: asyncio.Future[BookResult] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+
+    @property
+    def key(self) -> EventUser:
+        return (self.event_id, self.user_id)
 
     def resolve(self, outcome: BookResult | BaseException) -> None:
         if self.future.done():  # the caller went away; the booking itself stands
@@ -86,24 +93,19 @@ class BookingQueue:
         self._session_factory = session_factory
         self._max_batch = max_batch
         self._retries = lock_retries
-        self._queues: dict[int, list[_Request]] = {}
-        self._drainers: set[asyncio.Task[None]] = set()
+        self._queue: list[_Request] = []
+        self._drainer: asyncio.Task[None] | None = None
         self.stats = QueueStats()
 
     async def book(self, *, user_id: int, event_id: int) -> BookResult:
         if self._max_batch <= 1:
             return await self._book_one(self._session_factory(), user_id, event_id)
-        request = _Request(user_id)
-        queue = self._queues.get(event_id)
-        if queue is None:
-            # No transaction for this event is running here: start one, which keeps draining
-            # the queue until it is empty.
-            self._queues[event_id] = [request]
-            task = asyncio.create_task(self._drain(event_id))
-            self._drainers.add(task)
-            task.add_done_callback(self._drainers.discard)
-        else:
-            queue.append(request)
+        request = _Request(event_id, user_id)
+        self._queue.append(request)
+        if self._drainer is None:
+            # No booking transaction is running here: start one, which keeps draining the
+            # queue until it is empty.
+            self._drainer = asyncio.create_task(self._drain())
         return await request.future
 
     async def book_alone(
@@ -113,8 +115,8 @@ class BookingQueue:
         for a booking whose answer must commit with it (Idempotency-Key). Never grouped."""
         return await self._book_one(self._session_factory(), user_id, event_id, then)
 
-    async def _drain(self, event_id: int) -> None:
-        queue = self._queues[event_id]
+    async def _drain(self) -> None:
+        queue = self._queue
         # One session for every transaction of this drain; each transaction ends (commit or
         # rollback) inside run_transaction, handing its connection back between groups.
         session = self._session_factory()
@@ -125,25 +127,26 @@ class BookingQueue:
                 await asyncio.sleep(0)
                 group = queue[: self._max_batch]
                 del queue[: self._max_batch]
-                await self._serve(session, event_id, group)
+                await self._serve(session, group)
         finally:
             # No await between the last emptiness check and this line, so no booking can
             # slip into a queue that nobody drains.
-            del self._queues[event_id]
+            self._drainer = None
             for request in queue:  # only if _serve itself blew up
                 request.resolve(RuntimeError("booking queue stopped"))
+            queue.clear()
 
-    async def _serve(self, session: AsyncSession, event_id: int, group: list[_Request]) -> None:
+    async def _serve(self, session: AsyncSession, group: list[_Request]) -> None:
         self.stats.transactions += 1
         self.stats.bookings += len(group)
         self.stats.largest_group = max(self.stats.largest_group, len(group))
         try:
             if len(group) == 1:
                 outcomes: Sequence[BookResult | AppError] = [
-                    await self._book_one_safely(session, group[0].user_id, event_id)
+                    await self._book_one_safely(session, group[0])
                 ]
             else:
-                outcomes = await self._book_group(session, event_id, group)
+                outcomes = await self._book_group(session, group)
         except Exception as exc:  # the database is gone, retries ran out, ...
             for request in group:
                 request.resolve(exc)
@@ -152,10 +155,10 @@ class BookingQueue:
             request.resolve(outcome)
 
     async def _book_one_safely(
-        self, session: AsyncSession, user_id: int, event_id: int
+        self, session: AsyncSession, request: _Request
     ) -> BookResult | AppError:
         try:
-            return await self._book_one(session, user_id, event_id)
+            return await self._book_one(session, request.user_id, request.event_id)
         except AppError as exc:
             return exc
 
@@ -180,35 +183,35 @@ class BookingQueue:
             # The whole transaction rolled back, the ticket count with it.
             raise _claim_refused(exc) from exc
 
-    # Many bookings of one event, one transaction.
+    # Many bookings, one transaction.
 
     async def _book_group(
-        self, session: AsyncSession, event_id: int, group: list[_Request]
+        self, session: AsyncSession, group: list[_Request]
     ) -> list[BookResult | AppError]:
-        first_of_user: dict[int, int] = {}
-        repeats: list[int] = []  # the same user twice in one group: settled after the group
+        first: dict[EventUser, int] = {}
+        repeats: list[int] = []  # the same booking twice in one group: settled after the group
         for index, request in enumerate(group):
-            if request.user_id in first_of_user:
+            if request.key in first:
                 repeats.append(index)
             else:
-                first_of_user[request.user_id] = index
-        unique = [group[index] for index in first_of_user.values()]
+                first[request.key] = index
+        unique = [group[index] for index in first.values()]
         outcomes: list[BookResult | AppError | None] = [None] * len(group)
         try:
             results = await run_transaction(
                 session,
-                lambda: _book_group(session, event_id, [r.user_id for r in unique]),
+                lambda: _book_group(session, [r.key for r in unique]),
                 retries=self._retries,
             )
         except IntegrityError:
-            # A user of the group vanished; rare enough to redo everyone one by one, where
-            # each gets the answer that fits them.
-            log.info("group booking on event %s refused, booking one by one", event_id)
-            results = [await self._book_one_safely(session, r.user_id, event_id) for r in unique]
-        for index, result in zip(first_of_user.values(), results, strict=True):
+            # Refused for a reason the group did not foresee; rare enough to redo everyone one
+            # by one, where each gets the answer that fits them.
+            log.info("group booking refused, booking one by one")
+            results = [await self._book_one_safely(session, r) for r in unique]
+        for index, result in zip(first.values(), results, strict=True):
             outcomes[index] = result
         for index in repeats:
-            outcomes[index] = await self._book_one_safely(session, group[index].user_id, event_id)
+            outcomes[index] = await self._book_one_safely(session, group[index])
         return [outcome for outcome in outcomes if outcome is not None]
 
 
@@ -274,58 +277,69 @@ async def _record(session: AsyncSession, event_id: int, entries: list[NewEntry])
 
 
 async def _book_group(
-    session: AsyncSession, event_id: int, user_ids: list[int]
+    session: AsyncSession, requests: list[EventUser]
 ) -> list[BookResult | AppError]:
-    """Book for distinct users in this order, under one lock of the event row.
+    """Book each (event, user) in this order, under one lock of each event's row.
 
-    A constant number of statements whatever the group's size: lock the event, lock the open
-    accounts, find holders, insert the claims, read their ids, insert their history, update
-    the counters.
+    A constant number of statements whatever the group's size and however many events it
+    touches: lock the events, lock the open accounts, find holders, insert the claims, read
+    their ids, insert their history, update the counters.
     """
-    event = await events.get_event_for_update(session, event_id)
-    open_accounts = await users.lock_open_accounts(session, user_ids)
-    refusal = _refusal(event)
-    if refusal is not None:
-        # A closed account is told so first, as the token guard would have.
-        return [refusal() if u in open_accounts else AccountGone() for u in user_ids]
-    assert event is not None
-    holders = await bookings.live_claimants(session, event_id=event_id, user_ids=user_ids)
+    locked = await events.get_events_for_update(session, {event_id for event_id, _ in requests})
+    open_accounts = await users.lock_open_accounts(session, {user_id for _, user_id in requests})
+    holders = await bookings.live_claimants(session, requests)
+    now = utcnow()
     claims: list[NewClaim] = []
-    taken = 0
-    for user_id in user_ids:
-        if user_id in holders or user_id not in open_accounts:
-            continue
-        if taken < event.available:
-            claims.append(NewClaim(user_id, BookingStatus.CONFIRMED))
-            taken += 1
+    counts: dict[int, ClaimCounts] = {event_id: ClaimCounts() for event_id in locked}
+    refusals: dict[EventUser, AppError] = {}
+    for event_id, user_id in requests:
+        event = locked.get(event_id)
+        refusal = _refusal(event)
+        if user_id not in open_accounts:
+            # A closed account is told so first, as the token guard would have.
+            refusals[event_id, user_id] = AccountGone()
+        elif refusal is not None:
+            refusals[event_id, user_id] = refusal()
+        elif (event_id, user_id) in holders:
+            refusals[event_id, user_id] = AlreadyBooked()
         else:
-            line_seq = event.next_line_seq + len(claims) - taken
-            claims.append(NewClaim(user_id, BookingStatus.WAITLISTED, line_seq))
+            assert event is not None
+            count = counts[event_id]
+            if count.taken < event.available:
+                claims.append(NewClaim(event_id, user_id, BookingStatus.CONFIRMED))
+                count.taken += 1
+            else:
+                line_seq = event.next_line_seq + count.joined
+                claims.append(NewClaim(event_id, user_id, BookingStatus.WAITLISTED, line_seq))
+                count.joined += 1
     if claims:
-        booking_ids = await bookings.add_claims(session, event_id=event_id, claims=claims)
-        await _record(
+        booking_ids = await bookings.add_claims(session, claims, at=now)
+        await history.add_entries_of_events(
             session,
-            event_id,
             [
-                NewEntry(booking_ids[claim.user_id], claim.user_id, CLAIM_ACTIONS[claim.status])
+                (
+                    claim.event_id,
+                    NewEntry(
+                        booking_ids[claim.event_id, claim.user_id],
+                        claim.user_id,
+                        CLAIM_ACTIONS[claim.status],
+                    ),
+                )
                 for claim in claims
             ],
+            at=now,
         )
-        await events.apply_claims(session, event_id, taken=taken, joined=len(claims) - taken)
-    outcomes: dict[int, BookResult] = {}
+        await events.apply_claims(session, counts)
+    outcomes: dict[EventUser, BookResult | AppError] = dict(refusals)
     for claim in claims:
         position = None
         if claim.line_seq is not None:
+            event = locked[claim.event_id]
             position = event.waiting_count + claim.line_seq - event.next_line_seq + 1
-        outcomes[claim.user_id] = BookResult(booking_ids[claim.user_id], claim.status, position)
-    return [
-        outcomes[user_id]
-        if user_id in outcomes
-        else AlreadyBooked()
-        if user_id in holders
-        else AccountGone()
-        for user_id in user_ids
-    ]
+        outcomes[claim.event_id, claim.user_id] = BookResult(
+            booking_ids[claim.event_id, claim.user_id], claim.status, position
+        )
+    return [outcomes[key] for key in requests]
 
 
 CLAIM_ACTIONS = {
