@@ -99,6 +99,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         # Tests expire offers when they choose (app.state.offer_sweeper.sweep()); the
         # background sweep has a test of its own.
         "offer_sweep_interval_seconds": 3600,
+        # Tests read /status right after writing; the poll cache has tests of its own.
+        "status_cache_seconds": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -456,6 +458,7 @@ def production_env(database: Database, **settings: str) -> dict[str, str]:
         # Small pools: the test MariaDB is shared with every other test's connections.
         "DB_POOL_SIZE": "5",
         "DB_MAX_OVERFLOW": "5",
+        "STATUS_CACHE_SECONDS": "0",
         **settings,
     }
 

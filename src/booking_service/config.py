@@ -127,6 +127,15 @@ class Settings(BaseSettings):
 
     # Booking rules.
     max_tickets_per_event: int = Field(default=1_000_000, ge=1, le=2_000_000_000)
+    status_cache_seconds: float = Field(
+        default=0.2,
+        ge=0,
+        le=60,
+        description=(
+            "Most a worker's GET /status answer may lag behind changes (seconds); concurrent "
+            "polls share one read. 0: every poll reads the database."
+        ),
+    )
     booking_batch_max: int = Field(
         default=256,
         ge=1,

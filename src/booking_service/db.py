@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, PoolResetState
 from sqlalchemy.sql.expression import Executable
 
 from booking_service import metrics
@@ -77,7 +77,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         return engine
     if "charset" not in url.query:
         url = url.update_query_dict({"charset": "utf8mb4"})
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -85,7 +85,26 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle_seconds,
         # Every statement sees the latest committed rows; decisions come from locked rows.
         isolation_level="READ COMMITTED",
+        # Returned connections are reset by _rollback_if_open below instead.
+        pool_reset_on_return=None,
     )
+    event.listen(engine.sync_engine, "reset", _rollback_if_open)
+    return engine
+
+
+def _rollback_if_open(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+    """Reset a connection returned to the pool: roll back only a transaction still open.
+
+    SQLAlchemy's default sends a ROLLBACK on every return, a round trip after every commit.
+    The server reports in each reply whether a transaction is open (SERVER_STATUS_IN_TRANS),
+    and asyncmy keeps that flag: nothing open, nothing to send.
+    """
+    if state.terminate_only or not state.asyncio_safe:
+        return  # the pool discards this connection without using it again
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    in_transaction = getattr(driver, "get_transaction_status", None)
+    if in_transaction is None or in_transaction():
+        dbapi_connection.rollback()
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
@@ -109,8 +128,30 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+# Session.info keys: the events a transaction changed, and who hears of them once committed.
+CHANGED_EVENTS = "booking_changed_events"
+ON_EVENTS_CHANGED = "booking_on_events_changed"
+
+
+def create_session_factory(
+    engine: AsyncEngine, *, on_events_changed: Callable[[set[int]], None] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions for the app. `on_events_changed(event_ids)` runs after every committed
+    transaction that changed events (see note_event_changed), never after a rollback."""
+    info = {ON_EVENTS_CHANGED: on_events_changed} if on_events_changed else {}
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
+
+
+def note_event_changed(session: AsyncSession, event_id: int) -> None:
+    """Record, for after the commit, that this transaction changes the event's row."""
+    session.info.setdefault(CHANGED_EVENTS, set()).add(event_id)
+
+
+def _announce_changes(session: AsyncSession) -> None:
+    changed: set[int] | None = session.info.pop(CHANGED_EVENTS, None)
+    listener = session.info.get(ON_EVENTS_CHANGED)
+    if changed and listener is not None:
+        listener(changed)
 
 
 def _mysql_errno(exc: DBAPIError) -> int | None:
@@ -174,11 +215,14 @@ async def run_transaction(
     """
     attempt = 0
     while True:
+        session.info.pop(CHANGED_EVENTS, None)  # what an attempt rolled back changed nothing
         try:
             async with session.begin():
                 if read_only:
                     await session.connection(execution_options={READ_ONLY: True})
-                return await work()
+                result = await work()
+            _announce_changes(session)
+            return result
         except PoolTimeout as exc:
             log.warning("no database connection free in time: %s", exc)
             raise ServiceBusy("The database is busy, please retry shortly") from exc

@@ -121,11 +121,14 @@ async def get_current_user(user: TokenUser, auth: AuthServiceDep) -> Authenticat
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]
 
 
-async def get_event_service(session: SessionDep, settings: SettingsDep) -> EventService:
+async def get_event_service(request: Request) -> EventService:
+    # No sub-dependencies, like get_booking_service: /status polls resolve this one.
+    state = request.app.state
     return EventService(
-        session,
-        max_tickets=settings.max_tickets_per_event,
-        lock_retries=settings.db_lock_retries,
+        await get_session(request),
+        max_tickets=state.settings.max_tickets_per_event,
+        lock_retries=state.settings.db_lock_retries,
+        status_cache=state.status_cache,
     )
 
 

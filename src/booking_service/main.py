@@ -25,6 +25,7 @@ from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services import housekeeping
 from booking_service.services.auth import ActiveUserCache
 from booking_service.services.booking_queue import BookingQueue
+from booking_service.services.events import StatusCache
 from booking_service.services.offers import OfferSweeper
 from booking_service.services.webhooks import WebhookSender
 
@@ -60,7 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         hasher = PasswordHasher.from_settings(settings)
-        session_factory = create_session_factory(engine)
+        # This worker's committed changes to an event drop its /status snapshot at once.
+        session_factory = create_session_factory(
+            engine, on_events_changed=app.state.status_cache.forget
+        )
         app.state.engine = engine
         app.state.session_factory = session_factory
         app.state.booking_queue = BookingQueue(
@@ -125,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.token_codec = TokenCodec.from_settings(settings)
     app.state.user_cache = ActiveUserCache(settings.auth_user_cache_seconds)
+    app.state.status_cache = StatusCache(settings.status_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
     install_middleware(app, settings)

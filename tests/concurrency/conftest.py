@@ -73,6 +73,8 @@ def server(
         ENVIRONMENT="dev",
         DB_POOL_SIZE=str(POOL_SIZE),
         DB_MAX_OVERFLOW=str(MAX_OVERFLOW),
+        # The storms compare /status with the database the moment they end.
+        STATUS_CACHE_SECONDS="0",
     )
     running = RunningServer(backend, workers, database, process)
     running.new_log()  # start-up lines are not the storms' business

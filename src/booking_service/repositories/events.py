@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking_service.db import execute_write, insert_returning_id
+from booking_service.db import execute_write, insert_returning_id, note_event_changed
 from booking_service.models import Event, EventState, WaitlistMode
 
 
@@ -115,6 +115,7 @@ async def get_events_for_update(
 async def take_ticket(session: AsyncSession, event_id: int) -> bool:
     """Take one free ticket of an open event if there is one. Locks the event row either way on
     MariaDB/MySQL."""
+    note_event_changed(session, event_id)
     result = await execute_write(
         session,
         update(Event)
@@ -125,6 +126,7 @@ async def take_ticket(session: AsyncSession, event_id: int) -> bool:
 
 
 async def join_line(session: AsyncSession, event_id: int) -> None:
+    note_event_changed(session, event_id)
     await session.execute(
         update(Event)
         .where(Event.id == event_id)
@@ -143,6 +145,7 @@ async def adjust_counters(
 ) -> None:
     """Add these (possibly negative) amounts to the event's counters and set `fields` (state,
     capacity, ...), in one statement: the CHECKs that tie the columns hold after it."""
+    note_event_changed(session, event_id)
     await session.execute(
         update(Event)
         .where(Event.id == event_id)
@@ -166,6 +169,8 @@ async def apply_claims(session: AsyncSession, counts: Mapping[int, ClaimCounts])
     changed = {event_id: c for event_id, c in counts.items() if c.taken or c.joined}
     if not changed:
         return
+    for event_id in changed:
+        note_event_changed(session, event_id)
 
     def per_event(amount: Callable[[ClaimCounts], int]) -> Any:
         return case({event_id: amount(c) for event_id, c in changed.items()}, value=Event.id)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,11 +16,77 @@ from booking_service.repositories.events import EventSnapshot
 from booking_service.services.idempotency import ResultHook
 
 
+class StatusCache:
+    """Recent event snapshots for GET /status, per worker: the flash-sale poll.
+
+    During a sale thousands of clients poll the same few events. Each poll would be a
+    transaction of its own; instead a worker answers from a snapshot at most `ttl_seconds` old,
+    and concurrent polls that miss share one read. A snapshot is one single-row read, so its
+    counts always add up. It may lag other workers' changes by up to `ttl_seconds`, never this
+    worker's: each of its committed changes to an event drops that event's snapshot (`forget`,
+    wired to the session factory). 0: every poll reads.
+    """
+
+    def __init__(self, ttl_seconds: float, max_entries: int = 10_000) -> None:
+        self._ttl = ttl_seconds
+        self._max_entries = max_entries
+        self._snapshots: dict[int, tuple[float, EventSnapshot]] = {}
+        self._loading: dict[int, asyncio.Future[EventSnapshot]] = {}
+        # Bumped by every forget: a read started before a change must not be kept after it.
+        self._generations: dict[int, int] = {}
+
+    def forget(self, event_ids: Iterable[int]) -> None:
+        for event_id in event_ids:
+            self._snapshots.pop(event_id, None)
+            self._loading.pop(event_id, None)  # later polls start a read of their own
+            self._generations[event_id] = self._generations.get(event_id, 0) + 1
+
+    async def get(
+        self, event_id: int, load: Callable[[], Awaitable[EventSnapshot]]
+    ) -> EventSnapshot:
+        if self._ttl <= 0:
+            return await load()
+        started = time.monotonic()
+        cached = self._snapshots.get(event_id)
+        if cached is not None and started - cached[0] < self._ttl:
+            return cached[1]
+        pending = self._loading.get(event_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[EventSnapshot] = asyncio.get_running_loop().create_future()
+        self._loading[event_id] = future
+        generation = self._generations.get(event_id, 0)
+        try:
+            snapshot = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody else may be waiting for it
+            raise
+        finally:
+            if self._loading.get(event_id) is future:
+                del self._loading[event_id]
+        future.set_result(snapshot)
+        if self._generations.get(event_id, 0) == generation:
+            if len(self._snapshots) >= self._max_entries:
+                self._snapshots.clear()
+            # Dated from before the read, so a snapshot is never trusted past its age.
+            self._snapshots[event_id] = (started, snapshot)
+        return snapshot
+
+
 class EventService:
-    def __init__(self, session: AsyncSession, *, max_tickets: int, lock_retries: int) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        max_tickets: int,
+        lock_retries: int,
+        status_cache: StatusCache,
+    ) -> None:
         self._session = session
         self._max_tickets = max_tickets
         self._retries = lock_retries
+        self._status_cache = status_cache
 
     async def create(
         self,
@@ -60,6 +128,10 @@ class EventService:
         if snapshot is None:
             raise EventNotFound()
         return snapshot
+
+    async def status(self, event_id: int) -> EventSnapshot:
+        """The event's counts for polling: possibly from this worker's recent snapshot."""
+        return await self._status_cache.get(event_id, lambda: self.get(event_id))
 
     async def list(self, *, limit: int, offset: int) -> tuple[Sequence[EventSnapshot], int]:
         return await run_transaction(

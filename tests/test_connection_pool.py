@@ -1,0 +1,55 @@
+"""The MariaDB pool resets a returned connection only when a transaction is still open on it:
+no ROLLBACK round trip after every commit, and never a connection handed out mid-transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from booking_service.db import create_engine
+from tests.support import create_mariadb_database, make_settings, require_mariadb
+
+pytestmark = pytest.mark.mariadb
+
+
+@pytest.fixture(scope="module")
+async def engine() -> AsyncIterator[AsyncEngine]:
+    await require_mariadb()
+    async with create_mariadb_database() as database:
+        # One connection, so every checkout below gets the same one back.
+        engine = create_engine(make_settings(database.url, db_pool_size=1, db_max_overflow=0))
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
+
+
+async def _rollbacks(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        row = (await conn.execute(text("SHOW SESSION STATUS LIKE 'Com_rollback'"))).one()
+        await conn.commit()
+    return int(row[1])
+
+
+async def test_no_rollback_is_sent_after_a_commit(engine: AsyncEngine) -> None:
+    before = await _rollbacks(engine)
+    for _ in range(5):
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT COUNT(*) FROM event"))
+    assert await _rollbacks(engine) == before
+
+
+async def test_a_transaction_left_open_is_rolled_back_before_reuse(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+        # Behind SQLAlchemy's back, so it believes nothing is open: only the server knows.
+        await cursor.execute("SELECT id FROM event FOR UPDATE")
+        assert raw.driver_connection.get_transaction_status()  # type: ignore[union-attr]
+    async with engine.connect() as conn:
+        in_transaction = (await conn.execute(text("SELECT @@in_transaction"))).scalar_one()
+        await conn.commit()
+    assert in_transaction == 0, "the next user of the connection starts clean"

@@ -1,0 +1,119 @@
+"""GET /status during a sale: polls answered from a recent snapshot, misses sharing one read."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import update
+
+from booking_service.models import Event
+from booking_service.services.events import StatusCache
+from tests.support import (
+    Database,
+    TokenFactory,
+    connect,
+    create_users,
+    http_client,
+    make_settings,
+    started_app,
+)
+
+
+async def test_polls_share_reads_and_lag_at_most_the_configured_age(database: Database) -> None:
+    settings = make_settings(database.url, status_cache_seconds=0.5)
+    tokens = TokenFactory(settings)
+    owner, booker = await create_users(database.url, 2, prefix="poll-age-")
+    async with started_app(settings) as app, http_client(app) as http:
+        created = await http.post(
+            "/initialize", json={"name": "Gig", "tickets": 3}, headers=tokens.headers(owner)
+        )
+        event_id = created.json()["eventId"]
+        reads: list[str] = []
+
+        def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            if statement.lstrip().upper().startswith("SELECT EVENT.ID, EVENT.NAME"):
+                reads.append(statement)
+
+        sqlalchemy_event.listen(app.state.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            polls = await asyncio.gather(
+                *(http.get(f"/status/{event_id}", headers=tokens.headers(owner)) for _ in range(20))
+            )
+            assert {p.json()["available_tickets"] for p in polls} == {3}
+            assert len(reads) == 1, "twenty concurrent polls, one read"
+
+            # A change this worker commits is seen at once.
+            booked = await http.post(
+                "/book", json={"eventId": event_id}, headers=tokens.headers(booker)
+            )
+            assert booked.status_code == 201
+            mine = await http.get(f"/status/{event_id}", headers=tokens.headers(owner))
+            assert mine.json()["available_tickets"] == 2
+            assert len(reads) == 2
+
+            # A change made elsewhere (another worker, here straight in the database) is seen
+            # once the snapshot is older than the configured age, not before.
+            async with connect(database.url) as engine, engine.begin() as conn:
+                await conn.execute(
+                    update(Event).where(Event.id == event_id).values(name="Renamed elsewhere")
+                )
+            stale = await http.get(f"/status/{event_id}", headers=tokens.headers(owner))
+            assert stale.json()["event_name"] == "Gig", "within the age: the snapshot"
+            await asyncio.sleep(0.55)
+            fresh = await http.get(f"/status/{event_id}", headers=tokens.headers(owner))
+            assert fresh.json()["event_name"] == "Renamed elsewhere", "past the age: read again"
+            assert len(reads) == 3
+        finally:
+            sqlalchemy_event.remove(app.state.engine.sync_engine, "before_cursor_execute", count)
+
+
+async def test_an_unknown_event_is_never_cached(database: Database) -> None:
+    settings = make_settings(database.url, status_cache_seconds=60)
+    tokens = TokenFactory(settings)
+    [owner] = await create_users(database.url, 1, prefix="poll-unknown-")
+    async with started_app(settings) as app, http_client(app) as http:
+        headers = tokens.headers(owner)
+        missing = await asyncio.gather(
+            *(http.get("/status/424242", headers=headers) for _ in range(5))
+        )
+        assert {m.status_code for m in missing} == {404}
+        created = await http.post(
+            "/initialize", json={"name": "Gig", "tickets": 1}, headers=headers
+        )
+        event_id = created.json()["eventId"]
+        assert (await http.get(f"/status/{event_id}", headers=headers)).status_code == 200
+
+
+async def test_zero_means_every_poll_reads() -> None:
+    cache = StatusCache(0)
+    loads = 0
+
+    async def load() -> object:
+        nonlocal loads
+        loads += 1
+        return object()
+
+    await cache.get(1, load)  # type: ignore[arg-type]
+    await cache.get(1, load)  # type: ignore[arg-type]
+    assert loads == 2
+
+
+async def test_a_read_started_before_a_change_is_not_kept_after_it() -> None:
+    cache = StatusCache(60)
+    release = asyncio.Event()
+    loads = 0
+
+    async def slow_load() -> object:
+        nonlocal loads
+        loads += 1
+        await release.wait()
+        return f"snapshot {loads}"
+
+    first = asyncio.create_task(cache.get(1, slow_load))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    cache.forget([1])  # a change commits while that read is in flight
+    release.set()
+    assert await first == "snapshot 1"  # its caller gets what it read...
+    assert await cache.get(1, slow_load) == "snapshot 2"  # type: ignore[arg-type]
+    assert loads == 2, "...but the next poll reads again"
