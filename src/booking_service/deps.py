@@ -34,27 +34,33 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 async def get_session(request: Request) -> AsyncSession:
-    """The request's session. Services run every transaction through db.run_transaction,
-    which always ends it (commit, or rollback on error) and so hands the connection back to
-    the pool: nothing is left for a close. Not a `yield` dependency on purpose: FastAPI's
-    context-manager machinery around one costs more per request than the whole session."""
-    session: AsyncSession = request.app.state.session_factory()
+    """The request's one session, made on first use. Services run every transaction through
+    db.run_transaction, which always ends it (commit, or rollback on error) and so hands the
+    connection back to the pool: nothing is left for a close. Not a `yield` dependency on
+    purpose: FastAPI's context-manager machinery around one costs more per request than the
+    whole session."""
+    session: AsyncSession | None = getattr(request.state, "session", None)
+    if session is None:
+        session = request.state.session = request.app.state.session_factory()
     return session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-async def get_auth_service(
-    request: Request, session: SessionDep, settings: SettingsDep
-) -> AuthService:
+# Services are built from the app's state, with the request's one session, and without
+# sub-dependencies: FastAPI resolves every dependency node of every request, so on the hot
+# paths (bookings, /status polls) each node is paid for thousands of times a second.
+
+
+async def get_auth_service(request: Request) -> AuthService:
     state = request.app.state
     return AuthService(
-        session,
+        await get_session(request),
         hasher=state.password_hasher,
         tokens=state.token_codec,
         user_cache=state.user_cache,
-        lock_retries=settings.db_lock_retries,
+        lock_retries=state.settings.db_lock_retries,
     )
 
 
@@ -122,7 +128,6 @@ CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]
 
 
 async def get_event_service(request: Request) -> EventService:
-    # No sub-dependencies, like get_booking_service: /status polls resolve this one.
     state = request.app.state
     return EventService(
         await get_session(request),
@@ -136,8 +141,6 @@ EventServiceDep = Annotated[EventService, Depends(get_event_service)]
 
 
 async def get_booking_service(request: Request) -> BookingService:
-    # Built from the app's state without sub-dependencies: on the flash-sale path every
-    # dependency FastAPI resolves is paid for by every booking.
     state = request.app.state
     return BookingService(
         await get_session(request),
@@ -157,7 +160,6 @@ AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 
 
 async def get_idempotency_service(request: Request) -> IdempotencyService:
-    # No sub-dependencies, like get_booking_service: every booking resolves this one.
     settings: Settings = request.app.state.settings
     return IdempotencyService(
         await get_session(request),
@@ -170,16 +172,18 @@ async def get_idempotency_service(request: Request) -> IdempotencyService:
 IdempotencyServiceDep = Annotated[IdempotencyService, Depends(get_idempotency_service)]
 
 
-async def get_offer_service(session: SessionDep, settings: SettingsDep) -> OfferService:
-    return OfferService(session, lock_retries=settings.db_lock_retries)
+async def get_offer_service(request: Request) -> OfferService:
+    settings: Settings = request.app.state.settings
+    return OfferService(await get_session(request), lock_retries=settings.db_lock_retries)
 
 
 OfferServiceDep = Annotated[OfferService, Depends(get_offer_service)]
 
 
-async def get_organizer_service(session: SessionDep, settings: SettingsDep) -> OrganizerService:
+async def get_organizer_service(request: Request) -> OrganizerService:
+    settings: Settings = request.app.state.settings
     return OrganizerService(
-        session,
+        await get_session(request),
         max_tickets=settings.max_tickets_per_event,
         lock_retries=settings.db_lock_retries,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -102,6 +103,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             app.state.webhook_sender = WebhookSender(session_factory, settings, webhook_http)
             background.start("webhooks", app.state.webhook_sender.run_forever())
+        # Everything alive now (the app, SQLAlchemy's and pydantic's caches, ...) lives as long
+        # as the worker: keep it out of the collector's full passes, which otherwise walked it
+        # about once a second under load, stalling the worker ~70 ms each time.
+        gc.freeze()
         try:
             yield
         finally:
