@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from booking_service.config import Settings
-from booking_service.deps import get_token_user
+from booking_service.deps import get_current_user, get_token_user
 from booking_service.main import create_app
 from booking_service.ratelimit import PER_ADDRESS_AUTH, PER_USER, PER_USER_AUTH, route_limit
 from tests.support import (
@@ -151,7 +151,7 @@ def _uses_guard(route: APIRoute) -> bool:
     pending = [route.dependant]
     while pending:
         dependant = pending.pop()
-        if dependant.call is get_token_user:  # under get_current_user too
+        if dependant.call in (get_token_user, get_current_user):
             return True
         pending.extend(dependant.dependencies)
     return False

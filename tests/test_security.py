@@ -155,3 +155,33 @@ def test_bad_tokens_are_refused(codec: TokenCodec, kind: str) -> None:
 def test_empty_secret_is_never_accepted() -> None:
     with pytest.raises(ValueError, match="empty"):
         TokenCodec(secret="", expire_minutes=5, issuer="x")
+
+
+def test_a_remembered_token_is_refused_once_it_expires(codec: TokenCodec) -> None:
+    # At most a second left: verified in full once, then remembered, then expired for real
+    # (jose reads its own clock, in whole seconds, so the test waits instead of faking time).
+    token = codec.issue(42, "alice", now=time.time() - codec.expires_in_seconds + 1)
+    assert codec.decode(token).user_id == 42
+    assert codec.decode(token).user_id == 42
+    expires_at = codec.decode(token).expires_at
+    time.sleep(max(0.0, expires_at + 1 - time.time()) + 0.05)
+    with pytest.raises(InvalidToken):
+        codec.decode(token)
+
+
+def test_a_tampered_copy_of_a_remembered_token_is_still_refused(codec: TokenCodec) -> None:
+    token = codec.issue(42, "alice")
+    codec.decode(token)
+    with pytest.raises(InvalidToken):
+        codec.decode(_tampered(token))
+    with pytest.raises(InvalidToken):
+        codec.decode(token + "x")
+
+
+def test_remembered_tokens_are_bounded() -> None:
+    codec = TokenCodec(secret=SECRET, expire_minutes=5, issuer="booking-service", max_remembered=3)
+    for user_id in range(1, 11):
+        token = codec.issue(user_id, f"user{user_id}")
+        assert codec.decode(token).user_id == user_id
+        assert codec.decode(token).user_id == user_id  # the remembered answer is the same
+    assert len(codec._verified) <= 3

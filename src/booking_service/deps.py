@@ -118,8 +118,14 @@ async def get_token_user(request: Request, credentials: Credentials) -> Authenti
 TokenUser = Annotated[AuthenticatedUser, Depends(get_token_user)]
 
 
-async def get_current_user(user: TokenUser, auth: AuthServiceDep) -> AuthenticatedUser:
-    """A valid token whose account is still open (cached per worker for a few seconds)."""
+async def get_current_user(request: Request, credentials: Credentials) -> AuthenticatedUser:
+    """A valid token whose account is still open (cached per worker for a few seconds).
+
+    Calls the token check and the auth service itself rather than depending on them: every
+    dependency node costs FastAPI work on each request, and this guard is on nearly all routes.
+    """
+    user = await get_token_user(request, credentials)
+    auth = await get_auth_service(request)
     await auth.ensure_open(user.id)
     return user
 
