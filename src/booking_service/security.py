@@ -88,11 +88,11 @@ class TokenCodec:
     A token that verified once is remembered, with its expiry, until it expires: clients send
     the same token with every request, and checking its signature and claims again each time
     cost about a sixth of a `/status` poll. Only tokens signed with our secret get in, and the
-    memory is bounded (cleared when full).
+    memory is bounded: at most `max_remembered` tokens, about 0.5 KiB each, cleared when full.
     """
 
     def __init__(
-        self, *, secret: str, expire_minutes: int, issuer: str, max_remembered: int = 50_000
+        self, *, secret: str, expire_minutes: int, issuer: str, max_remembered: int = 20_000
     ) -> None:
         if not secret:
             raise ValueError("an empty JWT secret is never valid")
