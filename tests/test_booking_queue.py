@@ -44,7 +44,7 @@ async def test_a_rush_is_served_in_groups_without_overselling(
     users = await create_users(database.url, 300)
     event_id = await _event(client, tokens, users[0], tickets=40)
     stats = app.state.booking_queue.stats
-    before = (stats.transactions, stats.bookings)
+    before = (stats.transactions, stats.requests)
 
     responses = await _book_all(client, tokens, users, event_id)
 
@@ -55,7 +55,7 @@ async def test_a_rush_is_served_in_groups_without_overselling(
     booking_ids = [r.json()["bookingId"] for r in responses]
     assert len(set(booking_ids)) == 300
     transactions = stats.transactions - before[0]
-    assert stats.bookings - before[1] == 300
+    assert stats.requests - before[1] == 300
     assert transactions < 300, "concurrent bookings of one event must share transactions"
     report = await check_invariants(database.url, [event_id])
     assert (report[event_id].confirmed, report[event_id].waiting) == (40, 260)
@@ -182,7 +182,7 @@ async def test_bookings_of_different_events_share_transactions(
     owner, bookers = users[0], users[1:]
     event_ids = [await _event(client, tokens, owner, tickets=5) for _ in range(8)]
     stats = app.state.booking_queue.stats
-    before = (stats.transactions, stats.bookings)
+    before = (stats.transactions, stats.requests)
 
     # 120 users each book every event, all at once: 15 per event, 5 tickets each.
     responses = await asyncio.gather(
@@ -194,7 +194,7 @@ async def test_bookings_of_different_events_share_transactions(
     )
 
     assert Counter(r.status_code for r in responses) == {201: 40, 202: 80}
-    assert stats.bookings - before[1] == 120
+    assert stats.requests - before[1] == 120
     assert stats.transactions - before[0] < 120, "bookings of different events were grouped"
     by_event: dict[int, list[int]] = {event_id: [] for event_id in event_ids}
     for response in responses:
@@ -204,3 +204,150 @@ async def test_bookings_of_different_events_share_transactions(
     assert all(sorted(positions) == list(range(1, 11)) for positions in by_event.values())
     reports = await check_invariants(database.url, event_ids)
     assert all((r.confirmed, r.waiting) == (5, 10) for r in reports.values())
+
+
+# Cancels share the queue: a rush of cancels, and cancels mixed with bookings.
+
+
+async def _cancel_all(
+    client: httpx.AsyncClient, tokens: TokenFactory, user_ids: list[int], event_id: int
+) -> list[httpx.Response]:
+    return await asyncio.gather(
+        *(
+            client.post("/cancel", json={"eventId": event_id}, headers=tokens.headers(u))
+            for u in user_ids
+        )
+    )
+
+
+async def _statuses(client: httpx.AsyncClient, tokens: TokenFactory, users: list[int]) -> list[str]:
+    answers = [
+        (await client.get("/me/bookings", headers=tokens.headers(user))).json()["items"]
+        for user in users
+    ]
+    return [items[0]["status"] if items else "none" for items in answers]
+
+
+async def _sold_out_with_line(
+    client: httpx.AsyncClient, tokens: TokenFactory, users: list[int], tickets: int
+) -> tuple[int, list[int], list[int]]:
+    """An event whose `tickets` went to the first users, the rest in line in list order."""
+    event_id = await _event(client, tokens, users[0], tickets=tickets)
+    for user in users:  # one by one: the line order is the list order
+        await client.post("/book", json={"eventId": event_id}, headers=tokens.headers(user))
+    return event_id, users[:tickets], users[tickets:]
+
+
+async def test_a_rush_of_cancels_shares_transactions_and_promotes_in_line_order(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, app: FastAPI
+) -> None:
+    users = await create_users(database.url, 100)
+    event_id, holders, line = await _sold_out_with_line(client, tokens, users, tickets=40)
+    stats = app.state.booking_queue.stats
+    before = (stats.transactions, stats.requests)
+
+    responses = await _cancel_all(client, tokens, holders, event_id)
+
+    assert {r.status_code for r in responses} == {200}
+    assert {r.json()["outcome"] for r in responses} == {"reassigned"}
+    assert stats.requests - before[1] == 40
+    assert stats.transactions - before[0] < 40, "concurrent cancels of one event were grouped"
+    # The first 40 in line hold the tickets now; the other 20 still wait, in the same order.
+    assert await _statuses(client, tokens, line) == ["confirmed"] * 40 + ["waitlisted"] * 20
+    positions = [
+        (await client.get("/me/bookings", headers=tokens.headers(user))).json()["items"][0][
+            "position"
+        ]
+        for user in line[40:]
+    ]
+    assert positions == list(range(1, 21))
+    report = await check_invariants(database.url, [event_id])
+    assert (report[event_id].confirmed, report[event_id].waiting) == (40, 20)
+
+
+async def test_cancels_leaves_and_bookings_at_once_keep_the_line_first(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database
+) -> None:
+    """Tickets given back go to the head of the line, never to a newcomer; people leaving from
+    the back of the line change nothing ahead of them."""
+    users = await create_users(database.url, 45)
+    event_id, holders, line = await _sold_out_with_line(client, tokens, users[:40], tickets=20)
+    newcomers = users[40:]
+    cancelling, leaving = holders[:10], line[-5:]
+
+    responses = await asyncio.gather(
+        *(
+            client.post(path, json={"eventId": event_id}, headers=tokens.headers(user))
+            for path, user in [
+                *(("/cancel", u) for u in cancelling),
+                *(("/cancel", u) for u in leaving),
+                *(("/book", u) for u in newcomers),
+            ]
+        )
+    )
+
+    outcomes = [r.json().get("outcome") for r in responses[:15]]
+    assert outcomes == ["reassigned"] * 10 + ["left_waiting_list"] * 5
+    assert [r.status_code for r in responses[15:]] == [202] * 5
+    assert await _statuses(client, tokens, line) == (
+        ["confirmed"] * 10 + ["waitlisted"] * 5 + ["none"] * 5
+    )
+    assert await _statuses(client, tokens, cancelling) == ["none"] * 10
+    report = await check_invariants(database.url, [event_id])
+    assert (report[event_id].confirmed, report[event_id].waiting) == (20, 10)
+
+
+async def test_one_user_cancelling_and_booking_at_once_gets_answers_that_agree(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database
+) -> None:
+    """Both requests in flight together may be served in either order, but each answer must
+    match what the database holds afterwards."""
+    users = await create_users(database.url, 20)
+    event_id, holders, _line = await _sold_out_with_line(client, tokens, users, tickets=10)
+    pairs = await asyncio.gather(
+        *(
+            asyncio.gather(
+                client.post("/cancel", json={"eventId": event_id}, headers=tokens.headers(u)),
+                client.post("/book", json={"eventId": event_id}, headers=tokens.headers(u)),
+            )
+            for u in holders
+        )
+    )
+    for user, (cancelled, booked) in zip(holders, pairs, strict=True):
+        assert cancelled.status_code == 200, cancelled.text
+        [status] = await _statuses(client, tokens, [user])
+        if booked.status_code == 409:  # booked first, while still holding the ticket
+            assert status == "none"
+        else:  # cancelled first: the ticket went to the line, so this is a place in line
+            assert booked.status_code == 202, booked.text
+            assert status == "waitlisted"
+    await check_invariants(database.url, [event_id])
+
+
+async def test_cancels_in_a_group_cost_the_same_statements_whatever_their_number(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, app: FastAPI
+) -> None:
+    users = await create_users(database.url, 300)
+    event_id, holders, _line = await _sold_out_with_line(client, tokens, users, tickets=150)
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith(("INSERT", "UPDATE", "SELECT")):
+            statements.append(statement)
+
+    stats = app.state.booking_queue.stats
+    before = stats.transactions
+    engine = app.state.engine.sync_engine
+    sqlalchemy_event.listen(engine, "before_cursor_execute", count)
+    try:
+        responses = await _cancel_all(client, tokens, holders, event_id)
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", count)
+    assert {r.json()["outcome"] for r in responses} == {"reassigned"}
+    transactions = stats.transactions - before
+    assert stats.largest_group > 10
+    # Per request: the account check of the JWT guard (one SELECT, when not cached). Per
+    # transaction: lock the event, lock the claims, end them, lock the first in line, promote
+    # them, the counters, the history, the webhook messages (when configured).
+    assert len(statements) <= 150 + 10 * transactions, "\n".join(s[:70] for s in statements)
+    await check_invariants(database.url, [event_id])

@@ -23,7 +23,8 @@ from booking_service.errors import IdempotencyKeyInUse
 from booking_service.models import OutboxMessage
 from booking_service.models.types import utcnow
 from booking_service.repositories import outbox
-from booking_service.services.bookings import BookingService, CancelOutcome
+from booking_service.services.bookings import BookingService
+from booking_service.services.cancels import CancelOutcome
 from booking_service.services.idempotency import AnswerRecorder, IdempotencyService, Reply
 from booking_service.services.webhooks import (
     MESSAGE_ID_HEADER,

@@ -35,7 +35,7 @@ from booking_service.schemas.bookings import (
 from booking_service.schemas.common import Message
 from booking_service.schemas.history import HistoryPage
 from booking_service.services.booking_queue import BookResult
-from booking_service.services.bookings import CancelOutcome
+from booking_service.services.cancels import CancelOutcome
 from booking_service.services.idempotency import Reply
 
 router = APIRouter(tags=["bookings"])

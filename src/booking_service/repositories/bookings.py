@@ -85,6 +85,23 @@ async def get_active_for_update(
     return None if row is None else _locked(row)
 
 
+async def live_claims_for_update(
+    session: AsyncSession, event_id: int, user_ids: Collection[int]
+) -> dict[int, LockedBooking]:
+    """Lock these users' live claims on the event, in one statement; keyed by user id. Call
+    with the event row already locked."""
+    rows = await session.execute(
+        select(*LOCKED_COLUMNS)
+        .where(
+            Booking.event_id == event_id,
+            Booking.user_id.in_(user_ids),
+            Booking.active == 1,
+        )
+        .with_for_update()
+    )
+    return {claim.user_id: claim for claim in map(_locked, rows)}
+
+
 async def last_ended_status(
     session: AsyncSession, *, event_id: int, user_id: int
 ) -> BookingStatus | None:

@@ -1,23 +1,27 @@
-"""Booking tickets, with concurrent bookings grouped into shared transactions.
+"""Booking and cancelling tickets, with concurrent requests grouped into shared transactions.
 
-A flash sale sends thousands of bookings at one event row, and every booking must hold that
-row's lock while it decides. One transaction per booking caps throughput at what one lock can
-do per second (round trips while locked, see research/perf-baseline.md), and every
-transaction costs its round trips and client CPU even where nothing contends. So, within a
-worker, bookings that arrive while a booking transaction is running wait in a queue; when it
-commits, the next transaction takes everything queued at once, whatever events they are for:
-it locks those events' rows (in ascending id order, like every multi-event lock), then does
-one multi-row INSERT of claims and one of their history, one counter UPDATE and one COMMIT for
-the whole group. Nobody waits on purpose: a lone booking runs at once, and groups form only
-when bookings are already queueing.
+A flash sale sends thousands of bookings (and, once sold out, cancels) at one event row, and
+every one must hold that row's lock while it decides. One transaction per request caps
+throughput at what one lock can do per second (round trips while locked, see
+research/perf-baseline.md), and every transaction costs its round trips and client CPU even
+where nothing contends. So, within a worker, requests that arrive while a transaction of this
+queue is running wait in a queue; when it commits, the next transaction takes everything
+queued at once, whatever events they are for: it locks those events' rows (in ascending id
+order, like every multi-event lock), serves the cancels of each event set-based (see
+services.cancels), then the bookings with one multi-row INSERT of claims and one of their
+history, one counter UPDATE and one COMMIT for the whole group. Nobody waits on purpose: a lone
+request runs at once, and groups form only when requests are already queueing.
 
-Every caller gets its own answer, only after the commit that made it durable, and places in
-line follow arrival order within the group.
+Every caller gets its own answer, only after the commit that made it durable. Within a group,
+cancels come before bookings (freed tickets go to the line first), and places in line follow
+arrival order. A second request for the same user and event in one group runs after the group,
+on its own, so it sees what the first one did.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +44,7 @@ from booking_service.repositories import bookings, events, history, users
 from booking_service.repositories.bookings import EventUser, NewClaim
 from booking_service.repositories.events import ClaimCounts, LockedEvent
 from booking_service.repositories.history import NewEntry
+from booking_service.services.cancels import CancelOutcome, cancel_claims
 from booking_service.services.idempotency import ResultHook
 
 log = logging.getLogger(__name__)
@@ -52,11 +57,20 @@ class BookResult:
     position: int | None = None  # 1-based place in line when waitlisted
 
 
+class RequestKind(enum.Enum):
+    BOOK = "book"
+    CANCEL = "cancel"
+
+
+Answer = BookResult | CancelOutcome
+
+
 @dataclass(slots=True)
 class _Request:
+    kind: RequestKind
     event_id: int
     user_id: int
-    future: asyncio.Future[BookResult] = field(
+    future: asyncio.Future[Answer] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -64,8 +78,8 @@ class _Request:
     def key(self) -> EventUser:
         return (self.event_id, self.user_id)
 
-    def resolve(self, outcome: BookResult | BaseException) -> None:
-        if self.future.done():  # the caller went away; the booking itself stands
+    def resolve(self, outcome: Answer | BaseException) -> None:
+        if self.future.done():  # the caller went away; what was done stands
             return
         if isinstance(outcome, BaseException):
             self.future.set_exception(outcome)
@@ -75,8 +89,8 @@ class _Request:
 
 @dataclass(slots=True)
 class QueueStats:
-    transactions: int = 0  # booking transactions committed or failed
-    bookings: int = 0  # bookings they served (requests, duplicates included)
+    transactions: int = 0  # transactions of this queue, committed or failed
+    requests: int = 0  # bookings and cancels they served (repeats included)
     largest_group: int = 0
 
 
@@ -98,15 +112,14 @@ class BookingQueue:
         self.stats = QueueStats()
 
     async def book(self, *, user_id: int, event_id: int) -> BookResult:
-        if self._max_batch <= 1:
-            return await self._book_one(self._session_factory(), user_id, event_id)
-        request = _Request(event_id, user_id)
-        self._queue.append(request)
-        if self._drainer is None:
-            # No booking transaction is running here: start one, which keeps draining the
-            # queue until it is empty.
-            self._drainer = asyncio.create_task(self._drain())
-        return await request.future
+        result = await self._submit(_Request(RequestKind.BOOK, event_id, user_id))
+        assert isinstance(result, BookResult)
+        return result
+
+    async def cancel(self, *, user_id: int, event_id: int) -> CancelOutcome:
+        outcome = await self._submit(_Request(RequestKind.CANCEL, event_id, user_id))
+        assert isinstance(outcome, CancelOutcome)
+        return outcome
 
     async def book_alone(
         self, *, user_id: int, event_id: int, then: ResultHook[BookResult]
@@ -114,6 +127,22 @@ class BookingQueue:
         """One booking in a transaction of its own that also runs `then(session, result)`:
         for a booking whose answer must commit with it (Idempotency-Key). Never grouped."""
         return await self._book_one(self._session_factory(), user_id, event_id, then)
+
+    async def cancel_alone(
+        self, *, user_id: int, event_id: int, then: ResultHook[CancelOutcome]
+    ) -> CancelOutcome:
+        """One cancel in a transaction of its own that also runs `then(session, outcome)`."""
+        return await self._cancel_one(self._session_factory(), user_id, event_id, then)
+
+    async def _submit(self, request: _Request) -> Answer:
+        if self._max_batch <= 1:
+            return await self._one(self._session_factory(), request)
+        self._queue.append(request)
+        if self._drainer is None:
+            # No transaction of this queue is running here: start one, which keeps draining
+            # the queue until it is empty.
+            self._drainer = asyncio.create_task(self._drain())
+        return await request.future
 
     async def _drain(self) -> None:
         queue = self._queue
@@ -138,15 +167,13 @@ class BookingQueue:
 
     async def _serve(self, session: AsyncSession, group: list[_Request]) -> None:
         self.stats.transactions += 1
-        self.stats.bookings += len(group)
+        self.stats.requests += len(group)
         self.stats.largest_group = max(self.stats.largest_group, len(group))
         try:
             if len(group) == 1:
-                outcomes: Sequence[BookResult | AppError] = [
-                    await self._book_one_safely(session, group[0])
-                ]
+                outcomes: Sequence[Answer | AppError] = [await self._one_safely(session, group[0])]
             else:
-                outcomes = await self._book_group(session, group)
+                outcomes = await self._serve_group(session, group)
         except Exception as exc:  # the database is gone, retries ran out, ...
             for request in group:
                 request.resolve(exc)
@@ -154,15 +181,18 @@ class BookingQueue:
         for request, outcome in zip(group, outcomes, strict=True):
             request.resolve(outcome)
 
-    async def _book_one_safely(
-        self, session: AsyncSession, request: _Request
-    ) -> BookResult | AppError:
+    async def _one_safely(self, session: AsyncSession, request: _Request) -> Answer | AppError:
         try:
-            return await self._book_one(session, request.user_id, request.event_id)
+            return await self._one(session, request)
         except AppError as exc:
             return exc
 
-    # One booking, one transaction.
+    # One request, one transaction.
+
+    async def _one(self, session: AsyncSession, request: _Request) -> Answer:
+        if request.kind is RequestKind.CANCEL:
+            return await self._cancel_one(session, request.user_id, request.event_id)
+        return await self._book_one(session, request.user_id, request.event_id)
 
     async def _book_one(
         self,
@@ -183,36 +213,86 @@ class BookingQueue:
             # The whole transaction rolled back, the ticket count with it.
             raise _claim_refused(exc) from exc
 
-    # Many bookings, one transaction.
+    async def _cancel_one(
+        self,
+        session: AsyncSession,
+        user_id: int,
+        event_id: int,
+        then: ResultHook[CancelOutcome] | None = None,
+    ) -> CancelOutcome:
+        async def work() -> CancelOutcome:
+            event = await events.get_event_for_update(session, event_id)
+            if event is None:
+                raise EventNotFound()
+            outcome = (await cancel_claims(session, event, [user_id]))[user_id]
+            if isinstance(outcome, AppError):
+                raise outcome
+            if then is not None:
+                await then(session, outcome)
+            return outcome
 
-    async def _book_group(
+        return await run_transaction(session, work, retries=self._retries)
+
+    # Many requests, one transaction.
+
+    async def _serve_group(
         self, session: AsyncSession, group: list[_Request]
-    ) -> list[BookResult | AppError]:
+    ) -> list[Answer | AppError]:
         first: dict[EventUser, int] = {}
-        repeats: list[int] = []  # the same booking twice in one group: settled after the group
+        repeats: list[int] = []  # the same user and event twice in one group: served after it
         for index, request in enumerate(group):
             if request.key in first:
                 repeats.append(index)
             else:
                 first[request.key] = index
         unique = [group[index] for index in first.values()]
-        outcomes: list[BookResult | AppError | None] = [None] * len(group)
+        outcomes: list[Answer | AppError | None] = [None] * len(group)
         try:
             results = await run_transaction(
-                session,
-                lambda: _book_group(session, [r.key for r in unique]),
-                retries=self._retries,
+                session, lambda: _serve_together(session, unique), retries=self._retries
             )
         except IntegrityError:
             # Refused for a reason the group did not foresee; rare enough to redo everyone one
             # by one, where each gets the answer that fits them.
-            log.info("group booking refused, booking one by one")
-            results = [await self._book_one_safely(session, r) for r in unique]
+            log.info("grouped transaction refused, serving its requests one by one")
+            results = [await self._one_safely(session, r) for r in unique]
         for index, result in zip(first.values(), results, strict=True):
             outcomes[index] = result
         for index in repeats:
-            outcomes[index] = await self._book_one_safely(session, group[index])
+            outcomes[index] = await self._one_safely(session, group[index])
         return [outcome for outcome in outcomes if outcome is not None]
+
+
+async def _serve_together(
+    session: AsyncSession, requests: list[_Request]
+) -> list[Answer | AppError]:
+    """Serve distinct (event, user) requests in one transaction: the cancels of each event,
+    then the bookings."""
+    outcomes: dict[EventUser, Answer | AppError] = {}
+    cancels: dict[int, list[int]] = {}  # event id -> users, in arrival order
+    for request in requests:
+        if request.kind is RequestKind.CANCEL:
+            cancels.setdefault(request.event_id, []).append(request.user_id)
+    if cancels:
+        # Every event of the group, bookings' too, locked now and in ascending order: the
+        # bookings below lock them again, which keeps the order.
+        locked = await events.get_events_for_update(session, {r.event_id for r in requests})
+        for event_id in sorted(cancels):
+            event = locked.get(event_id)
+            if event is None:
+                for user_id in cancels[event_id]:
+                    outcomes[event_id, user_id] = EventNotFound()
+                continue
+            for user_id, outcome in (
+                await cancel_claims(session, event, cancels[event_id])
+            ).items():
+                outcomes[event_id, user_id] = outcome
+    bookings_wanted = [r.key for r in requests if r.kind is RequestKind.BOOK]
+    if bookings_wanted:
+        # Counters read again under the lock: the cancels above may have freed tickets.
+        results = await _book_group(session, bookings_wanted)
+        outcomes.update(zip(bookings_wanted, results, strict=True))
+    return [outcomes[r.key] for r in requests]
 
 
 def _claim_refused(exc: IntegrityError) -> Exception:

@@ -1,0 +1,84 @@
+"""Cancelling: giving back a ticket, turning down an open offer, or leaving the line.
+
+One function serves a lone cancel and every cancel of one event in a grouped transaction
+alike, set-based: its statement count does not grow with the number of cancels.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from booking_service.errors import NothingToCancel
+from booking_service.models import BookingStatus, HistoryAction
+from booking_service.repositories import bookings
+from booking_service.repositories.bookings import LockedBooking
+from booking_service.repositories.events import LockedEvent
+from booking_service.services.waiting_list import EventChanges, hand_on, is_lapsed
+
+
+class CancelOutcome(enum.StrEnum):
+    REASSIGNED = "reassigned"  # the ticket went to the first person in line
+    OFFERED = "offered"  # the ticket is offered to the first person in line
+    RELEASED = "released"  # the ticket went back to the pool
+    LEFT_WAITING_LIST = "left_waiting_list"  # the user gave up a place in line
+
+
+async def cancel_claims(
+    session: AsyncSession, event: LockedEvent, user_ids: Sequence[int]
+) -> dict[int, CancelOutcome | NothingToCancel]:
+    """Cancel each of these users' live claim on the event (locked by the caller), as if one
+    after another: first everyone who leaves the line, then the tickets and offers given back,
+    in the order of `user_ids`. Freed tickets go to the head of the line at once (or are
+    offered to them): a ticket is never free while someone waits.
+
+    Users without a live claim get NothingToCancel and change nothing.
+    """
+    changes = EventChanges(event)
+    claims = await bookings.live_claims_for_update(session, event.id, user_ids)
+    outcomes: dict[int, CancelOutcome | NothingToCancel] = {}
+    ending: dict[HistoryAction, list[LockedBooking]] = {action: [] for action in ENDED_AS}
+    freeing: list[int] = []  # users whose claim frees a ticket, in order
+    for user_id in user_ids:
+        claim = claims.get(user_id)
+        if claim is None:
+            outcomes[user_id] = NothingToCancel()
+        elif claim.status is BookingStatus.WAITLISTED:
+            ending[HistoryAction.LEFT].append(claim)
+            outcomes[user_id] = CancelOutcome.LEFT_WAITING_LIST
+        elif claim.status is BookingStatus.OFFERED:
+            # Cancelling an open offer turns it down (or, past its deadline, lets it lapse).
+            lapsed = is_lapsed(claim, changes.now)
+            ending[HistoryAction.EXPIRED if lapsed else HistoryAction.DECLINED].append(claim)
+            freeing.append(user_id)
+        else:
+            ending[HistoryAction.CANCELLED].append(claim)
+            freeing.append(user_id)
+    # Leavers first: their history comes before any promotion, so the line moves up for them.
+    for action, ended in ending.items():
+        if ended:
+            await bookings.end(
+                session, [claim.id for claim in ended], ENDED_AS[action], changes.now
+            )
+            for claim in ended:
+                changes.record(claim, action)
+    changes.waiting -= len(ending[HistoryAction.LEFT])
+    changes.offered -= len(ending[HistoryAction.DECLINED]) + len(ending[HistoryAction.EXPIRED])
+    handed_on = await hand_on(session, changes, len(freeing))
+    given = len(handed_on.promoted) + len(handed_on.offered)
+    given_as = CancelOutcome.REASSIGNED if handed_on.promoted else CancelOutcome.OFFERED
+    for index, user_id in enumerate(freeing):
+        outcomes[user_id] = given_as if index < given else CancelOutcome.RELEASED
+    await changes.write(session)
+    return outcomes
+
+
+# In the order their history is written.
+ENDED_AS = {
+    HistoryAction.LEFT: BookingStatus.LEFT,
+    HistoryAction.CANCELLED: BookingStatus.CANCELLED,
+    HistoryAction.DECLINED: BookingStatus.DECLINED,
+    HistoryAction.EXPIRED: BookingStatus.EXPIRED,
+}
