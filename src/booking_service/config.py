@@ -140,7 +140,10 @@ class Settings(BaseSettings):
         default=256,
         ge=1,
         le=1000,
-        description="Most bookings of one event served in one transaction (1: no grouping).",
+        description=(
+            "Most bookings and cancels (of any events) a worker serves in one transaction "
+            "(1: no grouping)."
+        ),
     )
 
     # Idempotent retries: the Idempotency-Key header (services/idempotency.py).
