@@ -17,15 +17,25 @@ from booking_service.models.types import utcnow
 from tests.support import Database, TokenFactory, check_invariants, connect, create_users
 
 
-async def _book_all(
-    client: httpx.AsyncClient, tokens: TokenFactory, user_ids: list[int], event_id: int
+async def _all_at_once(
+    path: str,
+    client: httpx.AsyncClient,
+    tokens: TokenFactory,
+    user_ids: list[int],
+    event_id: int,
 ) -> list[httpx.Response]:
     return await asyncio.gather(
         *(
-            client.post("/book", json={"eventId": event_id}, headers=tokens.headers(u))
+            client.post(path, json={"eventId": event_id}, headers=tokens.headers(u))
             for u in user_ids
         )
     )
+
+
+async def _book_all(
+    client: httpx.AsyncClient, tokens: TokenFactory, user_ids: list[int], event_id: int
+) -> list[httpx.Response]:
+    return await _all_at_once("/book", client, tokens, user_ids, event_id)
 
 
 async def _event(client: httpx.AsyncClient, tokens: TokenFactory, owner: int, tickets: int) -> int:
@@ -212,12 +222,7 @@ async def test_bookings_of_different_events_share_transactions(
 async def _cancel_all(
     client: httpx.AsyncClient, tokens: TokenFactory, user_ids: list[int], event_id: int
 ) -> list[httpx.Response]:
-    return await asyncio.gather(
-        *(
-            client.post("/cancel", json={"eventId": event_id}, headers=tokens.headers(u))
-            for u in user_ids
-        )
-    )
+    return await _all_at_once("/cancel", client, tokens, user_ids, event_id)
 
 
 async def _statuses(client: httpx.AsyncClient, tokens: TokenFactory, users: list[int]) -> list[str]:
