@@ -356,3 +356,56 @@ async def test_cancels_in_a_group_cost_the_same_statements_whatever_their_number
     # them, the counters, the history, the webhook messages (when configured).
     assert len(statements) <= 150 + 10 * transactions, "\n".join(s[:70] for s in statements)
     await check_invariants(database.url, [event_id])
+
+
+async def test_grouped_cancels_in_offer_mode_offer_to_the_head_of_the_line(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database
+) -> None:
+    users = await create_users(database.url, 31)
+    owner, holders, line = users[0], users[1:11], users[11:]
+    created = await client.post(
+        "/initialize",
+        json={"name": "Offers", "tickets": 10, "waitlist_mode": "offer", "offer_seconds": 600},
+        headers=tokens.headers(owner),
+    )
+    event_id = created.json()["eventId"]
+    for user in holders + line:
+        await client.post("/book", json={"eventId": event_id}, headers=tokens.headers(user))
+
+    responses = await _cancel_all(client, tokens, holders[:6], event_id)
+
+    assert {r.json()["outcome"] for r in responses} == {"offered"}
+    assert await _statuses(client, tokens, line) == ["offered"] * 6 + ["waitlisted"] * 14
+    # Those offered turn them down at once, together: the next six in line get the offers.
+    declined = await _cancel_all(client, tokens, line[:6], event_id)
+    assert {r.json()["outcome"] for r in declined} == {"offered"}
+    assert await _statuses(client, tokens, line) == (
+        ["none"] * 6 + ["offered"] * 6 + ["waitlisted"] * 8
+    )
+    report = await check_invariants(database.url, [event_id])
+    assert report[event_id].waiting == 8
+
+
+async def test_cancels_in_a_group_for_nothing_or_no_event_get_404_and_change_nothing(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database
+) -> None:
+    users = await create_users(database.url, 20)
+    event_id, holders, line = await _sold_out_with_line(client, tokens, users[:10], tickets=5)
+    strangers = users[10:]
+    responses = await asyncio.gather(
+        *(
+            client.post("/cancel", json={"eventId": target}, headers=tokens.headers(user))
+            for user, target in [
+                *((u, event_id) for u in strangers),
+                *((u, 999_999) for u in holders),
+                *((u, event_id) for u in holders[:2]),
+            ]
+        )
+    )
+    codes = [r.status_code for r in responses]
+    assert codes == [404] * 10 + [404] * 5 + [200] * 2
+    assert {r.json()["code"] for r in responses[:10]} == {"booking_not_found"}
+    assert {r.json()["code"] for r in responses[10:15]} == {"event_not_found"}
+    assert await _statuses(client, tokens, line) == ["confirmed"] * 2 + ["waitlisted"] * 3
+    report = await check_invariants(database.url, [event_id])
+    assert (report[event_id].confirmed, report[event_id].waiting) == (5, 3)
