@@ -95,7 +95,7 @@ class QueueStats:
 
 
 class BookingQueue:
-    """One per worker. `max_batch=1` turns grouping off: every booking is its own transaction."""
+    """One per worker. `max_batch=1` turns grouping off: every request is its own transaction."""
 
     def __init__(
         self,
