@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypedDict
 
 from sqlalchemy import and_, case, func, insert, select, update
 from sqlalchemy.engine import Row
@@ -219,6 +220,42 @@ async def events_with_lapsed_offers(
     return list(rows.scalars())
 
 
+class _ClaimState(TypedDict):
+    status: BookingStatus
+    position: int | None
+    created_at: datetime
+    confirmed_at: datetime | None
+    promoted_at: datetime | None
+    offer_expires_at: datetime | None
+
+
+def _claim_state_columns(position: ColumnElement[int]) -> tuple[Any, ...]:
+    """What a listed claim is and when it changed: the columns both listings read after their
+    own three (booking id, then the other party's id and name)."""
+    return (
+        Booking.status,
+        position,
+        Booking.created_at,
+        Booking.confirmed_at,
+        Booking.promoted_at,
+        Booking.offer_expires_at,
+    )
+
+
+def _claim_state(row: Sequence[Any]) -> _ClaimState:
+    """The claim's state from a listing row; a place in line only while waiting, a deadline
+    only while offered."""
+    status = BookingStatus(row[3])
+    return _ClaimState(
+        status=status,
+        position=row[4] if status is BookingStatus.WAITLISTED else None,
+        created_at=row[5],
+        confirmed_at=row[6],
+        promoted_at=row[7],
+        offer_expires_at=row[8] if status is BookingStatus.OFFERED else None,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class UserBooking:
     id: int
@@ -247,34 +284,14 @@ async def list_active_for_user(session: AsyncSession, user_id: int) -> Sequence[
     )
     rows = (
         await session.execute(
-            select(
-                Booking.id,
-                Booking.event_id,
-                Event.name,
-                Booking.status,
-                position,
-                Booking.created_at,
-                Booking.confirmed_at,
-                Booking.promoted_at,
-                Booking.offer_expires_at,
-            )
+            select(Booking.id, Booking.event_id, Event.name, *_claim_state_columns(position))
             .join(Event, Event.id == Booking.event_id)
             .where(Booking.user_id == user_id, Booking.active == 1)
             .order_by(Booking.id.desc())
         )
     ).all()
     return [
-        UserBooking(
-            id=row[0],
-            event_id=row[1],
-            event_name=row[2],
-            status=BookingStatus(row[3]),
-            position=row[4] if row[3] == BookingStatus.WAITLISTED else None,
-            created_at=row[5],
-            confirmed_at=row[6],
-            promoted_at=row[7],
-            offer_expires_at=row[8] if row[3] == BookingStatus.OFFERED else None,
-        )
+        UserBooking(id=row[0], event_id=row[1], event_name=row[2], **_claim_state(row))
         for row in rows
     ]
 
@@ -320,12 +337,7 @@ async def list_live_for_event(
                 Booking.id,
                 Booking.user_id,
                 User.username,
-                Booking.status,
-                position,
-                Booking.created_at,
-                Booking.confirmed_at,
-                Booking.promoted_at,
-                Booking.offer_expires_at,
+                *_claim_state_columns(position),
                 func.count().over(),
             )
             .join(User, User.id == Booking.user_id)
@@ -342,18 +354,7 @@ async def list_live_for_event(
             await session.scalar(select(func.count()).select_from(Booking).where(*conditions)) or 0
         )
     claims = [
-        EventClaim(
-            id=row[0],
-            user_id=row[1],
-            username=row[2],
-            status=BookingStatus(row[3]),
-            position=row[4] if row[3] == BookingStatus.WAITLISTED else None,
-            created_at=row[5],
-            confirmed_at=row[6],
-            promoted_at=row[7],
-            offer_expires_at=row[8] if row[3] == BookingStatus.OFFERED else None,
-        )
-        for row in rows
+        EventClaim(id=row[0], user_id=row[1], username=row[2], **_claim_state(row)) for row in rows
     ]
     return claims, total
 
