@@ -16,7 +16,13 @@ from booking_service.models import BookingStatus, HistoryAction
 from booking_service.repositories import bookings
 from booking_service.repositories.bookings import LockedBooking
 from booking_service.repositories.events import LockedEvent
-from booking_service.services.waiting_list import EventChanges, hand_on, is_lapsed
+from booking_service.services.waiting_list import (
+    ENDED_AS,
+    EventChanges,
+    end_claims,
+    hand_on,
+    is_lapsed,
+)
 
 
 class CancelOutcome(enum.StrEnum):
@@ -59,11 +65,7 @@ async def cancel_claims(
     # Leavers first: their history comes before any promotion, so the line moves up for them.
     for action, ended in ending.items():
         if ended:
-            await bookings.end(
-                session, [claim.id for claim in ended], ENDED_AS[action], changes.now
-            )
-            for claim in ended:
-                changes.record(claim, action)
+            await end_claims(session, changes, ended, action)
     changes.waiting -= len(ending[HistoryAction.LEFT])
     changes.offered -= len(ending[HistoryAction.DECLINED]) + len(ending[HistoryAction.EXPIRED])
     handed_on = await hand_on(session, changes, len(freeing))
@@ -73,12 +75,3 @@ async def cancel_claims(
         outcomes[user_id] = given_as if index < given else CancelOutcome.RELEASED
     await changes.write(session)
     return outcomes
-
-
-# In the order their history is written.
-ENDED_AS = {
-    HistoryAction.LEFT: BookingStatus.LEFT,
-    HistoryAction.CANCELLED: BookingStatus.CANCELLED,
-    HistoryAction.DECLINED: BookingStatus.DECLINED,
-    HistoryAction.EXPIRED: BookingStatus.EXPIRED,
-}

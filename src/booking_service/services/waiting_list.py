@@ -10,6 +10,7 @@ with what it records.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -126,6 +127,28 @@ async def hand_on(session: AsyncSession, changes: EventChanges, freed: int) -> H
     return HandedOn(promoted, offered, released)
 
 
+# How a claim ends, by what ended it; in the order a transaction that ends claims in several
+# ways records them (people leaving the line first, so the line moves up for them).
+ENDED_AS = {
+    HistoryAction.LEFT: BookingStatus.LEFT,
+    HistoryAction.CANCELLED: BookingStatus.CANCELLED,
+    HistoryAction.DECLINED: BookingStatus.DECLINED,
+    HistoryAction.EXPIRED: BookingStatus.EXPIRED,
+}
+
+
+async def end_claims(
+    session: AsyncSession,
+    changes: EventChanges,
+    claims: Sequence[LockedBooking],
+    action: HistoryAction,
+) -> None:
+    """End these live claims in one way (one of ENDED_AS) and record each in the history."""
+    await bookings.end(session, [claim.id for claim in claims], ENDED_AS[action], changes.now)
+    for claim in claims:
+        changes.record(claim, action)
+
+
 async def give_up_offers(
     session: AsyncSession,
     changes: EventChanges,
@@ -133,10 +156,7 @@ async def give_up_offers(
     action: HistoryAction,
 ) -> HandedOn:
     """End open offers (declined or expired) and hand their tickets on."""
-    status = BookingStatus.DECLINED if action is HistoryAction.DECLINED else BookingStatus.EXPIRED
-    await bookings.end(session, [claim.id for claim in claims], status, changes.now)
-    for claim in claims:
-        changes.record(claim, action)
+    await end_claims(session, changes, claims, action)
     changes.offered -= len(claims)
     return await hand_on(session, changes, len(claims))
 
