@@ -175,9 +175,6 @@ async def get_idempotency_service(request: Request) -> IdempotencyService:
     )
 
 
-IdempotencyServiceDep = Annotated[IdempotencyService, Depends(get_idempotency_service)]
-
-
 async def get_offer_service(request: Request) -> OfferService:
     settings: Settings = request.app.state.settings
     return OfferService(await get_session(request), lock_retries=settings.db_lock_retries)

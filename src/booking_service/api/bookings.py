@@ -10,7 +10,6 @@ from booking_service.api.views import history_page
 from booking_service.deps import (
     BookingServiceDep,
     CurrentUser,
-    IdempotencyServiceDep,
     TokenUser,
 )
 from booking_service.errors import (
@@ -84,13 +83,12 @@ async def book_ticket(
     # The token alone: the booking itself checks, under its locks, that the account is open.
     user: TokenUser,
     service: BookingServiceDep,
-    idempotency: IdempotencyServiceDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Book a ticket; when the event is sold out you join its waiting list instead. A closed
     or cancelled event takes no bookings (409)."""
     return await answer(
-        idempotency,
+        request,
         key=idempotency_key,
         user_id=user.id,
         operation="book_ticket",
@@ -140,7 +138,6 @@ async def cancel_booking(
     body: BookingRequest,
     user: CurrentUser,
     service: BookingServiceDep,
-    idempotency: IdempotencyServiceDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Give back your ticket (the first person in line gets it at once, or is offered it in
@@ -154,7 +151,7 @@ async def cancel_booking(
         return Reply.of(200, result.model_dump(mode="json", by_alias=True))
 
     return await answer(
-        idempotency,
+        request,
         key=idempotency_key,
         user_id=user.id,
         operation="cancel_booking",

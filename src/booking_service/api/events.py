@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from booking_service.api.idempotent import IdempotencyKeyHeader, answer
 from booking_service.api.params import EventIdPath, PageLimit, PageOffset
-from booking_service.deps import CurrentUser, EventServiceDep, IdempotencyServiceDep
+from booking_service.deps import CurrentUser, EventServiceDep
 from booking_service.errors import EventNotFound
 from booking_service.openapi import REPLAYED_RESPONSE_HEADERS, error_responses
 from booking_service.ratelimit import PER_USER, rate_limited
@@ -58,7 +58,6 @@ async def create_event(
     body: EventCreate,
     user: CurrentUser,
     service: EventServiceDep,
-    idempotency: IdempotencyServiceDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Create an event with a number of tickets. You become its owner. Optionally choose what
@@ -70,7 +69,7 @@ async def create_event(
         return Reply.of(201, created.model_dump(mode="json", by_alias=True))
 
     return await answer(
-        idempotency,
+        request,
         key=idempotency_key,
         user_id=user.id,
         operation="create_event",

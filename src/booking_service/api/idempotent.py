@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
-from fastapi import Header
+from fastapi import Header, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from booking_service.deps import get_idempotency_service
 from booking_service.openapi import REPLAYED_HEADER
-from booking_service.services.idempotency import IdempotencyService, Reply, ResultHook
+from booking_service.services.idempotency import Reply, ResultHook
 
 T = TypeVar("T")
 
@@ -46,7 +47,7 @@ def reply_response(reply: Reply, *, replayed: bool) -> Response:
 
 
 async def answer(
-    idempotency: IdempotencyService,
+    request: Request,
     *,
     key: str | None,
     user_id: int,
@@ -56,9 +57,13 @@ async def answer(
     render: Callable[[T], Reply],
 ) -> Response:
     """Run `effect` and answer with `render(result)`. Without a key that is all; with one, the
-    answer is stored with the effect, and a retry gets it back (see services/idempotency.py)."""
+    answer is stored with the effect, and a retry gets it back (see services/idempotency.py).
+
+    The idempotency service is made only for a request with a key: as a route dependency it
+    would cost every booking, keyed or not."""
     if key is None:
         return reply_response(render(await effect(None)), replayed=False)
+    idempotency = await get_idempotency_service(request)
     reply, replayed = await idempotency.run(
         user_id=user_id,
         key=key,
