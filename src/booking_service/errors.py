@@ -109,6 +109,12 @@ class NotReady(AppError):
     message = "Not ready: a dependency is unreachable"
 
 
+# Messages of errors raised by the framework, not by an AppError; the OpenAPI examples
+# (openapi.py) quote them too.
+VALIDATION_FAILED = "Request validation failed"
+NOT_JSON = "Content-Type must be application/json"
+
+
 def error_body(
     message: str, code: str, details: Sequence[ErrorDetail] | None = None
 ) -> dict[str, Any]:
@@ -170,12 +176,10 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     if isinstance(exc.body, bytes | bytearray):
         # FastAPI hands the raw bytes over only when the Content-Type was not JSON.
-        return error_response(
-            415, "Content-Type must be application/json", "unsupported_media_type"
-        )
+        return error_response(415, NOT_JSON, "unsupported_media_type")
     return error_response(
         422,
-        "Request validation failed",
+        VALIDATION_FAILED,
         "validation_error",
         details=_validation_details(exc.errors()),
     )
@@ -304,7 +308,7 @@ class TooManyTickets(AppError):
     def __init__(self, maximum: int) -> None:
         message = f"An event can have at most {maximum} tickets"
         detail = ErrorDetail(loc=["body", "tickets"], msg=message, type="less_than_equal")
-        super().__init__("Request validation failed", details=[detail])
+        super().__init__(VALIDATION_FAILED, details=[detail])
 
 
 class IdempotencyKeyInUse(Conflict):

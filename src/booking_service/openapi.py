@@ -15,6 +15,8 @@ from pydantic import SecretStr
 
 from booking_service.config import Settings
 from booking_service.errors import (
+    NOT_JSON,
+    VALIDATION_FAILED,
     AccountGone,
     AppError,
     IdempotencyKeyInUse,
@@ -22,6 +24,7 @@ from booking_service.errors import (
     NotAuthenticated,
     RateLimited,
     ServiceBusy,
+    error_body,
 )
 from booking_service.middleware import TOO_LARGE_MESSAGE
 from booking_service.schemas.errors import ErrorDetail, ErrorResponse
@@ -72,10 +75,7 @@ class ErrorCase:
         )
 
     def example(self) -> dict[str, Any]:
-        body = ErrorResponse(
-            message=self.message, code=self.code, details=list(self.details) or None
-        )
-        return {"summary": self.message, "value": body.model_dump()}
+        return {"summary": self.message, "value": error_body(self.message, self.code, self.details)}
 
 
 STATUS_DESCRIPTIONS = {
@@ -119,9 +119,7 @@ UNREADABLE_BODY = ErrorCase(
 BODY_TOO_LARGE = ErrorCase(
     "payload_too_large", 413, "payload_too_large", TOO_LARGE_MESSAGE.format(limit=65536)
 )
-NOT_JSON = ErrorCase(
-    "unsupported_media_type", 415, "unsupported_media_type", "Content-Type must be application/json"
-)
+NOT_JSON_BODY = ErrorCase("unsupported_media_type", 415, "unsupported_media_type", NOT_JSON)
 RATE_LIMITED = ErrorCase.of(
     RateLimited("Too many requests: the limit is 1 per 1 second", headers={"Retry-After": "1"})
 )
@@ -132,7 +130,7 @@ INVALID_KEY = ErrorCase(
     "invalid_idempotency_key",
     422,
     "validation_error",
-    "Request validation failed",
+    VALIDATION_FAILED,
     (
         ErrorDetail(
             loc=["header", "Idempotency-Key"],
@@ -187,12 +185,10 @@ def error_responses(
     if validates is not None:
         invalid = INVALID_INPUT[validates]
         cases.append(
-            ErrorCase(
-                "validation_error", 422, "validation_error", "Request validation failed", (invalid,)
-            )
+            ErrorCase("validation_error", 422, "validation_error", VALIDATION_FAILED, (invalid,))
         )
         if validates == "body":
-            cases += [UNREADABLE_BODY, BODY_TOO_LARGE, NOT_JSON]
+            cases += [UNREADABLE_BODY, BODY_TOO_LARGE, NOT_JSON_BODY]
     if limited:
         cases.append(RATE_LIMITED)
     if uses_database:
