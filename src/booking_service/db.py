@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Container
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -154,49 +154,37 @@ def _announce_changes(session: AsyncSession) -> None:
         listener(changed)
 
 
-def _mysql_errno(exc: DBAPIError) -> int | None:
+def _database_says(exc: DBAPIError, mysql_errors: Container[int], *sqlite_phrases: str) -> bool:
+    """Whether the error is one of these: by MySQL/MariaDB error number, else (SQLite, which
+    has no numbers for them) by a phrase of its message."""
     args = getattr(exc.orig, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
-
-
-def _sqlite_says(exc: DBAPIError, *phrases: str) -> bool:
+    if args and isinstance(args[0], int):
+        return args[0] in mysql_errors
     text = str(exc.orig).lower()
-    return any(phrase in text for phrase in phrases)
+    return any(phrase in text for phrase in sqlite_phrases)
 
 
 def is_lock_conflict(exc: DBAPIError) -> bool:
     """True for errors after which the whole transaction can safely run again."""
-    errno = _mysql_errno(exc)
-    if errno is not None:
-        return errno in MYSQL_LOCK_CONFLICTS
-    return _sqlite_says(exc, *SQLITE_BUSY_MESSAGES)
+    return _database_says(exc, MYSQL_LOCK_CONFLICTS, *SQLITE_BUSY_MESSAGES)
 
 
 def is_database_unavailable(exc: DBAPIError) -> bool:
     """The database could not be reached or dropped the connection: nothing was committed
     by this attempt, and a client may retry later."""
-    if exc.connection_invalidated:
-        return True
-    errno = _mysql_errno(exc)
-    if errno is not None:
-        return errno in MYSQL_UNAVAILABLE
-    return _sqlite_says(exc, "unable to open database", "disk i/o error")
+    return exc.connection_invalidated or _database_says(
+        exc, MYSQL_UNAVAILABLE, "unable to open database", "disk i/o error"
+    )
 
 
 def is_duplicate_key(exc: DBAPIError) -> bool:
     """A UNIQUE key refused the row."""
-    errno = _mysql_errno(exc)
-    if errno is not None:
-        return errno == 1062
-    return _sqlite_says(exc, "unique constraint failed")
+    return _database_says(exc, {1062}, "unique constraint failed")
 
 
 def is_missing_reference(exc: DBAPIError) -> bool:
     """A FOREIGN KEY refused the row."""
-    errno = _mysql_errno(exc)
-    if errno is not None:
-        return errno == 1452
-    return _sqlite_says(exc, "foreign key constraint failed")
+    return _database_says(exc, {1452}, "foreign key constraint failed")
 
 
 async def run_transaction(
