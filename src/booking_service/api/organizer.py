@@ -29,6 +29,9 @@ from booking_service.services.organizer import EventChange
 
 router = APIRouter(tags=["organizer"])
 
+# The owner's paginated views of their event.
+OWNER_PAGE_ERRORS = error_responses(EventNotFound(), NotEventOwner(), auth=True, validates="query")
+
 
 @router.patch(
     "/events/{eventId}",
@@ -121,7 +124,7 @@ async def cancel_event(
     "/events/{eventId}/bookings",
     response_model=EventBookingPage,
     response_description="One page of the event's tickets, offers and line.",
-    responses=error_responses(EventNotFound(), NotEventOwner(), auth=True, validates="query"),
+    responses=OWNER_PAGE_ERRORS,
     operation_id="list_event_bookings",
     summary="Your event's bookings and line",
 )
@@ -169,7 +172,7 @@ async def list_event_bookings(
     "/events/{eventId}/history",
     response_model=HistoryPage,
     response_description="One page of the event's history, newest first.",
-    responses=error_responses(EventNotFound(), NotEventOwner(), auth=True, validates="query"),
+    responses=OWNER_PAGE_ERRORS,
     operation_id="list_event_history",
     summary="Your event's booking history",
 )
