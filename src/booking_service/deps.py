@@ -25,14 +25,6 @@ from booking_service.services.offers import OfferService
 from booking_service.services.organizer import OrganizerService
 
 
-async def get_settings_dep(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-
-
 async def get_session(request: Request) -> AsyncSession:
     """The request's one session, made on first use. Services run every transaction through
     db.run_transaction, which always ends it (commit, or rollback on error) and so hands the

@@ -1,14 +1,11 @@
-"""Liveness and readiness probes: cheap, no authentication, and kept out of rate limits.
-
-They live in their own router so the rate limiter can exempt them as a group.
-"""
+"""Liveness and readiness probes: cheap, no authentication, and kept out of rate limits
+(no route here is marked `@rate_limited`)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
 from booking_service import readiness
-from booking_service.deps import SettingsDep
 from booking_service.errors import NotReady
 from booking_service.openapi import error_responses
 from booking_service.schemas.errors import ErrorDetail
@@ -36,14 +33,14 @@ async def health() -> Liveness:
     operation_id="ready",
     summary="Readiness: the database (and Redis) answer",
 )
-async def ready(request: Request, settings: SettingsDep) -> Readiness:
+async def ready(request: Request) -> Readiness:
     """Checks the database, and Redis when rate limits are kept there, each with a short timeout.
 
     A 503 means: send no traffic here for now; the details name what is unreachable.
     """
     state = request.app.state
     problems = await readiness.find_problems(
-        state.engine, state.redis_probe, settings.ready_timeout_seconds
+        state.engine, state.redis_probe, state.settings.ready_timeout_seconds
     )
     if problems:
         raise NotReady(
