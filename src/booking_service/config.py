@@ -322,7 +322,7 @@ class Settings(BaseSettings):
             )
         if self.webhook_url is not None:
             secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
-            if len(secret.encode()) < MIN_SECRET_BYTES:
+            if not _long_enough(secret):
                 # No default, in any environment: receivers must be able to trust the header.
                 raise ValueError(
                     f"WEBHOOK_SECRET must be set to at least {MIN_SECRET_BYTES} bytes when "
@@ -332,7 +332,7 @@ class Settings(BaseSettings):
             self.jwt_secret = None
         if self.environment == "prod":
             secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
-            if len(secret.encode()) < MIN_SECRET_BYTES:
+            if not _long_enough(secret):
                 raise ValueError(
                     f"JWT_SECRET must be set to at least {MIN_SECRET_BYTES} bytes when "
                     "ENVIRONMENT=prod (generate one with: python -c "
@@ -395,9 +395,14 @@ def load_or_create_secret(path: Path) -> str:
     return _read_secret(path)
 
 
+def _long_enough(secret: str) -> bool:
+    """Secrets are measured in bytes, the key length HMAC sees, not in characters."""
+    return len(secret.encode()) >= MIN_SECRET_BYTES
+
+
 def _read_secret(path: Path) -> str:
     secret = path.read_text(encoding="utf-8").strip()
-    if len(secret.encode()) < MIN_SECRET_BYTES:
+    if not _long_enough(secret):
         raise ValueError(f"the secret in {path} is shorter than {MIN_SECRET_BYTES} bytes")
     return secret
 

@@ -65,7 +65,7 @@ class Base(DeclarativeBase):
 
 def create_engine(settings: Settings) -> AsyncEngine:
     url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite":
+    if settings.is_sqlite:
         engine = create_async_engine(
             url,
             # A writer waits for the lock instead of failing at once (seconds).

@@ -19,7 +19,7 @@ from booking_service.docs import install_docs
 from booking_service.errors import install_error_handlers
 from booking_service.instrumentation import RequestInstrumentation
 from booking_service.middleware import BodySizeLimit, EnvelopeCORSMiddleware
-from booking_service.openapi import TAGS, install_openapi
+from booking_service.openapi import REPLAYED_HEADER, TAGS, install_openapi
 from booking_service.ratelimit import RateLimiter
 from booking_service.readiness import RedisProbe, redis_url_to_probe
 from booking_service.security import PasswordHasher, TokenCodec
@@ -156,7 +156,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             expose_headers=[
-                "Idempotent-Replayed",
+                REPLAYED_HEADER,
                 "Retry-After",
                 "X-RateLimit-Limit",
                 "X-RateLimit-Remaining",
