@@ -138,7 +138,7 @@ class OrganizerService:
             changes = EventChanges(
                 event,
                 fields={Event.state.key: EventState.CANCELLED},
-                available=event.capacity - event.available,
+                available=event.held,
                 offered=-event.offered_count,
                 waiting=-event.waiting_count,
             )
@@ -151,7 +151,7 @@ class OrganizerService:
             )
             await bookings.end_all_live(self._session, event_id, changes.now)
             await changes.write(self._session)
-            confirmed = event.capacity - event.available - event.offered_count
+            confirmed = event.held - event.offered_count
             return Released(confirmed, event.offered_count, event.waiting_count)
 
         return await self._locked_change(user_id, event_id, change)
