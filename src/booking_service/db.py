@@ -230,6 +230,29 @@ async def run_transaction(
             await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter
 
 
+# Rows deleted per transaction by housekeeping: short transactions, whatever the backlog.
+PURGE_BATCH = 500
+
+
+async def delete_in_batches(
+    session: AsyncSession,
+    delete_batch: Callable[[int], Awaitable[tuple[int, int]]],
+    *,
+    retries: int,
+) -> int:
+    """Run `delete_batch(limit)`, which finds up to `limit` rows and deletes them and returns
+    (found, deleted), one transaction per batch until a batch finds fewer than `limit`.
+    Returns how many rows were deleted in all."""
+    deleted = 0
+    while True:
+        found, gone = await run_transaction(
+            session, lambda: delete_batch(PURGE_BATCH), retries=retries
+        )
+        deleted += gone
+        if found < PURGE_BATCH:
+            return deleted
+
+
 async def execute_write(session: AsyncSession, statement: Executable) -> CursorResult[Any]:
     """Run an INSERT/UPDATE/DELETE; its result carries rowcount and inserted_primary_key."""
     result = await session.execute(statement)

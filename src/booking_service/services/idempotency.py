@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking_service.db import is_duplicate_key, run_transaction
+from booking_service.db import delete_in_batches, is_duplicate_key, run_transaction
 from booking_service.errors import (
     AppError,
     Conflict,
@@ -49,7 +49,6 @@ T = TypeVar("T")
 # with that transaction's session and the method's result, after the effect.
 ResultHook = Callable[[AsyncSession, T], Awaitable[None]]
 
-PURGE_BATCH = 500
 # Refusals stored and replayed like answers: they depend on the request and the data, not on
 # the moment (a 503) or the caller's credentials (a 401).
 STORED_REFUSALS: tuple[type[AppError], ...] = (NotFound, Conflict)
@@ -92,17 +91,18 @@ class AnswerRecorder(Generic[T]):
 
     async def __call__(self, session: AsyncSession, result: T) -> None:
         reply = self._render(result)
-        stored = await keys.store_answer(
-            session,
-            self._claim.key_id,
-            attempt=self._claim.attempt,
-            status_code=reply.status,
-            body=reply.body,
-        )
-        if not stored:
-            # Our lease ran out and a retry took the key over: it answers; undo our effect.
-            raise IdempotencyKeyInUse()
+        await _store_answer(session, self._claim, reply)
         self.reply = reply
+
+
+async def _store_answer(session: AsyncSession, claim: Claim, reply: Reply) -> None:
+    """Keep the reply with the key, unless the claim no longer holds it: then our lease ran
+    out and a retry took the key over; it answers, and our transaction is undone."""
+    stored = await keys.store_answer(
+        session, claim.key_id, attempt=claim.attempt, status_code=reply.status, body=reply.body
+    )
+    if not stored:
+        raise IdempotencyKeyInUse()
 
 
 def key_digest(key: str) -> str:
@@ -212,18 +212,11 @@ class IdempotencyService:
         return Claim(row.id, attempt)
 
     async def _store(self, claim: Claim, reply: Reply) -> None:
-        async def store() -> None:
-            stored = await keys.store_answer(
-                self._session,
-                claim.key_id,
-                attempt=claim.attempt,
-                status_code=reply.status,
-                body=reply.body,
-            )
-            if not stored:
-                raise IdempotencyKeyInUse()
-
-        await run_transaction(self._session, store, retries=self._retries)
+        await run_transaction(
+            self._session,
+            lambda: _store_answer(self._session, claim, reply),
+            retries=self._retries,
+        )
 
     async def _release(self, claim: Claim) -> None:
         try:
@@ -237,18 +230,11 @@ class IdempotencyService:
 
     async def purge_expired(self) -> int:
         """Delete expired keys, a batch per transaction; returns how many went."""
-        deleted = 0
-        while True:
-            found, gone = await run_transaction(
-                self._session, self._purge_batch, retries=self._retries
-            )
-            deleted += gone
-            if found < PURGE_BATCH:
-                return deleted
+        return await delete_in_batches(self._session, self._purge_batch, retries=self._retries)
 
-    async def _purge_batch(self) -> tuple[int, int]:
+    async def _purge_batch(self, limit: int) -> tuple[int, int]:
         now = utcnow()
-        ids = await keys.expired_ids(self._session, now=now, limit=PURGE_BATCH)
+        ids = await keys.expired_ids(self._session, now=now, limit=limit)
         if not ids:
             return 0, 0
         return len(ids), await keys.delete_expired(self._session, ids, now=now)

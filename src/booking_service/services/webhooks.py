@@ -24,7 +24,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_service.config import Settings
-from booking_service.db import run_transaction
+from booking_service.db import delete_in_batches, run_transaction
 from booking_service.models.types import utcnow
 from booking_service.repositories import outbox
 from booking_service.repositories.outbox import ClaimedMessage
@@ -36,7 +36,6 @@ MESSAGE_ID_HEADER = "X-Booking-Message-Id"
 MESSAGE_TYPE_HEADER = "X-Booking-Message-Type"
 # Time beyond the POST's own timeout before a claim's lease runs out.
 LEASE_MARGIN_SECONDS = 30.0
-PURGE_BATCH = 500
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -190,20 +189,15 @@ async def purge_outbox(session: AsyncSession, settings: Settings) -> int:
     """Delete messages delivered more than OUTBOX_RETENTION_HOURS ago and, when no
     WEBHOOK_URL is configured (nobody will deliver them), messages written that long ago.
     Messages given up are kept for an operator to look at. A batch per transaction."""
-    deleted = 0
-    while True:
 
-        async def batch() -> tuple[int, int]:
-            cutoff = utcnow() - timedelta(hours=settings.outbox_retention_hours)
-            ids = await outbox.purgeable_ids(
-                session,
-                delivered_before=cutoff,
-                created_before=None if settings.webhook_url else cutoff,
-                limit=PURGE_BATCH,
-            )
-            return len(ids), (await outbox.delete_ids(session, ids) if ids else 0)
+    async def batch(limit: int) -> tuple[int, int]:
+        cutoff = utcnow() - timedelta(hours=settings.outbox_retention_hours)
+        ids = await outbox.purgeable_ids(
+            session,
+            delivered_before=cutoff,
+            created_before=None if settings.webhook_url else cutoff,
+            limit=limit,
+        )
+        return len(ids), (await outbox.delete_ids(session, ids) if ids else 0)
 
-        found, gone = await run_transaction(session, batch, retries=settings.db_lock_retries)
-        deleted += gone
-        if found < PURGE_BATCH:
-            return deleted
+    return await delete_in_batches(session, batch, retries=settings.db_lock_retries)
