@@ -66,8 +66,6 @@ async def cancel_claims(
     for action, ended in ending.items():
         if ended:
             await end_claims(session, changes, ended, action)
-    changes.waiting -= len(ending[HistoryAction.LEFT])
-    changes.offered -= len(ending[HistoryAction.DECLINED]) + len(ending[HistoryAction.EXPIRED])
     handed_on = await hand_on(session, changes, len(freeing))
     given = len(handed_on.promoted) + len(handed_on.offered)
     given_as = CancelOutcome.REASSIGNED if handed_on.promoted else CancelOutcome.OFFERED

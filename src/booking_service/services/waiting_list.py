@@ -78,11 +78,10 @@ class EventChanges:
 
 @dataclass(frozen=True, slots=True)
 class HandedOn:
-    """Where freed tickets went."""
+    """Where freed tickets went (the rest went back to the pool: nobody was waiting)."""
 
     promoted: list[LockedBooking]  # booked for people in line (instant mode)
     offered: list[LockedBooking]  # offered to people in line (offer mode)
-    released: int  # back to the pool: nobody was waiting
 
 
 async def hand_on(session: AsyncSession, changes: EventChanges, freed: int) -> HandedOn:
@@ -122,9 +121,8 @@ async def hand_on(session: AsyncSession, changes: EventChanges, freed: int) -> H
         action = HistoryAction.OFFERED if offered else HistoryAction.PROMOTED
         for claim in firsts:
             changes.record(claim, action)
-    released = freed - len(firsts)
-    changes.available += released
-    return HandedOn(promoted, offered, released)
+    changes.available += freed - len(firsts)
+    return HandedOn(promoted, offered)
 
 
 # How a claim ends, by what ended it; in the order a transaction that ends claims in several
@@ -143,10 +141,16 @@ async def end_claims(
     claims: Sequence[LockedBooking],
     action: HistoryAction,
 ) -> None:
-    """End these live claims in one way (one of ENDED_AS) and record each in the history."""
+    """End these live claims in one way (one of ENDED_AS), record each in the history, and
+    take them off the event's line and open-offer counts. A confirmed ticket's seat is not
+    counted here: whoever ends it hands it on."""
     await bookings.end(session, [claim.id for claim in claims], ENDED_AS[action], changes.now)
     for claim in claims:
         changes.record(claim, action)
+        if claim.status is BookingStatus.WAITLISTED:
+            changes.waiting -= 1
+        elif claim.status is BookingStatus.OFFERED:
+            changes.offered -= 1
 
 
 async def give_up_offers(
@@ -157,7 +161,6 @@ async def give_up_offers(
 ) -> HandedOn:
     """End open offers (declined or expired) and hand their tickets on."""
     await end_claims(session, changes, claims, action)
-    changes.offered -= len(claims)
     return await hand_on(session, changes, len(claims))
 
 
