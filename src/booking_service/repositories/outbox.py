@@ -1,7 +1,7 @@
 """The webhook outbox: messages written in the caller's transaction, claimed for delivery.
 
-To announce something, call `enqueue` (or `enqueue_many`) inside the transaction that makes
-the change: the message exists exactly when the change does. The delivery loop
+To announce something, call `enqueue_many` inside the transaction that makes the change
+(EventChanges.write does): the message exists exactly when the change does. The delivery loop
 (services/webhooks.py) does the rest.
 """
 
@@ -40,21 +40,13 @@ def _new_row(kind: str, data: Mapping[str, Any], now: datetime) -> dict[str, Any
     }
 
 
-async def enqueue(session: AsyncSession, kind: str, data: Mapping[str, Any]) -> str:
-    """Write one message in the caller's transaction; returns its message id.
-
-    `data` is anything pydantic can render as JSON (datetimes must be timezone-aware).
-    """
-    row = _new_row(kind, data, utcnow())
-    await session.execute(insert(OutboxMessage).values(**row))
-    message_id: str = row["message_id"]
-    return message_id
-
-
 async def enqueue_many(
     session: AsyncSession, messages: Sequence[tuple[str, Mapping[str, Any]]]
 ) -> list[str]:
-    """Write several (kind, data) messages in one statement, in the caller's transaction."""
+    """Write several (kind, data) messages in one statement, in the caller's transaction.
+
+    `data` is anything pydantic can render as JSON (datetimes must be timezone-aware).
+    """
     if not messages:
         return []
     now = utcnow()
