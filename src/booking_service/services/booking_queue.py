@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +46,7 @@ from booking_service.repositories.events import ClaimCounts, LockedEvent
 from booking_service.repositories.history import NewEntry
 from booking_service.services.cancels import CancelOutcome, cancel_claims
 from booking_service.services.idempotency import ResultHook
+from booking_service.services.waiting_list import EventChanges
 
 log = logging.getLogger(__name__)
 
@@ -224,9 +225,11 @@ class BookingQueue:
             event = await events.get_event_for_update(session, event_id)
             if event is None:
                 raise EventNotFound()
-            outcome = (await cancel_claims(session, event, [user_id]))[user_id]
+            changes = EventChanges(event)
+            outcome = (await cancel_claims(session, changes, [user_id]))[user_id]
             if isinstance(outcome, AppError):
                 raise outcome
+            await changes.write(session)
             if then is not None:
                 await then(session, outcome)
             return outcome
@@ -273,9 +276,9 @@ async def _serve_together(
     for request in requests:
         if request.kind is RequestKind.CANCEL:
             cancels.setdefault(request.event_id, []).append(request.user_id)
+    locked: dict[int, LockedEvent] | None = None
     if cancels:
-        # Every event of the group, bookings' too, locked now and in ascending order: the
-        # bookings below lock them again, which keeps the order.
+        # Every event of the group, bookings' too, locked now and in ascending order.
         locked = await events.get_events_for_update(session, {r.event_id for r in requests})
         for event_id in sorted(cancels):
             event = locked.get(event_id)
@@ -283,14 +286,17 @@ async def _serve_together(
                 for user_id in cancels[event_id]:
                     outcomes[event_id, user_id] = EventNotFound()
                 continue
+            changes = EventChanges(event)
             for user_id, outcome in (
-                await cancel_claims(session, event, cancels[event_id])
+                await cancel_claims(session, changes, cancels[event_id])
             ).items():
                 outcomes[event_id, user_id] = outcome
+            await changes.write(session)
+            # The bookings below decide from the counters as the cancels left them.
+            locked[event_id] = changes.with_counters()
     bookings_wanted = [r.key for r in requests if r.kind is RequestKind.BOOK]
     if bookings_wanted:
-        # Counters read again under the lock: the cancels above may have freed tickets.
-        results = await _book_group(session, bookings_wanted)
+        results = await _book_group(session, bookings_wanted, locked)
         outcomes.update(zip(bookings_wanted, results, strict=True))
     return [outcomes[r.key] for r in requests]
 
@@ -357,15 +363,19 @@ async def _record(session: AsyncSession, event_id: int, entries: list[NewEntry])
 
 
 async def _book_group(
-    session: AsyncSession, requests: list[EventUser]
+    session: AsyncSession,
+    requests: list[EventUser],
+    locked: Mapping[int, LockedEvent] | None = None,
 ) -> list[BookResult | AppError]:
-    """Book each (event, user) in this order, under one lock of each event's row.
+    """Book each (event, user) in this order, under one lock of each event's row: taken here,
+    or already taken by this transaction and passed in `locked` as it stands now.
 
     A constant number of statements whatever the group's size and however many events it
     touches: lock the events, lock the open accounts, find holders, insert the claims, read
     their ids, insert their history, update the counters.
     """
-    locked = await events.get_events_for_update(session, {event_id for event_id, _ in requests})
+    if locked is None:
+        locked = await events.get_events_for_update(session, {event_id for event_id, _ in requests})
     open_accounts = await users.lock_open_accounts(session, {user_id for _, user_id in requests})
     holders = await bookings.live_claimants(session, requests)
     now = utcnow()

@@ -15,7 +15,6 @@ from booking_service.errors import NothingToCancel
 from booking_service.models import BookingStatus, HistoryAction
 from booking_service.repositories import bookings
 from booking_service.repositories.bookings import LockedBooking
-from booking_service.repositories.events import LockedEvent
 from booking_service.services.waiting_list import (
     ENDED_AS,
     EventChanges,
@@ -33,17 +32,17 @@ class CancelOutcome(enum.StrEnum):
 
 
 async def cancel_claims(
-    session: AsyncSession, event: LockedEvent, user_ids: Sequence[int]
+    session: AsyncSession, changes: EventChanges, user_ids: Sequence[int]
 ) -> dict[int, CancelOutcome | NothingToCancel]:
-    """Cancel each of these users' live claim on the event (locked by the caller), as if one
-    after another: first everyone who leaves the line, then the tickets and offers given back,
-    in the order of `user_ids`. Freed tickets go to the head of the line at once (or are
-    offered to them): a ticket is never free while someone waits.
+    """Cancel each of these distinct users' live claim on the event (locked by the caller,
+    which writes `changes` afterwards), as if one after another: first everyone who leaves
+    the line, then the tickets and offers given back, in the order of `user_ids`. Freed
+    tickets go to the head of the line at once (or are offered to them): a ticket is never
+    free while someone waits.
 
     Users without a live claim get NothingToCancel and change nothing.
     """
-    changes = EventChanges(event)
-    claims = await bookings.live_claims_for_update(session, event.id, user_ids)
+    claims = await bookings.live_claims_for_update(session, changes.event.id, user_ids)
     outcomes: dict[int, CancelOutcome | NothingToCancel] = {}
     ending: dict[HistoryAction, list[LockedBooking]] = {action: [] for action in ENDED_AS}
     freeing: list[int] = []  # users whose claim frees a ticket, in order
@@ -71,5 +70,4 @@ async def cancel_claims(
     given_as = CancelOutcome.REASSIGNED if handed_on.promoted else CancelOutcome.OFFERED
     for index, user_id in enumerate(freeing):
         outcomes[user_id] = given_as if index < given else CancelOutcome.RELEASED
-    await changes.write(session)
     return outcomes

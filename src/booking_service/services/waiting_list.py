@@ -11,7 +11,7 @@ with what it records.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,6 +48,17 @@ class EventChanges:
     @property
     def waiting_now(self) -> int:
         return self.event.waiting_count + self.waiting
+
+    def with_counters(self) -> LockedEvent:
+        """The locked event with this transaction's counter changes applied (not `fields`): what
+        a later step of the same transaction would read from the row once they are written."""
+        event = self.event
+        return replace(
+            event,
+            available=event.available + self.available,
+            waiting_count=self.waiting_now,
+            offered_count=event.offered_count + self.offered,
+        )
 
     async def write(self, session: AsyncSession) -> None:
         if self.available or self.waiting or self.offered or self.fields:
