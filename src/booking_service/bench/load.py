@@ -172,11 +172,9 @@ async def run_inline(spec: ShardSpec) -> LoadResult:
     result = await shard.run(start_at, on_tick, TICK_SECONDS)
     progress.add(result.records)
     progress.print_rest()
-    records = Records()
-    records.extend(shard.records)
     return LoadResult(
         start_at=start_at,
-        records=records,
+        records=shard.records,  # complete, and nothing adds to it once run() has returned
         outcome=result.outcome,
         cpu_seconds=result.cpu_seconds,
         connections=result.connections,
