@@ -15,7 +15,7 @@ import queue
 import time
 import traceback
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing.synchronize import Barrier, Event
 from typing import Any
 
@@ -164,8 +164,8 @@ async def _run_shard(
 ) -> ShardResult:
     shard = Shard(spec)
     await shard.open()
-    await _wait_in_thread(lambda: ready.wait(START_GATE_SECONDS))
-    await _wait_in_thread(lambda: go.wait(START_GATE_SECONDS))
+    await asyncio.to_thread(ready.wait, START_GATE_SECONDS)
+    await asyncio.to_thread(go.wait, START_GATE_SECONDS)
     start_at = float(start_value.value)
     await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
 
@@ -173,7 +173,3 @@ async def _run_shard(
         messages.put(("chunk", spec.index, shard.take_chunk()))
 
     return await shard.run(start_at, on_tick, FLUSH_SECONDS)
-
-
-def _wait_in_thread(wait: Callable[[], object]) -> Awaitable[object]:
-    return asyncio.to_thread(wait)
