@@ -16,6 +16,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from multiprocessing.synchronize import Barrier, Event
 from typing import Any
 
@@ -50,13 +51,8 @@ def run_in_processes(spec: ShardSpec, processes: int) -> LoadResult:
     start_value = context.Value("d", 0.0)
     workers = []
     for index, connections in enumerate(split_connections(spec.connections, processes)):
-        shard_spec = ShardSpec(
-            plan=spec.plan.shard(index, processes),
-            index=index,
-            connections=connections,
-            host=spec.host,
-            port=spec.port,
-            timeout=spec.timeout,
+        shard_spec = replace(
+            spec, plan=spec.plan.shard(index, processes), index=index, connections=connections
         )
         worker = context.Process(
             target=_shard_process,

@@ -11,7 +11,7 @@ import itertools
 import random
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from booking_service.bench.http import build_request
@@ -107,16 +107,7 @@ class Plan:
 
     def shard(self, index: int, count: int) -> Plan:
         """Every count-th user from `index` on, with the same events (users keep their event)."""
-        return Plan(
-            scenario=self.scenario,
-            host_header=self.host_header,
-            users=self.users[index::count],
-            event_ids=self.event_ids,
-            duration=self.duration,
-            cancel_rate=self.cancel_rate,
-            leave_rate=self.leave_rate,
-            seed=self.seed + index,
-        )
+        return replace(self, users=self.users[index::count], seed=self.seed + index)
 
 
 @dataclass(frozen=True, slots=True)
