@@ -16,8 +16,8 @@ import os
 import platform
 import sys
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -194,7 +194,8 @@ def _bench(
             timeout=options["timeout"],
         )
         print(f"load: {options['connections']} connections, {options['processes']} process(es)")
-        with _watch(args.server_pid) as watch:
+        pid: int | None = args.server_pid
+        with ServerWatch(pid) if pid is not None else nullcontext() as watch:
             if options["processes"] == 1:
                 load = runner.run(run_inline(spec))
             else:
@@ -225,15 +226,6 @@ VERDICTS = {
     EXIT_INVARIANT_BROKEN: "FAILED: an invariant is broken",
     EXIT_RUN_ERRORS: "FAILED: the run had errors (5xx, lost or unexpected answers)",
 }
-
-
-@contextmanager
-def _watch(pid: int | None) -> Iterator[ServerWatch | None]:
-    if pid is None:
-        yield None
-        return
-    with ServerWatch(pid) as watch:
-        yield watch
 
 
 def _exit_code(summary: dict[str, Any]) -> int:
