@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from booking_service.bench.http import TransportFailure
+from booking_service.bench.http import TransportFailure, open_connection
 from booking_service.bench.load import (
     LoadResult,
     SetupFailed,
@@ -256,8 +256,6 @@ def _empty_plan(scenario: Scenario, host_header: str, options: dict[str, Any]) -
 
 
 async def _reach(host: str, port: int) -> None:
-    from booking_service.bench.http import open_connection
-
     (await open_connection(host, port)).close()
 
 
