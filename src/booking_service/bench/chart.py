@@ -72,26 +72,20 @@ def write_chart(summary: dict[str, Any], path: Path) -> None:
         alpha=0.35,
         label="answers / s",
     )
-    if any(p["confirmed"] for p in timeline):
-        rate.plot(
-            seconds,
-            _per_second(timeline, "confirmed"),
-            color=CONFIRMED,
-            linewidth=2.4,
-            marker="o",
-            markersize=3.5,
-            label="confirmed bookings / s",
-        )
-    if any(p["promoted"] for p in timeline):
-        rate.plot(
-            seconds,
-            _per_second(timeline, "promoted"),
-            color=PROMOTED,
-            linewidth=2.4,
-            marker="o",
-            markersize=3.5,
-            label="promoted from the line / s",
-        )
+    for key, color, label in (
+        ("confirmed", CONFIRMED, "confirmed bookings / s"),
+        ("promoted", PROMOTED, "promoted from the line / s"),
+    ):
+        if any(p[key] for p in timeline):
+            rate.plot(
+                seconds,
+                _per_second(timeline, key),
+                color=color,
+                linewidth=2.4,
+                marker="o",
+                markersize=3.5,
+                label=label,
+            )
     if any(p["failed"] for p in timeline):
         rate.bar(
             seconds, _per_second(timeline, "failed"), width=0.9, color=FAILED, label="no answer / s"

@@ -40,12 +40,7 @@ class CheckResults:
             "ok": self.ok,
             "checks": [asdict(check) for check in self.checks],
             "events_checked": len(self.events),
-            "totals": {
-                "capacity": sum(r.capacity for r in self.events.values()),
-                "confirmed": sum(r.confirmed for r in self.events.values()),
-                "available": sum(r.available for r in self.events.values()),
-                "waiting": sum(r.waiting for r in self.events.values()),
-            },
+            "totals": _sums(self.events),
         }
 
 
@@ -91,12 +86,13 @@ async def check_run(
     if scenario is Scenario.HOT and booking_failures == 0:
         positions = sorted(outcome.positions)
         expected = list(range(1, len(positions) + 1))
+        in_order = positions == expected
         results.checks.append(
             Check(
                 "places in line handed out are 1..W, each exactly once",
-                positions == expected,
+                in_order,
                 f"W = {len(positions):,}"
-                if positions == expected
+                if in_order
                 else f"got {_first_difference(positions, expected)}",
             )
         )
@@ -126,14 +122,21 @@ def _disagreements(
     return problems
 
 
+def _sums(reports: dict[int, InvariantReport]) -> dict[str, int]:
+    """Capacity, confirmed, available and waiting over every event (in that order: the JSON's)."""
+    return {
+        "capacity": sum(r.capacity for r in reports.values()),
+        "confirmed": sum(r.confirmed for r in reports.values()),
+        "available": sum(r.available for r in reports.values()),
+        "waiting": sum(r.waiting for r in reports.values()),
+    }
+
+
 def _totals(reports: dict[int, InvariantReport]) -> str:
-    capacity = sum(r.capacity for r in reports.values())
-    confirmed = sum(r.confirmed for r in reports.values())
-    available = sum(r.available for r in reports.values())
-    waiting = sum(r.waiting for r in reports.values())
+    sums = _sums(reports)
     return (
-        f"{confirmed:,} confirmed + {available:,} available = {capacity:,} capacity; "
-        f"{waiting:,} in line"
+        f"{sums['confirmed']:,} confirmed + {sums['available']:,} available = "
+        f"{sums['capacity']:,} capacity; {sums['waiting']:,} in line"
     )
 
 

@@ -16,14 +16,14 @@ import os
 import platform
 import sys
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from booking_service.bench.http import TransportFailure
+from booking_service.bench.http import TransportFailure, open_connection
 from booking_service.bench.load import (
     LoadResult,
     SetupFailed,
@@ -194,7 +194,8 @@ def _bench(
             timeout=options["timeout"],
         )
         print(f"load: {options['connections']} connections, {options['processes']} process(es)")
-        with _watch(args.server_pid) as watch:
+        pid: int | None = args.server_pid
+        with ServerWatch(pid) if pid is not None else nullcontext() as watch:
             if options["processes"] == 1:
                 load = runner.run(run_inline(spec))
             else:
@@ -227,15 +228,6 @@ VERDICTS = {
 }
 
 
-@contextmanager
-def _watch(pid: int | None) -> Iterator[ServerWatch | None]:
-    if pid is None:
-        yield None
-        return
-    with ServerWatch(pid) as watch:
-        yield watch
-
-
 def _exit_code(summary: dict[str, Any]) -> int:
     checks = summary.get("checks")
     if checks is not None and not checks["ok"]:
@@ -264,8 +256,6 @@ def _empty_plan(scenario: Scenario, host_header: str, options: dict[str, Any]) -
 
 
 async def _reach(host: str, port: int) -> None:
-    from booking_service.bench.http import open_connection
-
     (await open_connection(host, port)).close()
 
 

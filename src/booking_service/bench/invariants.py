@@ -22,6 +22,9 @@ from booking_service.models import (
     HistoryAction,
 )
 
+# Values per IN (...) look-up: well inside every driver's limits (seed's look-ups use it too).
+LOOKUP_BATCH = 500
+
 
 class InvariantBroken(AssertionError):
     """A booking rule does not hold in the database.
@@ -224,8 +227,8 @@ async def active_claims(url: str, event_ids: Sequence[int]) -> dict[tuple[int, i
     """{(event id, user id): status} for every live claim (ticket or place in line)."""
     claims: dict[tuple[int, int], str] = {}
     async with connect(url) as engine, engine.connect() as conn:
-        for start in range(0, len(event_ids), 500):
-            batch = list(event_ids[start : start + 500])
+        for start in range(0, len(event_ids), LOOKUP_BATCH):
+            batch = list(event_ids[start : start + LOOKUP_BATCH])
             rows = await conn.execute(
                 select(Booking.event_id, Booking.user_id, Booking.status).where(
                     Booking.event_id.in_(batch), Booking.active == 1

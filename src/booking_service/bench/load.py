@@ -77,7 +77,6 @@ class Shard:
         self.flushed = 0
         self.failure_samples: Counter[str] = Counter()
         self.connections: list[HttpConnection] = []
-        self.finished = False
 
     async def open(self) -> None:
         count = self.spec.connections
@@ -105,8 +104,7 @@ class Shard:
         try:
             await asyncio.gather(*(self._drive(slot) for slot in range(len(self.connections))))
         finally:
-            self.finished = True
-            ticker.cancel()
+            ticker.cancel()  # what stops _tick: it loops until cancelled
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
             for conn in self.connections:
@@ -150,7 +148,7 @@ class Shard:
     async def _tick(self, on_tick: Callable[[], None], start_at: float, every: float) -> None:
         timeout = self.spec.timeout
         next_at = start_at
-        while not self.finished:
+        while True:
             next_at += every  # on the grid from the start, so lines fall on whole seconds
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             now = time.perf_counter()
@@ -174,11 +172,9 @@ async def run_inline(spec: ShardSpec) -> LoadResult:
     result = await shard.run(start_at, on_tick, TICK_SECONDS)
     progress.add(result.records)
     progress.print_rest()
-    records = Records()
-    records.extend(shard.records)
     return LoadResult(
         start_at=start_at,
-        records=records,
+        records=shard.records,  # complete, and nothing adds to it once run() has returned
         outcome=result.outcome,
         cpu_seconds=result.cpu_seconds,
         connections=result.connections,

@@ -15,7 +15,8 @@ import queue
 import time
 import traceback
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from multiprocessing.synchronize import Barrier, Event
 from typing import Any
 
@@ -50,13 +51,8 @@ def run_in_processes(spec: ShardSpec, processes: int) -> LoadResult:
     start_value = context.Value("d", 0.0)
     workers = []
     for index, connections in enumerate(split_connections(spec.connections, processes)):
-        shard_spec = ShardSpec(
-            plan=spec.plan.shard(index, processes),
-            index=index,
-            connections=connections,
-            host=spec.host,
-            port=spec.port,
-            timeout=spec.timeout,
+        shard_spec = replace(
+            spec, plan=spec.plan.shard(index, processes), index=index, connections=connections
         )
         worker = context.Process(
             target=_shard_process,
@@ -164,8 +160,8 @@ async def _run_shard(
 ) -> ShardResult:
     shard = Shard(spec)
     await shard.open()
-    await _wait_in_thread(lambda: ready.wait(START_GATE_SECONDS))
-    await _wait_in_thread(lambda: go.wait(START_GATE_SECONDS))
+    await asyncio.to_thread(ready.wait, START_GATE_SECONDS)
+    await asyncio.to_thread(go.wait, START_GATE_SECONDS)
     start_at = float(start_value.value)
     await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
 
@@ -173,7 +169,3 @@ async def _run_shard(
         messages.put(("chunk", spec.index, shard.take_chunk()))
 
     return await shard.run(start_at, on_tick, FLUSH_SECONDS)
-
-
-def _wait_in_thread(wait: Callable[[], object]) -> Awaitable[object]:
-    return asyncio.to_thread(wait)

@@ -11,7 +11,7 @@ import itertools
 import random
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from booking_service.bench.http import build_request
@@ -107,16 +107,7 @@ class Plan:
 
     def shard(self, index: int, count: int) -> Plan:
         """Every count-th user from `index` on, with the same events (users keep their event)."""
-        return Plan(
-            scenario=self.scenario,
-            host_header=self.host_header,
-            users=self.users[index::count],
-            event_ids=self.event_ids,
-            duration=self.duration,
-            cancel_rate=self.cancel_rate,
-            leave_rate=self.leave_rate,
-            seed=self.seed + index,
-        )
+        return replace(self, users=self.users[index::count], seed=self.seed + index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +138,8 @@ class Workload:
         self.deadline: float | None = None
         self._idle: deque[int] = deque(range(len(plan.users)))
         self._state = [NONE] * len(plan.users)
+        # Built once per user here, so the hot path only picks them (bytes sent as they are).
+        self._book_requests = [self._post("/book", user) for user in range(len(plan.users))]
 
     @property
     def max_connections(self) -> int | None:
@@ -161,7 +154,7 @@ class Workload:
         if not self._idle:
             return None
         user = self._idle.popleft()
-        return Request(BOOK, self._book(user), user)
+        return Request(BOOK, self._book_requests[user], user)
 
     def answered(self, request: Request, status: int, body: bytes) -> int:
         """Learn from an answer; returns the kind to record it under."""
@@ -184,9 +177,6 @@ class Workload:
             self.outcome.beliefs[(plan.event_for(index), user.id)] = self._state[index]
         return self.outcome
 
-    def _book(self, user: int) -> bytes:
-        return self._post("/book", user)
-
     def _post(self, path: str, user: int) -> bytes:
         body = b'{"eventId":%d}' % self.plan.event_for(user)
         return build_request(
@@ -197,6 +187,14 @@ class Workload:
             body=body,
         )
 
+    def _status_request(self, user: int) -> bytes:
+        return build_request(
+            "GET",
+            f"/status/{self.plan.event_for(user)}",
+            host=self.plan.host_header,
+            token=self.plan.users[user].token,
+        )
+
 
 class ChurnWorkload(Workload):
     """Users cycle: book; then, holding a ticket, cancel it (promoting the first in line) or,
@@ -205,7 +203,9 @@ class ChurnWorkload(Workload):
     def __init__(self, plan: Plan) -> None:
         super().__init__(plan)
         self._random = random.Random(plan.seed)  # noqa: S311 - a load mix, not a secret
-        self._status = [self._get_status(user) for user in range(len(plan.users))]
+        users = range(len(plan.users))
+        self._cancel_requests = [self._post("/cancel", user) for user in users]
+        self._status_requests = [self._status_request(user) for user in users]
 
     def next_request(self, now: float) -> Request | None:
         if (self.deadline is not None and now >= self.deadline) or not self._idle:
@@ -214,12 +214,12 @@ class ChurnWorkload(Workload):
         state = self._state[user]
         roll = self._random.random()
         if state == NONE:
-            return Request(BOOK, self._book(user), user)
+            return Request(BOOK, self._book_requests[user], user)
         if (state == CONFIRMED and roll < self.plan.cancel_rate) or (
             state == WAITLISTED and roll < self.plan.leave_rate
         ):
-            return Request(CANCEL, self._post("/cancel", user), user)
-        return Request(STATUS, self._status[user], user)
+            return Request(CANCEL, self._cancel_requests[user], user)
+        return Request(STATUS, self._status_requests[user], user)
 
     def answered(self, request: Request, status: int, body: bytes) -> int:
         kind = super().answered(request, status, body)
@@ -235,14 +235,6 @@ class ChurnWorkload(Workload):
         if request.kind == STATUS:
             self._idle.append(request.user)
 
-    def _get_status(self, user: int) -> bytes:
-        return build_request(
-            "GET",
-            f"/status/{self.plan.event_for(user)}",
-            host=self.plan.host_header,
-            token=self.plan.users[user].token,
-        )
-
 
 class PollWorkload(Workload):
     """`read` and `ceiling`: the same few GETs over and over until the deadline."""
@@ -255,18 +247,7 @@ class PollWorkload(Workload):
         plan = self.plan
         if plan.scenario is Scenario.CEILING:
             return [Request(PING, build_request("GET", "/", host=plan.host_header))]
-        return [
-            Request(
-                STATUS,
-                build_request(
-                    "GET",
-                    f"/status/{plan.event_for(index)}",
-                    host=plan.host_header,
-                    token=user.token,
-                ),
-            )
-            for index, user in enumerate(plan.users)
-        ]
+        return [Request(STATUS, self._status_request(user)) for user in range(len(plan.users))]
 
     @property
     def max_connections(self) -> int | None:

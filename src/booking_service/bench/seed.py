@@ -19,6 +19,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
 
 from booking_service.bench.http import HttpConnection, build_request, open_connection
+from booking_service.bench.invariants import LOOKUP_BATCH
 from booking_service.bench.scenarios import BenchUser, Plan, Scenario
 from booking_service.config import Settings
 from booking_service.db import connect
@@ -29,9 +30,8 @@ from booking_service.security import PasswordHasher, TokenCodec
 BULK_PASSWORD = "password123"  # noqa: S105 - a known test password, by design
 # Events are created through the API, a few at a time.
 EVENT_CONNECTIONS = 8
-# Rows per INSERT batch and names per IN (...) look-up: well inside every driver's limits.
+# Rows per INSERT batch: well inside every driver's limits (look-ups: invariants.LOOKUP_BATCH).
 INSERT_BATCH = 5_000
-LOOKUP_BATCH = 500
 
 
 @cache
