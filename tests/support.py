@@ -35,9 +35,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from booking_service import migrations
-from booking_service.bench.invariants import InvariantReport as InvariantReport
 from booking_service.bench.invariants import check_invariants as check_invariants
-from booking_service.bench.seed import BULK_PASSWORD as BULK_PASSWORD
 from booking_service.bench.seed import create_users as create_users
 from booking_service.config import Settings
 from booking_service.db import Base
