@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import select
 
 from booking_service.models import Booking, BookingStatus, Event, OutboxMessage
-from tests.conftest import make_settings
 from tests.support import (
     TEST_SECRET,
     Database,
@@ -28,6 +27,7 @@ from tests.support import (
     create_mariadb_database,
     create_users,
     eventually,
+    make_settings,
     require_mariadb,
     serve,
 )

@@ -25,7 +25,6 @@ from booking_service.services.idempotency import (
     key_digest,
     request_digest,
 )
-from tests.conftest import make_settings
 from tests.support import (
     Database,
     TokenFactory,
@@ -33,6 +32,7 @@ from tests.support import (
     create_users,
     eventually,
     http_client,
+    make_settings,
     started_app,
 )
 

@@ -34,7 +34,6 @@ from booking_service.services.webhooks import (
     purge_outbox,
     sign,
 )
-from tests.conftest import make_settings
 from tests.support import (
     Database,
     TokenFactory,
@@ -44,6 +43,7 @@ from tests.support import (
     eventually,
     free_port,
     http_client,
+    make_settings,
     started_app,
 )
 
