@@ -29,6 +29,7 @@ from tests.support import (
     Database,
     TokenFactory,
     connect,
+    create_event,
     create_users,
     eventually,
     http_client,
@@ -49,15 +50,6 @@ async def count(url: str, table: Any) -> int:
         return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
 
 
-async def new_event(client: httpx.AsyncClient, headers: dict[str, str], tickets: int) -> int:
-    response = await client.post(
-        "/initialize", json={"name": "Gig", "tickets": tickets}, headers=headers
-    )
-    assert response.status_code == 201, response.text
-    event_id: int = response.json()["eventId"]
-    return event_id
-
-
 @pytest.fixture
 async def users(client: httpx.AsyncClient, database: Database) -> list[int]:
     # Depends on `client`, which wipes the tables after the test.
@@ -68,7 +60,7 @@ async def test_a_retried_booking_books_once_and_gets_the_first_answer(
     client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
 ) -> None:
     owner, alice, bob = (tokens.headers(u) for u in users[:3])
-    event_id = await new_event(client, owner, tickets=1)
+    event_id = await create_event(client, owner, tickets=1)
 
     first = await client.post("/book", json={"eventId": event_id}, headers=keyed(alice))
     again = await client.post("/book", json={"eventId": event_id}, headers=keyed(alice))
@@ -120,7 +112,7 @@ async def test_a_refusal_is_stored_and_replayed_even_once_the_request_could_succ
     client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
 ) -> None:
     owner, alice = tokens.headers(users[0]), tokens.headers(users[1])
-    event_id = await new_event(client, owner, tickets=5)
+    event_id = await create_event(client, owner, tickets=5)
     await client.post("/book", json={"eventId": event_id}, headers=alice)
 
     refused = await client.post("/book", json={"eventId": event_id}, headers=keyed(alice))
@@ -147,7 +139,7 @@ async def test_one_key_for_another_request_is_422(
     client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
 ) -> None:
     owner, alice = tokens.headers(users[0]), tokens.headers(users[1])
-    first, second = await new_event(client, owner, 5), await new_event(client, owner, 5)
+    first, second = await create_event(client, owner, 5), await create_event(client, owner, 5)
     assert (
         await client.post("/book", json={"eventId": first}, headers=keyed(alice))
     ).status_code == 201
@@ -176,7 +168,7 @@ async def test_keys_belong_to_their_user(
     client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
 ) -> None:
     owner = tokens.headers(users[0])
-    event_id = await new_event(client, owner, tickets=5)
+    event_id = await create_event(client, owner, tickets=5)
     answers = [
         await client.post("/book", json={"eventId": event_id}, headers=keyed(tokens.headers(u)))
         for u in users[1:]
@@ -246,7 +238,7 @@ async def test_a_request_still_running_is_409_and_a_dead_one_is_taken_over(
     users: list[int],
 ) -> None:
     owner, alice = tokens.headers(users[0]), tokens.headers(users[1])
-    event_id = await new_event(client, owner, tickets=5)
+    event_id = await create_event(client, owner, tickets=5)
     # Another request holds the key and has not answered yet.
     await _claim(app, users[1], "book_ticket", {"event_id": event_id})
     busy = await client.post("/book", json={"eventId": event_id}, headers=keyed(alice))
@@ -275,7 +267,7 @@ async def test_a_request_that_lost_its_key_undoes_its_effect(
     users: list[int],
 ) -> None:
     owner = tokens.headers(users[0])
-    event_id = await new_event(client, owner, tickets=5)
+    event_id = await create_event(client, owner, tickets=5)
     body = {"event_id": event_id}
     slow = await _claim(app, users[1], "book_ticket", body, lease=0)
     # Its lease ran out while it ran; a retry took the key over.
@@ -340,7 +332,7 @@ async def test_an_expired_key_is_forgotten_and_purged(
     users: list[int],
 ) -> None:
     owner, alice = tokens.headers(users[0]), tokens.headers(users[1])
-    first, second = await new_event(client, owner, 5), await new_event(client, owner, 5)
+    first, second = await create_event(client, owner, 5), await create_event(client, owner, 5)
     # A key used a day ago for event `first`, whose time is up.
     await _claim(app, users[1], "book_ticket", {"event_id": first}, ttl=0)
     reused = await client.post("/book", json={"eventId": second}, headers=keyed(alice))
@@ -377,7 +369,7 @@ async def test_twenty_at_once_with_one_key_take_effect_once(
     operation: str,
 ) -> None:
     owner, alice, bob = (tokens.headers(u) for u in users[:3])
-    event_id = await new_event(client, owner, tickets=1)
+    event_id = await create_event(client, owner, tickets=1)
     if operation == "cancel":
         await client.post("/book", json={"eventId": event_id}, headers=alice)
         await client.post("/book", json={"eventId": event_id}, headers=bob)
@@ -429,7 +421,7 @@ async def test_requests_without_a_key_never_touch_the_keys(
     engine = app.state.engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
     try:
-        event_id = await new_event(client, owner, tickets=1)
+        event_id = await create_event(client, owner, tickets=1)
         await client.post("/book", json={"eventId": event_id}, headers=alice)
         await client.post("/cancel", json={"eventId": event_id}, headers=alice)
     finally:
