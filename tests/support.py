@@ -77,6 +77,8 @@ OPERATIONS_ROUTES = {"health", "ready", "metrics"}
 BOOKING_SERVICE = str(Path(sys.executable).with_name("booking-service"))
 DEFAULT_MARIADB_SERVER = "mysql+asyncmy://root@127.0.0.1:3306/"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# The header on an answer replayed for a retried Idempotency-Key.
+REPLAYED = "idempotent-replayed"
 
 
 @dataclass(frozen=True)
@@ -328,6 +330,19 @@ async def my_bookings(client: httpx.AsyncClient, headers: dict[str, str]) -> lis
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
+
+
+def assert_one_answer(answers: Sequence[httpx.Response]) -> httpx.Response:
+    """For one request sent many times at once with one Idempotency-Key: assert that every
+    success is the same answer, exactly one of them the first (not replayed), and that every
+    refusal is idempotency_key_in_use; returns that answer."""
+    succeeded = [r for r in answers if r.is_success]
+    assert succeeded, [r.text for r in answers]
+    assert len({(r.status_code, r.content) for r in succeeded}) == 1, "every 2xx is the same"
+    assert sum(REPLAYED not in r.headers for r in succeeded) == 1, "one first answer"
+    refused = Counter(r.json()["code"] for r in answers if not r.is_success)
+    assert set(refused) <= {"idempotency_key_in_use"}, refused
+    return succeeded[0]
 
 
 # Snapshots: proving that a refused request changed nothing.

@@ -22,6 +22,7 @@ from tests.support import (
     ServerProcess,
     TokenFactory,
     WebhookReceiver,
+    assert_one_answer,
     check_invariants,
     connect,
     create_mariadb_database,
@@ -35,7 +36,6 @@ from tests.support import (
 pytestmark = [pytest.mark.slow, pytest.mark.mariadb]
 
 WEBHOOK_SECRET = "server-webhook-secret-" + "s" * 32
-REPLAYED = "idempotent-replayed"
 
 
 @dataclass
@@ -76,16 +76,6 @@ async def _rush(
     return await asyncio.gather(*(http.post(path, json=body, headers=headers) for _ in range(20)))
 
 
-def _one_answer(answers: list[httpx.Response]) -> httpx.Response:
-    succeeded = [r for r in answers if r.is_success]
-    assert succeeded, [r.text for r in answers]
-    assert len({(r.status_code, r.content) for r in succeeded}) == 1, "every 2xx is the same"
-    assert sum(REPLAYED not in r.headers for r in succeeded) == 1
-    refused = Counter(r.json()["code"] for r in answers if not r.is_success)
-    assert set(refused) <= {"idempotency_key_in_use"}, refused
-    return succeeded[0]
-
-
 async def test_twenty_at_once_with_one_key_take_effect_once_across_workers(
     deployment: Deployment,
 ) -> None:
@@ -93,7 +83,7 @@ async def test_twenty_at_once_with_one_key_take_effect_once_across_workers(
     owner, alice, bob = await create_users(url, 3, prefix="rush")
     headers = {uid: deployment.tokens.headers(uid) for uid in (owner, alice, bob)}
     async with httpx.AsyncClient(base_url=deployment.server.base_url, timeout=30) as http:
-        created = _one_answer(
+        created = assert_one_answer(
             await _rush(
                 http,
                 "/initialize",
@@ -102,7 +92,7 @@ async def test_twenty_at_once_with_one_key_take_effect_once_across_workers(
             )
         )
         event_id = created.json()["eventId"]
-        booked = _one_answer(
+        booked = assert_one_answer(
             await _rush(
                 http, "/book", {"eventId": event_id}, {**headers[alice], "Idempotency-Key": "b-1"}
             )
@@ -110,7 +100,7 @@ async def test_twenty_at_once_with_one_key_take_effect_once_across_workers(
         assert booked.status_code == 201
         waiting = await http.post("/book", json={"eventId": event_id}, headers=headers[bob])
         assert waiting.status_code == 202
-        cancelled = _one_answer(
+        cancelled = assert_one_answer(
             await _rush(
                 http, "/cancel", {"eventId": event_id}, {**headers[alice], "Idempotency-Key": "c-1"}
             )
