@@ -325,6 +325,15 @@ async def event_status(
     return body
 
 
+def status_counts(status: dict[str, Any]) -> tuple[int, int, int]:
+    """(available, booked, waiting) from a /status answer."""
+    return (
+        status["available_tickets"],
+        status["total_ticket_booked"],
+        status["waiting_list_count"],
+    )
+
+
 async def my_bookings(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
     response = await client.get("/me/bookings", headers=headers)
     assert response.status_code == 200, response.text
