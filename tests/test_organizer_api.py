@@ -12,21 +12,19 @@ import pytest
 from tests.support import (
     Database,
     TokenFactory,
+    book,
+    cancel,
     check_invariants,
     create_event,
     create_users,
+    event_status,
+    my_bookings,
     register_and_login,
 )
 
 
-async def _book(client: httpx.AsyncClient, event_id: int, headers: dict[str, str]) -> int:
-    response = await client.post("/book", json={"eventId": event_id}, headers=headers)
-    return response.status_code
-
-
 async def _statuses(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
-    items = (await client.get("/me/bookings", headers=headers)).json()["items"]
-    return [item["status"] for item in items]
+    return [item["status"] for item in await my_bookings(client, headers)]
 
 
 async def _event(client: httpx.AsyncClient, event_id: int, headers: dict[str, str]) -> Any:
@@ -73,7 +71,8 @@ async def test_more_tickets_go_to_the_line_in_line_order(
 ) -> None:
     event_id = await create_event(client, people["owner"], tickets=1)
     line = ("alice", "bob", "carol", "dave")
-    assert [await _book(client, event_id, people[name]) for name in line] == [201, 202, 202, 202]
+    answers = [(await book(client, people[name], event_id)).status_code for name in line]
+    assert answers == [201, 202, 202, 202]
 
     grown = await client.patch(f"/events/{event_id}", json={"tickets": 3}, headers=people["owner"])
     assert grown.status_code == 200, grown.text
@@ -85,7 +84,7 @@ async def test_more_tickets_go_to_the_line_in_line_order(
     assert await _statuses(client, people["dave"]) == ["waitlisted"]
 
     # With nobody left in line, more tickets are simply free.
-    await client.post("/cancel", json={"eventId": event_id}, headers=people["dave"])
+    await cancel(client, people["dave"], event_id)
     grown = await client.patch(f"/events/{event_id}", json={"tickets": 5}, headers=people["owner"])
     assert grown.json()["available_tickets"] == 2
     await check_invariants(database.url, [event_id])
@@ -96,7 +95,7 @@ async def test_more_tickets_in_offer_mode_make_offers(
 ) -> None:
     event_id = await create_event(client, people["owner"], tickets=1, waitlist_mode="offer")
     for name in ("alice", "bob", "carol"):
-        await _book(client, event_id, people[name])
+        await book(client, people[name], event_id)
     grown = await client.patch(f"/events/{event_id}", json={"tickets": 2}, headers=people["owner"])
     assert grown.json()["offered_tickets"] == 1
     assert await _statuses(client, people["bob"]) == ["offered"]
@@ -119,8 +118,8 @@ async def test_fewer_tickets_never_below_those_confirmed_or_offered(
     owner = people["owner"]
     event_id = await create_event(client, owner, tickets=2, waitlist_mode="offer")
     for name in ("alice", "bob", "carol"):
-        await _book(client, event_id, people[name])
-    await client.post("/cancel", json={"eventId": event_id}, headers=people["alice"])  # -> Carol
+        await book(client, people[name], event_id)
+    await cancel(client, people["alice"], event_id)  # -> Carol
     grown = await client.patch(f"/events/{event_id}", json={"tickets": 5}, headers=owner)
     assert grown.json()["available_tickets"] == 3  # Bob confirmed, Carol offered
 
@@ -152,28 +151,30 @@ async def test_a_closed_event_takes_no_newcomers_but_its_claims_carry_on(
 ) -> None:
     owner = people["owner"]
     event_id = await create_event(client, owner, tickets=1)
-    assert await _book(client, event_id, people["alice"]) == 201
-    assert await _book(client, event_id, people["bob"]) == 202
+    assert (await book(client, people["alice"], event_id)).status_code == 201
+    assert (await book(client, people["bob"], event_id)).status_code == 202
 
     closed = await client.post(f"/events/{event_id}/close", headers=owner)
     assert closed.status_code == 200, closed.text
     assert closed.json()["state"] == "closed"
-    refused = await client.post("/book", json={"eventId": event_id}, headers=people["carol"])
+    refused = await book(client, people["carol"], event_id)
     assert (refused.status_code, refused.json()["code"]) == (409, "event_closed")
     # A rush on a closed event (the grouped path) is refused just the same.
     rush = await create_users(database.url, 20, prefix="rush")
-    answers = [await _book(client, event_id, tokens.headers(user)) for user in rush[:2]]
+    answers = [
+        (await book(client, tokens.headers(user), event_id)).status_code for user in rush[:2]
+    ]
     answers += await _book_all(client, tokens, rush[2:], event_id)
     assert set(answers) == {409}
 
     # Alice gives her ticket back: Bob, already in line, still gets it.
-    cancelled = await client.post("/cancel", json={"eventId": event_id}, headers=people["alice"])
+    cancelled = await cancel(client, people["alice"], event_id)
     assert cancelled.json()["outcome"] == "reassigned"
-    cancelled = await client.post("/cancel", json={"eventId": event_id}, headers=people["bob"])
+    cancelled = await cancel(client, people["bob"], event_id)
     assert cancelled.json()["outcome"] == "released"
-    status = (await client.get(f"/status/{event_id}", headers=owner)).json()
+    status = await event_status(client, owner, event_id)
     assert (status["available_tickets"], status["state"]) == (1, "closed")
-    assert await _book(client, event_id, people["carol"]) == 409  # free, but closed
+    assert (await book(client, people["carol"], event_id)).status_code == 409  # free, but closed
 
     again = await client.post(f"/events/{event_id}/close", headers=owner)
     assert again.status_code == 200
@@ -184,10 +185,7 @@ async def _book_all(
     client: httpx.AsyncClient, tokens: TokenFactory, users: list[int], event_id: int
 ) -> list[int]:
     responses = await asyncio.gather(
-        *(
-            client.post("/book", json={"eventId": event_id}, headers=tokens.headers(user))
-            for user in users
-        )
+        *(book(client, tokens.headers(user), event_id) for user in users)
     )
     return [response.status_code for response in responses]
 
@@ -198,8 +196,8 @@ async def test_cancelling_an_event_releases_everything_on_record(
     owner = people["owner"]
     event_id = await create_event(client, owner, tickets=2, waitlist_mode="offer")
     for name in ("alice", "bob", "carol", "dave"):
-        await _book(client, event_id, people[name])
-    await client.post("/cancel", json={"eventId": event_id}, headers=people["alice"])
+        await book(client, people[name], event_id)
+    await cancel(client, people["alice"], event_id)
     # Now: Bob confirmed, Carol offered, Dave in line.
     cancelled = await client.post(f"/events/{event_id}/cancel", headers=owner)
     assert cancelled.status_code == 200, cancelled.text
@@ -227,12 +225,12 @@ async def test_cancelling_an_event_releases_everything_on_record(
     )
     assert event["offered_tickets"] == 0
 
-    refused = await client.post("/book", json={"eventId": event_id}, headers=people["erin"])
+    refused = await book(client, people["erin"], event_id)
     assert (refused.status_code, refused.json()["code"]) == (409, "event_cancelled")
     for method, path, body in OWNER_ONLY[:2]:
         response = await client.request(method, path.format(id=event_id), json=body, headers=owner)
         assert (response.status_code, response.json()["code"]) == (409, "event_cancelled")
-    nothing = await client.post("/cancel", json={"eventId": event_id}, headers=people["bob"])
+    nothing = await cancel(client, people["bob"], event_id)
     assert nothing.status_code == 404
     withdrawn = await client.post(
         "/offers/accept", json={"eventId": event_id}, headers=people["carol"]
@@ -249,8 +247,8 @@ async def test_the_owner_sees_tickets_offers_and_the_line_page_by_page(
     owner = people["owner"]
     event_id = await create_event(client, owner, tickets=2, waitlist_mode="offer")
     for name in ("alice", "bob", "carol", "dave", "erin"):
-        await _book(client, event_id, people[name])
-    await client.post("/cancel", json={"eventId": event_id}, headers=people["alice"])
+        await book(client, people[name], event_id)
+    await cancel(client, people["alice"], event_id)
     # Now: Bob confirmed, Carol offered, Dave then Erin in line.
 
     page = (await client.get(f"/events/{event_id}/bookings", headers=owner)).json()
