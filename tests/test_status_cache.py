@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
+import pytest
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import update
 
@@ -20,9 +22,19 @@ from tests.support import (
     http_client,
     make_settings,
     started_app,
+    wipe_tables,
 )
 
 
+@pytest.fixture
+async def wipe_tables_after(database: Database) -> AsyncIterator[None]:
+    """These tests write through apps of their own, not through the `client` fixture that
+    empties the tables after each test: this does it for them."""
+    yield
+    await wipe_tables(database.url)
+
+
+@pytest.mark.usefixtures("wipe_tables_after")
 async def test_polls_share_reads_and_lag_at_most_the_configured_age(database: Database) -> None:
     settings = make_settings(database.url, status_cache_seconds=0.5)
     tokens = TokenFactory(settings)
@@ -66,6 +78,7 @@ async def test_polls_share_reads_and_lag_at_most_the_configured_age(database: Da
             sqlalchemy_event.remove(app.state.engine.sync_engine, "before_cursor_execute", count)
 
 
+@pytest.mark.usefixtures("wipe_tables_after")
 async def test_an_unknown_event_is_never_cached(database: Database) -> None:
     settings = make_settings(database.url, status_cache_seconds=60)
     tokens = TokenFactory(settings)
