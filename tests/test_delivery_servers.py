@@ -23,8 +23,11 @@ from tests.support import (
     TokenFactory,
     WebhookReceiver,
     assert_one_answer,
+    book,
+    cancel,
     check_invariants,
     connect,
+    create_event,
     create_mariadb_database,
     create_users,
     eventually,
@@ -98,7 +101,7 @@ async def test_twenty_at_once_with_one_key_take_effect_once_across_workers(
             )
         )
         assert booked.status_code == 201
-        waiting = await http.post("/book", json={"eventId": event_id}, headers=headers[bob])
+        waiting = await book(http, headers[bob], event_id)
         assert waiting.status_code == 202
         cancelled = assert_one_answer(
             await _rush(
@@ -126,18 +129,13 @@ async def test_each_promotion_is_delivered_once_by_one_of_the_workers(
     holders, waiters = people[:10], people[10:20]
     auth = deployment.tokens.headers
     async with httpx.AsyncClient(base_url=deployment.server.base_url, timeout=30) as http:
-        event_ids = []
-        for _ in range(10):
-            created = await http.post(
-                "/initialize", json={"name": "Hooked", "tickets": 1}, headers=auth(owner)
-            )
-            event_ids.append(created.json()["eventId"])
+        event_ids = [await create_event(http, auth(owner), 1, name="Hooked") for _ in range(10)]
         for event_id, holder, waiter in zip(event_ids, holders, waiters, strict=True):
-            await http.post("/book", json={"eventId": event_id}, headers=auth(holder))
-            await http.post("/book", json={"eventId": event_id}, headers=auth(waiter))
+            await book(http, auth(holder), event_id)
+            await book(http, auth(waiter), event_id)
         cancels = await asyncio.gather(
             *(
-                http.post("/cancel", json={"eventId": event_id}, headers=auth(holder))
+                cancel(http, auth(holder), event_id)
                 for event_id, holder in zip(event_ids, holders, strict=True)
             )
         )
