@@ -38,12 +38,16 @@ from tests.support import (
     Database,
     TokenFactory,
     WebhookReceiver,
+    book,
+    cancel,
     connect,
+    create_event,
     create_users,
     eventually,
     free_port,
     http_client,
     make_settings,
+    my_bookings,
     started_app,
 )
 
@@ -93,12 +97,11 @@ async def promote_someone(http: httpx.AsyncClient, tokens: TokenFactory, users: 
     """Event with one ticket: users[1] holds it, users[2] waits, users[1] cancels. Returns the
     promoted booking's id."""
     owner, holder, waiter = (tokens.headers(u) for u in users[:3])
-    created = await http.post("/initialize", json={"name": "Gig", "tickets": 1}, headers=owner)
-    event_id = created.json()["eventId"]
-    assert (await http.post("/book", json={"eventId": event_id}, headers=holder)).status_code == 201
-    waiting = await http.post("/book", json={"eventId": event_id}, headers=waiter)
+    event_id = await create_event(http, owner, 1)
+    assert (await book(http, holder, event_id)).status_code == 201
+    waiting = await book(http, waiter, event_id)
     assert waiting.status_code == 202
-    cancelled = await http.post("/cancel", json={"eventId": event_id}, headers=holder)
+    cancelled = await cancel(http, holder, event_id)
     assert cancelled.json()["outcome"] == "reassigned"
     booking_id: int = waiting.json()["bookingId"]
     return booking_id
@@ -108,12 +111,12 @@ async def test_a_promotion_writes_one_message_and_nothing_else_does(
     client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
 ) -> None:
     booking_id = await promote_someone(client, tokens, users)
-    promoted = (await client.get("/me/bookings", headers=tokens.headers(users[2]))).json()
+    promoted = await my_bookings(client, tokens.headers(users[2]))
     # Leaving the line, and a cancel with nobody waiting, announce nothing.
-    event_id = promoted["items"][0]["eventId"]
-    await client.post("/book", json={"eventId": event_id}, headers=tokens.headers(users[3]))
-    await client.post("/cancel", json={"eventId": event_id}, headers=tokens.headers(users[3]))
-    await client.post("/cancel", json={"eventId": event_id}, headers=tokens.headers(users[2]))
+    event_id = promoted[0]["eventId"]
+    await book(client, tokens.headers(users[3]), event_id)
+    await cancel(client, tokens.headers(users[3]), event_id)
+    await cancel(client, tokens.headers(users[2]), event_id)
 
     [message] = await messages(database.url)
     assert message.kind == "booking.promoted"
@@ -128,7 +131,7 @@ async def test_a_promotion_writes_one_message_and_nothing_else_does(
         "promoted_at": body["data"]["promoted_at"],
     }
     promoted_at = datetime.fromisoformat(body["data"]["promoted_at"])
-    assert promoted_at == datetime.fromisoformat(promoted["items"][0]["promoted_at"])
+    assert promoted_at == datetime.fromisoformat(promoted[0]["promoted_at"])
     assert body["created_at"].endswith("Z")
 
 
@@ -136,15 +139,10 @@ async def test_an_offer_writes_a_message_with_its_deadline(
     client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
 ) -> None:
     owner, holder, waiter = (tokens.headers(u) for u in users[:3])
-    created = await client.post(
-        "/initialize",
-        json={"name": "Gig", "tickets": 1, "waitlist_mode": "offer", "offer_seconds": 600},
-        headers=owner,
-    )
-    event_id = created.json()["eventId"]
-    await client.post("/book", json={"eventId": event_id}, headers=holder)
-    waiting = await client.post("/book", json={"eventId": event_id}, headers=waiter)
-    cancelled = await client.post("/cancel", json={"eventId": event_id}, headers=holder)
+    event_id = await create_event(client, owner, 1, waitlist_mode="offer", offer_seconds=600)
+    await book(client, holder, event_id)
+    waiting = await book(client, waiter, event_id)
+    cancelled = await cancel(client, holder, event_id)
     assert cancelled.json()["outcome"] == "offered"
 
     [message] = await messages(database.url)
@@ -158,7 +156,7 @@ async def test_an_offer_writes_a_message_with_its_deadline(
     offered_at = datetime.fromisoformat(data["offered_at"])
     expires_at = datetime.fromisoformat(data["expires_at"])
     assert (expires_at - offered_at).total_seconds() == 600
-    mine = (await client.get("/me/bookings", headers=waiter)).json()["items"][0]
+    mine = (await my_bookings(client, waiter))[0]
     assert datetime.fromisoformat(mine["offer_expires_at"]) == expires_at
 
 
@@ -170,10 +168,9 @@ async def test_a_promotion_rolled_back_leaves_no_message(
     users: list[int],
 ) -> None:
     owner, holder, waiter = (tokens.headers(u) for u in users[:3])
-    created = await client.post("/initialize", json={"name": "Gig", "tickets": 1}, headers=owner)
-    event_id = created.json()["eventId"]
-    await client.post("/book", json={"eventId": event_id}, headers=holder)
-    await client.post("/book", json={"eventId": event_id}, headers=waiter)
+    event_id = await create_event(client, owner, 1)
+    await book(client, holder, event_id)
+    await book(client, waiter, event_id)
     async with app.state.session_factory() as session:
         keys = IdempotencyService(session, ttl_seconds=60, lease_seconds=0, lock_retries=0)
         claimed = await keys.claim(user_id=users[1], key_digest="a" * 64, request_digest="r" * 64)
@@ -186,7 +183,7 @@ async def test_a_promotion_rolled_back_leaves_no_message(
         with pytest.raises(IdempotencyKeyInUse):
             await service.cancel(user_id=users[1], event_id=event_id, then=lost)
     assert await messages(database.url) == []
-    waiting = (await client.get("/me/bookings", headers=waiter)).json()["items"]
+    waiting = await my_bookings(client, waiter)
     assert waiting[0]["status"] == "waitlisted"
 
 
