@@ -325,6 +325,24 @@ async def event_status(
     return body
 
 
+async def fill_event(
+    client: httpx.AsyncClient,
+    owner_headers: dict[str, str],
+    booker_headers: Sequence[dict[str, str]],
+    tickets: int,
+    name: str = "Concert",
+    **fields: Any,
+) -> int:
+    """Create an event (see create_event) and book it for each of `booker_headers`, one by one
+    in that order: asserts that the first `tickets` get a ticket (201) and the others a place
+    in line (202), in that order."""
+    event_id = await create_event(client, owner_headers, tickets, name, **fields)
+    for number, headers in enumerate(booker_headers):
+        response = await book(client, headers, event_id)
+        assert response.status_code == (201 if number < tickets else 202), response.text
+    return event_id
+
+
 def status_counts(status: dict[str, Any]) -> tuple[int, int, int]:
     """(available, booked, waiting) from a /status answer."""
     return (

@@ -24,6 +24,7 @@ from tests.support import (
     connect,
     create_event,
     create_users,
+    fill_event,
     my_bookings,
 )
 
@@ -233,9 +234,8 @@ async def _sold_out_with_line(
     client: httpx.AsyncClient, tokens: TokenFactory, users: list[int], tickets: int
 ) -> tuple[int, list[int], list[int]]:
     """An event whose `tickets` went to the first users, the rest in line in list order."""
-    event_id = await create_event(client, tokens.headers(users[0]), tickets=tickets)
-    for user in users:  # one by one: the line order is the list order
-        await book(client, tokens.headers(user), event_id)
+    headers = [tokens.headers(user) for user in users]
+    event_id = await fill_event(client, headers[0], headers, tickets)
     return event_id, users[:tickets], users[tickets:]
 
 

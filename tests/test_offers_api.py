@@ -19,6 +19,7 @@ from tests.support import (
     create_event,
     event_status,
     eventually,
+    fill_event,
     http_client,
     my_bookings,
     register_and_login,
@@ -54,10 +55,8 @@ async def _sold_out_with_line(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], **fields: Any
 ) -> int:
     """One ticket, held by Alice; Bob then Carol in line."""
-    event_id = await create_event(client, people["owner"], tickets=1, **fields)
-    for name, code in (("alice", 201), ("bob", 202), ("carol", 202)):
-        assert (await book(client, people[name], event_id)).status_code == code
-    return event_id
+    bookers = [people[name] for name in ("alice", "bob", "carol")]
+    return await fill_event(client, people["owner"], bookers, 1, **fields)
 
 
 async def test_instant_is_the_default_and_the_mode_is_chosen_at_creation(
