@@ -356,11 +356,10 @@ async def test_grouped_cancels_in_offer_mode_offer_to_the_head_of_the_line(
 ) -> None:
     users = await create_users(database.url, 31)
     owner, holders, line = users[0], users[1:11], users[11:]
-    event_id = await create_event(
-        client, tokens.headers(owner), 10, waitlist_mode="offer", offer_seconds=600
+    bookers = [tokens.headers(user) for user in holders + line]
+    event_id = await fill_event(
+        client, tokens.headers(owner), bookers, 10, waitlist_mode="offer", offer_seconds=600
     )
-    for user in holders + line:
-        await book(client, tokens.headers(user), event_id)
 
     responses = await _cancel_all(client, tokens, holders[:6], event_id)
 

@@ -24,6 +24,7 @@ from tests.support import (
     check_invariants,
     create_event,
     event_status,
+    fill_event,
     my_bookings,
     status_counts,
 )
@@ -161,9 +162,7 @@ async def test_cancelling_hands_the_ticket_to_the_first_in_line(
     client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
     a, b, c, d, e = users[:5]
-    event_id = await create_event(client, a.headers, tickets=2)
-    for user in (a, b, c, d, e):
-        assert (await book(client, user.headers, event_id)).is_success
+    event_id = await fill_event(client, a.headers, [u.headers for u in (a, b, c, d, e)], 2)
 
     answer = await cancel(client, b.headers, event_id)
     assert answer.status_code == 200, answer.text
@@ -194,9 +193,7 @@ async def test_leaving_the_line_moves_everyone_behind_up(
     client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
     a, b, c, d, e = users[:5]
-    event_id = await create_event(client, a.headers, tickets=1)
-    for user in (a, b, c, d, e):
-        assert (await book(client, user.headers, event_id)).is_success
+    event_id = await fill_event(client, a.headers, [u.headers for u in (a, b, c, d, e)], 1)
 
     answer = await cancel(client, c.headers, event_id)
     assert answer.status_code == 200, answer.text
@@ -228,9 +225,8 @@ async def test_nothing_to_cancel_is_404_and_changes_nothing(
     client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
     holder, waiter, stranger, quitter, leaver = users[:5]
-    event_id = await create_event(client, holder.headers, tickets=2)
-    for user in (holder, quitter, waiter, leaver):
-        assert (await book(client, user.headers, event_id)).is_success
+    bookers = [u.headers for u in (holder, quitter, waiter, leaver)]
+    event_id = await fill_event(client, holder.headers, bookers, 2)
     assert (await cancel(client, quitter.headers, event_id)).json()["outcome"] == "reassigned"
     assert (await cancel(client, leaver.headers, event_id)).json()["outcome"] == (
         "left_waiting_list"
@@ -348,9 +344,8 @@ async def test_cancelled_left_and_promoted_claims_stay_on_record(
     client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
     holder, first, second, third = users[:4]
-    event_id = await create_event(client, holder.headers, tickets=1)
-    for user in (holder, first, second, third):
-        assert (await book(client, user.headers, event_id)).is_success
+    bookers = [u.headers for u in (holder, first, second, third)]
+    event_id = await fill_event(client, holder.headers, bookers, 1)
     assert (await cancel(client, second.headers, event_id)).status_code == 200  # leaves
     assert (await cancel(client, holder.headers, event_id)).status_code == 200  # to `first`
     assert (await cancel(client, first.headers, event_id)).status_code == 200  # to `third`

@@ -14,6 +14,7 @@ from tests.support import (
     cancel,
     check_invariants,
     create_event,
+    fill_event,
     register_and_login,
 )
 
@@ -79,9 +80,7 @@ async def test_the_owner_reads_the_whole_event_in_order(
     owner = await register_and_login(client, "owner")
     alice = await register_and_login(client, "alice")
     bob = await register_and_login(client, "bob")
-    event_id = await create_event(client, owner, tickets=1, waitlist_mode="offer")
-    await book(client, alice, event_id)
-    await book(client, bob, event_id)
+    event_id = await fill_event(client, owner, [alice, bob], 1, waitlist_mode="offer")
     await cancel(client, alice, event_id)
     await _post(client, "/offers/accept", event_id, bob)
 
@@ -111,9 +110,7 @@ async def test_closing_an_account_records_what_it_gave_back(
     owner = await register_and_login(client, "owner")
     alice = await register_and_login(client, "alice")
     bob = await register_and_login(client, "bob")
-    event_id = await create_event(client, owner, tickets=1)
-    await book(client, alice, event_id)
-    await book(client, bob, event_id)
+    event_id = await fill_event(client, owner, [alice, bob], 1)
     closed = await client.request("DELETE", "/me", json={"password": "secret-pw-1"}, headers=alice)
     assert closed.status_code == 204
     page = await _history(client, f"/events/{event_id}/history", owner)

@@ -15,14 +15,13 @@ from tests.support import (
     Database,
     OfferAnswer,
     TokenFactory,
-    book,
     cancel,
     check_invariants,
     check_offer_answers,
-    create_event,
     create_users,
     event_status,
     eventually,
+    fill_event,
     my_bookings,
 )
 
@@ -35,11 +34,10 @@ async def test_answers_racing_the_deadline_and_the_sweeps(
     rng = random.Random(20261201)
     users = await create_users(database.url, OFFERS + 10)
     owner, holder, line = users[0], users[1], users[2:]
-    event_id = await create_event(
-        client, tokens.headers(owner), 1, name="Race", waitlist_mode="offer", offer_seconds=1
+    bookers = [tokens.headers(user) for user in [holder, *line]]
+    event_id = await fill_event(
+        client, tokens.headers(owner), bookers, 1, waitlist_mode="offer", offer_seconds=1
     )
-    for user in [holder, *line]:
-        await book(client, tokens.headers(user), event_id)
     grown = await client.patch(
         f"/events/{event_id}", json={"tickets": 1 + OFFERS}, headers=tokens.headers(owner)
     )

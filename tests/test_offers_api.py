@@ -217,9 +217,8 @@ async def test_sweeps_racing_each_other_expire_each_offer_once(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database, app: FastAPI
 ) -> None:
     owner = people["owner"]
-    event_id = await create_event(client, owner, tickets=2, waitlist_mode="offer", offer_seconds=1)
-    for name in ("alice", "bob", "carol", "dave"):
-        await book(client, people[name], event_id)
+    bookers = [people[name] for name in ("alice", "bob", "carol", "dave")]
+    event_id = await fill_event(client, owner, bookers, 2, waitlist_mode="offer", offer_seconds=1)
     await cancel(client, people["alice"], event_id)
     await cancel(client, people["bob"], event_id)
     [carols] = await my_bookings(client, people["carol"])

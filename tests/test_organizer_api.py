@@ -18,6 +18,7 @@ from tests.support import (
     create_event,
     create_users,
     event_status,
+    fill_event,
     my_bookings,
     register_and_login,
 )
@@ -69,10 +70,8 @@ async def test_only_the_owner_may_change_or_look(
 async def test_more_tickets_go_to_the_line_in_line_order(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database
 ) -> None:
-    event_id = await create_event(client, people["owner"], tickets=1)
-    line = ("alice", "bob", "carol", "dave")
-    answers = [(await book(client, people[name], event_id)).status_code for name in line]
-    assert answers == [201, 202, 202, 202]
+    bookers = [people[name] for name in ("alice", "bob", "carol", "dave")]
+    event_id = await fill_event(client, people["owner"], bookers, 1)  # 201, 202, 202, 202
 
     grown = await client.patch(f"/events/{event_id}", json={"tickets": 3}, headers=people["owner"])
     assert grown.status_code == 200, grown.text
@@ -93,9 +92,8 @@ async def test_more_tickets_go_to_the_line_in_line_order(
 async def test_more_tickets_in_offer_mode_make_offers(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database
 ) -> None:
-    event_id = await create_event(client, people["owner"], tickets=1, waitlist_mode="offer")
-    for name in ("alice", "bob", "carol"):
-        await book(client, people[name], event_id)
+    bookers = [people[name] for name in ("alice", "bob", "carol")]
+    event_id = await fill_event(client, people["owner"], bookers, 1, waitlist_mode="offer")
     grown = await client.patch(f"/events/{event_id}", json={"tickets": 2}, headers=people["owner"])
     assert grown.json()["offered_tickets"] == 1
     assert await _statuses(client, people["bob"]) == ["offered"]
@@ -116,9 +114,8 @@ async def test_fewer_tickets_never_below_those_confirmed_or_offered(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database
 ) -> None:
     owner = people["owner"]
-    event_id = await create_event(client, owner, tickets=2, waitlist_mode="offer")
-    for name in ("alice", "bob", "carol"):
-        await book(client, people[name], event_id)
+    bookers = [people[name] for name in ("alice", "bob", "carol")]
+    event_id = await fill_event(client, owner, bookers, 2, waitlist_mode="offer")
     await cancel(client, people["alice"], event_id)  # -> Carol
     grown = await client.patch(f"/events/{event_id}", json={"tickets": 5}, headers=owner)
     assert grown.json()["available_tickets"] == 3  # Bob confirmed, Carol offered
@@ -150,9 +147,7 @@ async def test_a_closed_event_takes_no_newcomers_but_its_claims_carry_on(
     tokens: TokenFactory,
 ) -> None:
     owner = people["owner"]
-    event_id = await create_event(client, owner, tickets=1)
-    assert (await book(client, people["alice"], event_id)).status_code == 201
-    assert (await book(client, people["bob"], event_id)).status_code == 202
+    event_id = await fill_event(client, owner, [people["alice"], people["bob"]], 1)  # 201, 202
 
     closed = await client.post(f"/events/{event_id}/close", headers=owner)
     assert closed.status_code == 200, closed.text
@@ -194,9 +189,8 @@ async def test_cancelling_an_event_releases_everything_on_record(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database
 ) -> None:
     owner = people["owner"]
-    event_id = await create_event(client, owner, tickets=2, waitlist_mode="offer")
-    for name in ("alice", "bob", "carol", "dave"):
-        await book(client, people[name], event_id)
+    bookers = [people[name] for name in ("alice", "bob", "carol", "dave")]
+    event_id = await fill_event(client, owner, bookers, 2, waitlist_mode="offer")
     await cancel(client, people["alice"], event_id)
     # Now: Bob confirmed, Carol offered, Dave in line.
     cancelled = await client.post(f"/events/{event_id}/cancel", headers=owner)
@@ -245,9 +239,8 @@ async def test_the_owner_sees_tickets_offers_and_the_line_page_by_page(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database
 ) -> None:
     owner = people["owner"]
-    event_id = await create_event(client, owner, tickets=2, waitlist_mode="offer")
-    for name in ("alice", "bob", "carol", "dave", "erin"):
-        await book(client, people[name], event_id)
+    bookers = [people[name] for name in ("alice", "bob", "carol", "dave", "erin")]
+    event_id = await fill_event(client, owner, bookers, 2, waitlist_mode="offer")
     await cancel(client, people["alice"], event_id)
     # Now: Bob confirmed, Carol offered, Dave then Erin in line.
 

@@ -45,6 +45,7 @@ from tests.support import (
     connect,
     create_event,
     eventually,
+    fill_event,
     free_port,
     http_client,
     make_settings,
@@ -170,9 +171,7 @@ async def test_a_promotion_rolled_back_leaves_no_message(
     users: list[ApiUser],
 ) -> None:
     owner, holder, waiter = (u.headers for u in users[:3])
-    event_id = await create_event(client, owner, 1)
-    await book(client, holder, event_id)
-    await book(client, waiter, event_id)
+    event_id = await fill_event(client, owner, [holder, waiter], 1)
     async with app.state.session_factory() as session:
         keys = IdempotencyService(session, ttl_seconds=60, lease_seconds=0, lock_retries=0)
         claimed = await keys.claim(
