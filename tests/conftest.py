@@ -32,7 +32,7 @@ for _field in Settings.model_fields:
 
 
 @pytest.fixture(scope="session")
-async def mariadb_database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
+async def mariadb_database() -> AsyncIterator[Database]:
     await require_mariadb()
     async with create_mariadb_database() as database:
         yield database

@@ -35,9 +35,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from booking_service import migrations
-from booking_service.bench.invariants import InvariantReport as InvariantReport
 from booking_service.bench.invariants import check_invariants as check_invariants
-from booking_service.bench.seed import BULK_PASSWORD as BULK_PASSWORD
 from booking_service.bench.seed import create_users as create_users
 from booking_service.config import Settings
 from booking_service.db import Base
@@ -79,6 +77,8 @@ OPERATIONS_ROUTES = {"health", "ready", "metrics"}
 BOOKING_SERVICE = str(Path(sys.executable).with_name("booking-service"))
 DEFAULT_MARIADB_SERVER = "mysql+asyncmy://root@127.0.0.1:3306/"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# The header on an answer replayed for a retried Idempotency-Key.
+REPLAYED = "idempotent-replayed"
 
 
 @dataclass(frozen=True)
@@ -325,11 +325,51 @@ async def event_status(
     return body
 
 
+async def fill_event(
+    client: httpx.AsyncClient,
+    owner_headers: dict[str, str],
+    booker_headers: Sequence[dict[str, str]],
+    tickets: int,
+    name: str = "Concert",
+    **fields: Any,
+) -> int:
+    """Create an event (see create_event) and book it for each of `booker_headers`, one by one
+    in that order: asserts that the first `tickets` get a ticket (201) and the others a place
+    in line (202), in that order."""
+    event_id = await create_event(client, owner_headers, tickets, name, **fields)
+    for number, headers in enumerate(booker_headers):
+        response = await book(client, headers, event_id)
+        assert response.status_code == (201 if number < tickets else 202), response.text
+    return event_id
+
+
+def status_counts(status: dict[str, Any]) -> tuple[int, int, int]:
+    """(available, booked, waiting) from a /status answer."""
+    return (
+        status["available_tickets"],
+        status["total_ticket_booked"],
+        status["waiting_list_count"],
+    )
+
+
 async def my_bookings(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
     response = await client.get("/me/bookings", headers=headers)
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
+
+
+def assert_one_answer(answers: Sequence[httpx.Response]) -> httpx.Response:
+    """For one request sent many times at once with one Idempotency-Key: assert that every
+    success is the same answer, exactly one of them the first (not replayed), and that every
+    refusal is idempotency_key_in_use; returns that answer."""
+    succeeded = [r for r in answers if r.is_success]
+    assert succeeded, [r.text for r in answers]
+    assert len({(r.status_code, r.content) for r in succeeded}) == 1, "every 2xx is the same"
+    assert sum(REPLAYED not in r.headers for r in succeeded) == 1, "one first answer"
+    refused = Counter(r.json()["code"] for r in answers if not r.is_success)
+    assert set(refused) <= {"idempotency_key_in_use"}, refused
+    return succeeded[0]
 
 
 # Snapshots: proving that a refused request changed nothing.

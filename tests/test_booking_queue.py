@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -14,45 +15,44 @@ from sqlalchemy import update
 
 from booking_service.models import User
 from booking_service.models.types import utcnow
-from tests.support import Database, TokenFactory, check_invariants, connect, create_users
+from tests.support import (
+    Database,
+    TokenFactory,
+    book,
+    cancel,
+    check_invariants,
+    connect,
+    create_event,
+    create_users,
+    fill_event,
+    my_bookings,
+)
+
+Send = Callable[[httpx.AsyncClient, dict[str, str], int], Awaitable[httpx.Response]]
 
 
 async def _all_at_once(
-    path: str,
+    send: Send,
     client: httpx.AsyncClient,
     tokens: TokenFactory,
     user_ids: list[int],
     event_id: int,
 ) -> list[httpx.Response]:
-    return await asyncio.gather(
-        *(
-            client.post(path, json={"eventId": event_id}, headers=tokens.headers(u))
-            for u in user_ids
-        )
-    )
+    """`send` (book or cancel) for every user at once."""
+    return await asyncio.gather(*(send(client, tokens.headers(u), event_id) for u in user_ids))
 
 
 async def _book_all(
     client: httpx.AsyncClient, tokens: TokenFactory, user_ids: list[int], event_id: int
 ) -> list[httpx.Response]:
-    return await _all_at_once("/book", client, tokens, user_ids, event_id)
-
-
-async def _event(client: httpx.AsyncClient, tokens: TokenFactory, owner: int, tickets: int) -> int:
-    response = await client.post(
-        "/initialize",
-        json={"name": "Flash sale", "tickets": tickets},
-        headers=tokens.headers(owner),
-    )
-    event_id: int = response.json()["eventId"]
-    return event_id
+    return await _all_at_once(book, client, tokens, user_ids, event_id)
 
 
 async def test_a_rush_is_served_in_groups_without_overselling(
     client: httpx.AsyncClient, tokens: TokenFactory, database: Database, app: FastAPI
 ) -> None:
     users = await create_users(database.url, 300)
-    event_id = await _event(client, tokens, users[0], tickets=40)
+    event_id = await create_event(client, tokens.headers(users[0]), tickets=40)
     stats = app.state.booking_queue.stats
     before = (stats.transactions, stats.requests)
 
@@ -75,7 +75,7 @@ async def test_places_given_in_a_group_are_the_real_line(
     client: httpx.AsyncClient, tokens: TokenFactory, database: Database
 ) -> None:
     users = await create_users(database.url, 30)
-    event_id = await _event(client, tokens, users[0], tickets=1)
+    event_id = await create_event(client, tokens.headers(users[0]), tickets=1)
     responses = await _book_all(client, tokens, users, event_id)
     told = {
         user: r.json()["position"]
@@ -84,13 +84,13 @@ async def test_places_given_in_a_group_are_the_real_line(
     }
     assert sorted(told.values()) == list(range(1, 30))
     for user, position in told.items():
-        mine = (await client.get("/me/bookings", headers=tokens.headers(user))).json()["items"]
+        mine = await my_bookings(client, tokens.headers(user))
         assert mine[0]["position"] == position
     # The ticket holder cancels: whoever was told "position 1" gets the ticket.
     [holder] = [u for u, r in zip(users, responses, strict=True) if r.status_code == 201]
-    await client.post("/cancel", json={"eventId": event_id}, headers=tokens.headers(holder))
+    await cancel(client, tokens.headers(holder), event_id)
     first = next(user for user, position in told.items() if position == 1)
-    mine = (await client.get("/me/bookings", headers=tokens.headers(first))).json()["items"]
+    mine = await my_bookings(client, tokens.headers(first))
     assert mine[0]["status"] == "confirmed"
     await check_invariants(database.url, [event_id])
 
@@ -99,7 +99,7 @@ async def test_the_same_user_many_times_at_once_gets_one_claim(
     client: httpx.AsyncClient, tokens: TokenFactory, database: Database
 ) -> None:
     users = await create_users(database.url, 10)
-    event_id = await _event(client, tokens, users[0], tickets=3)
+    event_id = await create_event(client, tokens.headers(users[0]), tickets=3)
     rush = [users[1]] * 6 + users[2:]
     responses = await _book_all(client, tokens, rush, event_id)
     mine = sorted(r.status_code for r in responses[:6])
@@ -113,7 +113,7 @@ async def test_holders_in_a_group_get_409_and_unknown_events_404(
     client: httpx.AsyncClient, tokens: TokenFactory, database: Database
 ) -> None:
     users = await create_users(database.url, 12)
-    event_id = await _event(client, tokens, users[0], tickets=5)
+    event_id = await create_event(client, tokens.headers(users[0]), tickets=5)
     first = await _book_all(client, tokens, users[:4], event_id)
     assert [r.status_code for r in first] == [201] * 4
     second = await _book_all(client, tokens, users, event_id)
@@ -131,7 +131,7 @@ async def test_a_group_costs_the_same_statements_whatever_its_size(
     """The flash-sale path stays set-based: claims and their history go in multi-row INSERTs,
     so a transaction's statements do not grow with the bookings it serves."""
     users = await create_users(database.url, 200)
-    event_id = await _event(client, tokens, users[0], tickets=50)
+    event_id = await create_event(client, tokens.headers(users[0]), tickets=50)
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -164,16 +164,16 @@ async def test_a_closed_account_cannot_book_alone_or_in_a_group(
     (under the locks, so a closing account cannot slip a booking in), before even saying the
     event is unknown."""
     users = await create_users(database.url, 12)
-    event_id = await _event(client, tokens, users[0], tickets=5)
+    event_id = await create_event(client, tokens.headers(users[0]), tickets=5)
     closed = users[1]
     # Warm this worker's account cache first: the booking must not trust it.
-    assert (await client.get("/me/bookings", headers=tokens.headers(closed))).status_code == 200
+    await my_bookings(client, tokens.headers(closed))
     async with connect(database.url) as engine, engine.begin() as conn:
         await conn.execute(update(User).where(User.id == closed).values(deleted_at=utcnow()))
 
-    alone = await client.post("/book", json={"eventId": event_id}, headers=tokens.headers(closed))
+    alone = await book(client, tokens.headers(closed), event_id)
     assert (alone.status_code, alone.json()["code"]) == (401, "invalid_token")
-    unknown = await client.post("/book", json={"eventId": 999_999}, headers=tokens.headers(closed))
+    unknown = await book(client, tokens.headers(closed), 999_999)
     assert unknown.status_code == 401
 
     responses = await _book_all(client, tokens, [closed, *users[2:]], event_id)
@@ -190,14 +190,14 @@ async def test_bookings_of_different_events_share_transactions(
     event keeps its own counters, line and answers."""
     users = await create_users(database.url, 121)
     owner, bookers = users[0], users[1:]
-    event_ids = [await _event(client, tokens, owner, tickets=5) for _ in range(8)]
+    event_ids = [await create_event(client, tokens.headers(owner), tickets=5) for _ in range(8)]
     stats = app.state.booking_queue.stats
     before = (stats.transactions, stats.requests)
 
     # 120 users each book every event, all at once: 15 per event, 5 tickets each.
     responses = await asyncio.gather(
         *(
-            client.post("/book", json={"eventId": event_id}, headers=tokens.headers(user))
+            book(client, tokens.headers(user), event_id)
             for user in bookers[:15]
             for event_id in event_ids
         )
@@ -222,14 +222,11 @@ async def test_bookings_of_different_events_share_transactions(
 async def _cancel_all(
     client: httpx.AsyncClient, tokens: TokenFactory, user_ids: list[int], event_id: int
 ) -> list[httpx.Response]:
-    return await _all_at_once("/cancel", client, tokens, user_ids, event_id)
+    return await _all_at_once(cancel, client, tokens, user_ids, event_id)
 
 
 async def _statuses(client: httpx.AsyncClient, tokens: TokenFactory, users: list[int]) -> list[str]:
-    answers = [
-        (await client.get("/me/bookings", headers=tokens.headers(user))).json()["items"]
-        for user in users
-    ]
+    answers = [await my_bookings(client, tokens.headers(user)) for user in users]
     return [items[0]["status"] if items else "none" for items in answers]
 
 
@@ -237,9 +234,8 @@ async def _sold_out_with_line(
     client: httpx.AsyncClient, tokens: TokenFactory, users: list[int], tickets: int
 ) -> tuple[int, list[int], list[int]]:
     """An event whose `tickets` went to the first users, the rest in line in list order."""
-    event_id = await _event(client, tokens, users[0], tickets=tickets)
-    for user in users:  # one by one: the line order is the list order
-        await client.post("/book", json={"eventId": event_id}, headers=tokens.headers(user))
+    headers = [tokens.headers(user) for user in users]
+    event_id = await fill_event(client, headers[0], headers, tickets)
     return event_id, users[:tickets], users[tickets:]
 
 
@@ -260,10 +256,7 @@ async def test_a_rush_of_cancels_shares_transactions_and_promotes_in_line_order(
     # The first 40 in line hold the tickets now; the other 20 still wait, in the same order.
     assert await _statuses(client, tokens, line) == ["confirmed"] * 40 + ["waitlisted"] * 20
     positions = [
-        (await client.get("/me/bookings", headers=tokens.headers(user))).json()["items"][0][
-            "position"
-        ]
-        for user in line[40:]
+        (await my_bookings(client, tokens.headers(user)))[0]["position"] for user in line[40:]
     ]
     assert positions == list(range(1, 21))
     report = await check_invariants(database.url, [event_id])
@@ -282,11 +275,11 @@ async def test_cancels_leaves_and_bookings_at_once_keep_the_line_first(
 
     responses = await asyncio.gather(
         *(
-            client.post(path, json={"eventId": event_id}, headers=tokens.headers(user))
-            for path, user in [
-                *(("/cancel", u) for u in cancelling),
-                *(("/cancel", u) for u in leaving),
-                *(("/book", u) for u in newcomers),
+            send(client, tokens.headers(user), event_id)
+            for send, user in [
+                *((cancel, u) for u in cancelling),
+                *((cancel, u) for u in leaving),
+                *((book, u) for u in newcomers),
             ]
         )
     )
@@ -312,8 +305,8 @@ async def test_one_user_cancelling_and_booking_at_once_gets_answers_that_agree(
     pairs = await asyncio.gather(
         *(
             asyncio.gather(
-                client.post("/cancel", json={"eventId": event_id}, headers=tokens.headers(u)),
-                client.post("/book", json={"eventId": event_id}, headers=tokens.headers(u)),
+                cancel(client, tokens.headers(u), event_id),
+                book(client, tokens.headers(u), event_id),
             )
             for u in holders
         )
@@ -363,14 +356,10 @@ async def test_grouped_cancels_in_offer_mode_offer_to_the_head_of_the_line(
 ) -> None:
     users = await create_users(database.url, 31)
     owner, holders, line = users[0], users[1:11], users[11:]
-    created = await client.post(
-        "/initialize",
-        json={"name": "Offers", "tickets": 10, "waitlist_mode": "offer", "offer_seconds": 600},
-        headers=tokens.headers(owner),
+    bookers = [tokens.headers(user) for user in holders + line]
+    event_id = await fill_event(
+        client, tokens.headers(owner), bookers, 10, waitlist_mode="offer", offer_seconds=600
     )
-    event_id = created.json()["eventId"]
-    for user in holders + line:
-        await client.post("/book", json={"eventId": event_id}, headers=tokens.headers(user))
 
     responses = await _cancel_all(client, tokens, holders[:6], event_id)
 
@@ -394,7 +383,7 @@ async def test_cancels_in_a_group_for_nothing_or_no_event_get_404_and_change_not
     strangers = users[10:]
     responses = await asyncio.gather(
         *(
-            client.post("/cancel", json={"eventId": target}, headers=tokens.headers(user))
+            cancel(client, tokens.headers(user), target)
             for user, target in [
                 *((u, event_id) for u in strangers),
                 *((u, 999_999) for u in holders),

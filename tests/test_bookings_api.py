@@ -24,7 +24,9 @@ from tests.support import (
     check_invariants,
     create_event,
     event_status,
+    fill_event,
     my_bookings,
+    status_counts,
 )
 
 BOOKED = "Ticket booked"
@@ -48,14 +50,6 @@ NOTHING_TO_CANCEL = {
 @pytest.fixture
 async def users(database: Database, tokens: TokenFactory) -> list[ApiUser]:
     return await api_users(database.url, tokens, 8)
-
-
-def counts(status: dict[str, Any]) -> tuple[int, int, int]:
-    return (
-        status["available_tickets"],
-        status["total_ticket_booked"],
-        status["waiting_list_count"],
-    )
 
 
 async def positions(
@@ -95,7 +89,7 @@ async def test_tickets_are_booked_until_sold_out_then_the_line_forms(
         }
     assert len({a.json()["bookingId"] for a in answers}) == 5
 
-    assert counts(await event_status(client, owner.headers, event_id)) == (0, 2, 3)
+    assert status_counts(await event_status(client, owner.headers, event_id)) == (0, 2, 3)
     assert await positions(client, users[:5], event_id) == [
         ("confirmed", None),
         ("confirmed", None),
@@ -120,7 +114,7 @@ async def test_a_second_booking_is_409_for_a_ticket_and_for_a_place_in_line(
             again = await book(client, user.headers, event_id)
         assert again.status_code == 409, again.text
         assert again.json() == ALREADY_BOOKED
-    assert counts(await event_status(client, holder.headers, event_id)) == (0, 1, 1)
+    assert status_counts(await event_status(client, holder.headers, event_id)) == (0, 1, 1)
 
 
 async def test_a_second_booking_is_409_while_tickets_remain(
@@ -132,7 +126,7 @@ async def test_a_second_booking_is_409_while_tickets_remain(
     async with assert_unchanged(database.url, [event_id]):
         again = await book(client, users[1].headers, event_id)
     assert again.status_code == 409
-    assert counts(await event_status(client, users[0].headers, event_id)) == (4, 1, 0)
+    assert status_counts(await event_status(client, users[0].headers, event_id)) == (4, 1, 0)
 
 
 async def test_booking_an_unknown_event_is_404(
@@ -156,7 +150,7 @@ async def test_cancelling_with_nobody_waiting_releases_the_ticket(
     answer = await cancel(client, alice.headers, event_id)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"message": RELEASED, "eventId": event_id, "outcome": "released"}
-    assert counts(await event_status(client, alice.headers, event_id)) == (1, 0, 0)
+    assert status_counts(await event_status(client, alice.headers, event_id)) == (1, 0, 0)
     assert await my_bookings(client, alice.headers) == []
     await check_invariants(database.url, [event_id])
 
@@ -168,14 +162,12 @@ async def test_cancelling_hands_the_ticket_to_the_first_in_line(
     client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
     a, b, c, d, e = users[:5]
-    event_id = await create_event(client, a.headers, tickets=2)
-    for user in (a, b, c, d, e):
-        assert (await book(client, user.headers, event_id)).is_success
+    event_id = await fill_event(client, a.headers, [u.headers for u in (a, b, c, d, e)], 2)
 
     answer = await cancel(client, b.headers, event_id)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"message": REASSIGNED, "eventId": event_id, "outcome": "reassigned"}
-    assert counts(await event_status(client, a.headers, event_id)) == (0, 2, 2)
+    assert status_counts(await event_status(client, a.headers, event_id)) == (0, 2, 2)
     assert await positions(client, [a, c, d, e], event_id) == [
         ("confirmed", None),
         ("confirmed", None),  # c was first in line
@@ -193,7 +185,7 @@ async def test_cancelling_hands_the_ticket_to_the_first_in_line(
         ("confirmed", None),
         ("waitlisted", 1),
     ]
-    assert counts(await event_status(client, a.headers, event_id)) == (0, 2, 1)
+    assert status_counts(await event_status(client, a.headers, event_id)) == (0, 2, 1)
     await check_invariants(database.url, [event_id])
 
 
@@ -201,9 +193,7 @@ async def test_leaving_the_line_moves_everyone_behind_up(
     client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
     a, b, c, d, e = users[:5]
-    event_id = await create_event(client, a.headers, tickets=1)
-    for user in (a, b, c, d, e):
-        assert (await book(client, user.headers, event_id)).is_success
+    event_id = await fill_event(client, a.headers, [u.headers for u in (a, b, c, d, e)], 1)
 
     answer = await cancel(client, c.headers, event_id)
     assert answer.status_code == 200, answer.text
@@ -212,7 +202,7 @@ async def test_leaving_the_line_moves_everyone_behind_up(
         "eventId": event_id,
         "outcome": "left_waiting_list",
     }
-    assert counts(await event_status(client, a.headers, event_id)) == (0, 1, 3)
+    assert status_counts(await event_status(client, a.headers, event_id)) == (0, 1, 3)
     assert await positions(client, [b, d, e], event_id) == [
         ("waitlisted", 1),
         ("waitlisted", 2),
@@ -227,7 +217,7 @@ async def test_leaving_the_line_moves_everyone_behind_up(
     assert await positions(client, [d, e], event_id) == [("confirmed", None), ("waitlisted", 1)]
     # The last person in line leaves: nobody moves, the count drops.
     assert (await cancel(client, e.headers, event_id)).json()["outcome"] == "left_waiting_list"
-    assert counts(await event_status(client, a.headers, event_id)) == (0, 1, 0)
+    assert status_counts(await event_status(client, a.headers, event_id)) == (0, 1, 0)
     await check_invariants(database.url, [event_id])
 
 
@@ -235,9 +225,8 @@ async def test_nothing_to_cancel_is_404_and_changes_nothing(
     client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
     holder, waiter, stranger, quitter, leaver = users[:5]
-    event_id = await create_event(client, holder.headers, tickets=2)
-    for user in (holder, quitter, waiter, leaver):
-        assert (await book(client, user.headers, event_id)).is_success
+    bookers = [u.headers for u in (holder, quitter, waiter, leaver)]
+    event_id = await fill_event(client, holder.headers, bookers, 2)
     assert (await cancel(client, quitter.headers, event_id)).json()["outcome"] == "reassigned"
     assert (await cancel(client, leaver.headers, event_id)).json()["outcome"] == (
         "left_waiting_list"
@@ -355,9 +344,8 @@ async def test_cancelled_left_and_promoted_claims_stay_on_record(
     client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
     holder, first, second, third = users[:4]
-    event_id = await create_event(client, holder.headers, tickets=1)
-    for user in (holder, first, second, third):
-        assert (await book(client, user.headers, event_id)).is_success
+    bookers = [u.headers for u in (holder, first, second, third)]
+    event_id = await fill_event(client, holder.headers, bookers, 1)
     assert (await cancel(client, second.headers, event_id)).status_code == 200  # leaves
     assert (await cancel(client, holder.headers, event_id)).status_code == 200  # to `first`
     assert (await cancel(client, first.headers, event_id)).status_code == 200  # to `third`
@@ -413,8 +401,8 @@ async def test_events_do_not_share_tickets_or_lines(
     assert (await book(client, b.headers, small)).status_code == 202
     assert (await book(client, b.headers, large)).status_code == 201
     assert (await cancel(client, b.headers, small)).json()["outcome"] == "left_waiting_list"
-    assert counts(await event_status(client, a.headers, small)) == (0, 1, 0)
-    assert counts(await event_status(client, a.headers, large)) == (2, 1, 0)
+    assert status_counts(await event_status(client, a.headers, small)) == (0, 1, 0)
+    assert status_counts(await event_status(client, a.headers, large)) == (2, 1, 0)
     assert [(i["eventId"], i["status"]) for i in await my_bookings(client, b.headers)] == [
         (large, "confirmed")
     ]

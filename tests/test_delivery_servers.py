@@ -16,18 +16,22 @@ import pytest
 from sqlalchemy import select
 
 from booking_service.models import Booking, BookingStatus, Event, OutboxMessage
-from tests.conftest import make_settings
 from tests.support import (
     TEST_SECRET,
     Database,
     ServerProcess,
     TokenFactory,
     WebhookReceiver,
+    assert_one_answer,
+    book,
+    cancel,
     check_invariants,
     connect,
+    create_event,
     create_mariadb_database,
     create_users,
     eventually,
+    make_settings,
     require_mariadb,
     serve,
 )
@@ -35,7 +39,6 @@ from tests.support import (
 pytestmark = [pytest.mark.slow, pytest.mark.mariadb]
 
 WEBHOOK_SECRET = "server-webhook-secret-" + "s" * 32
-REPLAYED = "idempotent-replayed"
 
 
 @dataclass
@@ -76,16 +79,6 @@ async def _rush(
     return await asyncio.gather(*(http.post(path, json=body, headers=headers) for _ in range(20)))
 
 
-def _one_answer(answers: list[httpx.Response]) -> httpx.Response:
-    succeeded = [r for r in answers if r.is_success]
-    assert succeeded, [r.text for r in answers]
-    assert len({(r.status_code, r.content) for r in succeeded}) == 1, "every 2xx is the same"
-    assert sum(REPLAYED not in r.headers for r in succeeded) == 1
-    refused = Counter(r.json()["code"] for r in answers if not r.is_success)
-    assert set(refused) <= {"idempotency_key_in_use"}, refused
-    return succeeded[0]
-
-
 async def test_twenty_at_once_with_one_key_take_effect_once_across_workers(
     deployment: Deployment,
 ) -> None:
@@ -93,7 +86,7 @@ async def test_twenty_at_once_with_one_key_take_effect_once_across_workers(
     owner, alice, bob = await create_users(url, 3, prefix="rush")
     headers = {uid: deployment.tokens.headers(uid) for uid in (owner, alice, bob)}
     async with httpx.AsyncClient(base_url=deployment.server.base_url, timeout=30) as http:
-        created = _one_answer(
+        created = assert_one_answer(
             await _rush(
                 http,
                 "/initialize",
@@ -102,15 +95,15 @@ async def test_twenty_at_once_with_one_key_take_effect_once_across_workers(
             )
         )
         event_id = created.json()["eventId"]
-        booked = _one_answer(
+        booked = assert_one_answer(
             await _rush(
                 http, "/book", {"eventId": event_id}, {**headers[alice], "Idempotency-Key": "b-1"}
             )
         )
         assert booked.status_code == 201
-        waiting = await http.post("/book", json={"eventId": event_id}, headers=headers[bob])
+        waiting = await book(http, headers[bob], event_id)
         assert waiting.status_code == 202
-        cancelled = _one_answer(
+        cancelled = assert_one_answer(
             await _rush(
                 http, "/cancel", {"eventId": event_id}, {**headers[alice], "Idempotency-Key": "c-1"}
             )
@@ -136,18 +129,13 @@ async def test_each_promotion_is_delivered_once_by_one_of_the_workers(
     holders, waiters = people[:10], people[10:20]
     auth = deployment.tokens.headers
     async with httpx.AsyncClient(base_url=deployment.server.base_url, timeout=30) as http:
-        event_ids = []
-        for _ in range(10):
-            created = await http.post(
-                "/initialize", json={"name": "Hooked", "tickets": 1}, headers=auth(owner)
-            )
-            event_ids.append(created.json()["eventId"])
+        event_ids = [await create_event(http, auth(owner), 1, name="Hooked") for _ in range(10)]
         for event_id, holder, waiter in zip(event_ids, holders, waiters, strict=True):
-            await http.post("/book", json={"eventId": event_id}, headers=auth(holder))
-            await http.post("/book", json={"eventId": event_id}, headers=auth(waiter))
+            await book(http, auth(holder), event_id)
+            await book(http, auth(waiter), event_id)
         cancels = await asyncio.gather(
             *(
-                http.post("/cancel", json={"eventId": event_id}, headers=auth(holder))
+                cancel(http, auth(holder), event_id)
                 for event_id, holder in zip(event_ids, holders, strict=True)
             )
         )

@@ -19,6 +19,7 @@ from tests.support import (
     api_users,
     assert_unchanged,
     create_event,
+    fill_event,
     wipe_tables,
 )
 
@@ -264,11 +265,8 @@ async def test_events_are_listed_newest_first_with_pagination(
 async def test_events_list_shows_availability(
     client: httpx.AsyncClient, database: Database, tokens: TokenFactory, owner: ApiUser
 ) -> None:
-    event_id = await create_event(client, owner.headers, tickets=2)
-    for user in await api_users(database.url, tokens, 3, prefix="fan"):
-        assert (
-            await client.post("/book", json={"eventId": event_id}, headers=user.headers)
-        ).is_success
+    fans = await api_users(database.url, tokens, 3, prefix="fan")
+    event_id = await fill_event(client, owner.headers, [fan.headers for fan in fans], 2)
     (item,) = (await client.get("/events", headers=owner.headers)).json()["items"]
     single = (await client.get(f"/events/{event_id}", headers=owner.headers)).json()
     assert item == single

@@ -19,7 +19,6 @@ import pytest
 from sqlalchemy import select, text
 
 from booking_service.models import ACTIVE_STATUSES, Booking, BookingStatus
-from tests.conftest import make_settings
 from tests.support import (
     TokenFactory,
     check_invariants,
@@ -27,6 +26,7 @@ from tests.support import (
     create_event,
     create_mariadb_database,
     create_users,
+    make_settings,
     production_env,
     require_mariadb,
     start_server,

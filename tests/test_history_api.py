@@ -8,7 +8,15 @@ from typing import Any
 
 import httpx
 
-from tests.support import Database, check_invariants, create_event, register_and_login
+from tests.support import (
+    Database,
+    book,
+    cancel,
+    check_invariants,
+    create_event,
+    fill_event,
+    register_and_login,
+)
 
 
 async def _post(
@@ -34,13 +42,13 @@ async def test_my_history_has_every_change_once_newest_first(
     gig = await create_event(client, owner, tickets=1, name="Gig")
     opera = await create_event(client, owner, tickets=1, name="Opera")
 
-    assert await _post(client, "/book", gig, alice) == 201
-    assert await _post(client, "/cancel", gig, alice) == 200
-    assert await _post(client, "/book", opera, owner) == 201
-    assert await _post(client, "/book", opera, alice) == 202
-    assert await _post(client, "/book", opera, bob) == 202
-    assert await _post(client, "/cancel", opera, owner) == 200  # Alice promoted
-    assert await _post(client, "/cancel", opera, bob) == 200  # Bob leaves the line
+    assert (await book(client, alice, gig)).status_code == 201
+    assert (await cancel(client, alice, gig)).status_code == 200
+    assert (await book(client, owner, opera)).status_code == 201
+    assert (await book(client, alice, opera)).status_code == 202
+    assert (await book(client, bob, opera)).status_code == 202
+    assert (await cancel(client, owner, opera)).status_code == 200  # Alice promoted
+    assert (await cancel(client, bob, opera)).status_code == 200  # Bob leaves the line
 
     page = await _history(client, "/me/history", alice)
     assert page["total"] == 4
@@ -72,10 +80,8 @@ async def test_the_owner_reads_the_whole_event_in_order(
     owner = await register_and_login(client, "owner")
     alice = await register_and_login(client, "alice")
     bob = await register_and_login(client, "bob")
-    event_id = await create_event(client, owner, tickets=1, waitlist_mode="offer")
-    await _post(client, "/book", event_id, alice)
-    await _post(client, "/book", event_id, bob)
-    await _post(client, "/cancel", event_id, alice)
+    event_id = await fill_event(client, owner, [alice, bob], 1, waitlist_mode="offer")
+    await cancel(client, alice, event_id)
     await _post(client, "/offers/accept", event_id, bob)
 
     page = await _history(client, f"/events/{event_id}/history", owner)
@@ -104,9 +110,7 @@ async def test_closing_an_account_records_what_it_gave_back(
     owner = await register_and_login(client, "owner")
     alice = await register_and_login(client, "alice")
     bob = await register_and_login(client, "bob")
-    event_id = await create_event(client, owner, tickets=1)
-    await _post(client, "/book", event_id, alice)
-    await _post(client, "/book", event_id, bob)
+    event_id = await fill_event(client, owner, [alice, bob], 1)
     closed = await client.request("DELETE", "/me", json={"password": "secret-pw-1"}, headers=alice)
     assert closed.status_code == 204
     page = await _history(client, f"/events/{event_id}/history", owner)

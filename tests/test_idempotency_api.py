@@ -4,7 +4,6 @@ for every retry, and the key's rules (same user, same request, still running, ex
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -25,19 +24,22 @@ from booking_service.services.idempotency import (
     key_digest,
     request_digest,
 )
-from tests.conftest import make_settings
 from tests.support import (
+    REPLAYED,
+    ApiUser,
     Database,
     TokenFactory,
+    api_users,
+    assert_one_answer,
     connect,
-    create_users,
+    create_event,
     eventually,
     http_client,
+    make_settings,
     started_app,
 )
 
 KEY = "3f1c8a52-6b0e-4a7d-9f0c-2d9e1b7a5c44"
-REPLAYED = "idempotent-replayed"
 
 
 def keyed(headers: dict[str, str], key: str | bytes = KEY) -> dict[str, Any]:
@@ -49,26 +51,19 @@ async def count(url: str, table: Any) -> int:
         return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
 
 
-async def new_event(client: httpx.AsyncClient, headers: dict[str, str], tickets: int) -> int:
-    response = await client.post(
-        "/initialize", json={"name": "Gig", "tickets": tickets}, headers=headers
-    )
-    assert response.status_code == 201, response.text
-    event_id: int = response.json()["eventId"]
-    return event_id
-
-
 @pytest.fixture
-async def users(client: httpx.AsyncClient, database: Database) -> list[int]:
+async def users(
+    client: httpx.AsyncClient, database: Database, tokens: TokenFactory
+) -> list[ApiUser]:
     # Depends on `client`, which wipes the tables after the test.
-    return await create_users(database.url, 4)
+    return await api_users(database.url, tokens, 4)
 
 
 async def test_a_retried_booking_books_once_and_gets_the_first_answer(
-    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+    client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
-    owner, alice, bob = (tokens.headers(u) for u in users[:3])
-    event_id = await new_event(client, owner, tickets=1)
+    owner, alice, bob = (u.headers for u in users[:3])
+    event_id = await create_event(client, owner, tickets=1)
 
     first = await client.post("/book", json={"eventId": event_id}, headers=keyed(alice))
     again = await client.post("/book", json={"eventId": event_id}, headers=keyed(alice))
@@ -88,9 +83,9 @@ async def test_a_retried_booking_books_once_and_gets_the_first_answer(
 
 
 async def test_initialize_and_cancel_take_effect_once(
-    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+    client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
-    owner, alice, bob = (tokens.headers(u) for u in users[:3])
+    owner, alice, bob = (u.headers for u in users[:3])
     body = {"name": "Gig", "tickets": 1}
     created = [await client.post("/initialize", json=body, headers=keyed(owner)) for _ in range(3)]
     assert [r.status_code for r in created] == [201, 201, 201]
@@ -117,10 +112,10 @@ async def test_initialize_and_cancel_take_effect_once(
 
 
 async def test_a_refusal_is_stored_and_replayed_even_once_the_request_could_succeed(
-    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+    client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
-    owner, alice = tokens.headers(users[0]), tokens.headers(users[1])
-    event_id = await new_event(client, owner, tickets=5)
+    owner, alice = users[0].headers, users[1].headers
+    event_id = await create_event(client, owner, tickets=5)
     await client.post("/book", json={"eventId": event_id}, headers=alice)
 
     refused = await client.post("/book", json={"eventId": event_id}, headers=keyed(alice))
@@ -144,10 +139,10 @@ async def test_a_refusal_is_stored_and_replayed_even_once_the_request_could_succ
 
 
 async def test_one_key_for_another_request_is_422(
-    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+    client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
-    owner, alice = tokens.headers(users[0]), tokens.headers(users[1])
-    first, second = await new_event(client, owner, 5), await new_event(client, owner, 5)
+    owner, alice = users[0].headers, users[1].headers
+    first, second = await create_event(client, owner, 5), await create_event(client, owner, 5)
     assert (
         await client.post("/book", json={"eventId": first}, headers=keyed(alice))
     ).status_code == 201
@@ -173,12 +168,12 @@ async def test_one_key_for_another_request_is_422(
 
 
 async def test_keys_belong_to_their_user(
-    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+    client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
-    owner = tokens.headers(users[0])
-    event_id = await new_event(client, owner, tickets=5)
+    owner = users[0].headers
+    event_id = await create_event(client, owner, tickets=5)
     answers = [
-        await client.post("/book", json={"eventId": event_id}, headers=keyed(tokens.headers(u)))
+        await client.post("/book", json={"eventId": event_id}, headers=keyed(u.headers))
         for u in users[1:]
     ]
     assert [r.status_code for r in answers] == [201] * 3
@@ -197,12 +192,11 @@ async def test_keys_belong_to_their_user(
 )
 async def test_a_malformed_key_is_422_in_the_envelope(
     client: httpx.AsyncClient,
-    tokens: TokenFactory,
     database: Database,
-    users: list[int],
+    users: list[ApiUser],
     key: str | bytes,
 ) -> None:
-    headers = keyed(tokens.headers(users[0]), key)
+    headers = keyed(users[0].headers, key)
     response = await client.post("/initialize", json={"name": "Gig", "tickets": 1}, headers=headers)
     assert response.status_code == 422, response.text
     body = response.json()
@@ -213,7 +207,7 @@ async def test_a_malformed_key_is_422_in_the_envelope(
     ok = await client.post(
         "/initialize",
         json={"name": "Gig", "tickets": 1},
-        headers=keyed(tokens.headers(users[0]), "~" * 255),
+        headers=keyed(users[0].headers, "~" * 255),
     )
     assert ok.status_code == 201
 
@@ -241,14 +235,13 @@ async def _claim(
 async def test_a_request_still_running_is_409_and_a_dead_one_is_taken_over(
     client: httpx.AsyncClient,
     app: FastAPI,
-    tokens: TokenFactory,
     database: Database,
-    users: list[int],
+    users: list[ApiUser],
 ) -> None:
-    owner, alice = tokens.headers(users[0]), tokens.headers(users[1])
-    event_id = await new_event(client, owner, tickets=5)
+    owner, alice = users[0].headers, users[1].headers
+    event_id = await create_event(client, owner, tickets=5)
     # Another request holds the key and has not answered yet.
-    await _claim(app, users[1], "book_ticket", {"event_id": event_id})
+    await _claim(app, users[1].id, "book_ticket", {"event_id": event_id})
     busy = await client.post("/book", json={"eventId": event_id}, headers=keyed(alice))
     assert busy.status_code == 409
     assert busy.json()["code"] == "idempotency_key_in_use"
@@ -270,16 +263,15 @@ async def test_a_request_still_running_is_409_and_a_dead_one_is_taken_over(
 async def test_a_request_that_lost_its_key_undoes_its_effect(
     client: httpx.AsyncClient,
     app: FastAPI,
-    tokens: TokenFactory,
     database: Database,
-    users: list[int],
+    users: list[ApiUser],
 ) -> None:
-    owner = tokens.headers(users[0])
-    event_id = await new_event(client, owner, tickets=5)
+    owner = users[0].headers
+    event_id = await create_event(client, owner, tickets=5)
     body = {"event_id": event_id}
-    slow = await _claim(app, users[1], "book_ticket", body, lease=0)
+    slow = await _claim(app, users[1].id, "book_ticket", body, lease=0)
     # Its lease ran out while it ran; a retry took the key over.
-    retry = await _claim(app, users[1], "book_ticket", body)
+    retry = await _claim(app, users[1].id, "book_ticket", body)
     assert retry.attempt == slow.attempt + 1
 
     def render(result: BookResult) -> Reply:
@@ -288,18 +280,18 @@ async def test_a_request_that_lost_its_key_undoes_its_effect(
     queue = app.state.booking_queue
     with pytest.raises(IdempotencyKeyInUse):
         await queue.book_alone(
-            user_id=users[1], event_id=event_id, then=AnswerRecorder(slow, render)
+            user_id=users[1].id, event_id=event_id, then=AnswerRecorder(slow, render)
         )
     assert await count(database.url, Booking) == 0, "the slow request's booking was rolled back"
     result = await queue.book_alone(
-        user_id=users[1], event_id=event_id, then=AnswerRecorder(retry, render)
+        user_id=users[1].id, event_id=event_id, then=AnswerRecorder(retry, render)
     )
     assert result.booking_id > 0
     assert await count(database.url, Booking) == 1
 
 
 async def test_a_failure_that_is_not_a_refusal_releases_the_key(
-    client: httpx.AsyncClient, app: FastAPI, database: Database, users: list[int]
+    client: httpx.AsyncClient, app: FastAPI, database: Database, users: list[ApiUser]
 ) -> None:
     async def busy_effect(then: object) -> BookResult:
         raise ServiceBusy()
@@ -308,7 +300,7 @@ async def test_a_failure_that_is_not_a_refusal_releases_the_key(
         service = IdempotencyService(session, ttl_seconds=3600, lease_seconds=60, lock_retries=0)
         with pytest.raises(ServiceBusy):
             await service.run(
-                user_id=users[0],
+                user_id=users[0].id,
                 key=KEY,
                 operation="book_ticket",
                 request={"event_id": 1},
@@ -319,9 +311,9 @@ async def test_a_failure_that_is_not_a_refusal_releases_the_key(
 
 
 async def test_a_request_refused_on_validation_leaves_the_key_free(
-    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+    client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
-    owner = keyed(tokens.headers(users[0]))
+    owner = keyed(users[0].headers)
     # Within the schema's bound, over the server's MAX_TICKETS_PER_EVENT: refused by the service.
     over = await client.post(
         "/initialize", json={"name": "Gig", "tickets": 2_000_000}, headers=owner
@@ -335,18 +327,17 @@ async def test_a_request_refused_on_validation_leaves_the_key_free(
 async def test_an_expired_key_is_forgotten_and_purged(
     client: httpx.AsyncClient,
     app: FastAPI,
-    tokens: TokenFactory,
     database: Database,
-    users: list[int],
+    users: list[ApiUser],
 ) -> None:
-    owner, alice = tokens.headers(users[0]), tokens.headers(users[1])
-    first, second = await new_event(client, owner, 5), await new_event(client, owner, 5)
+    owner, alice = users[0].headers, users[1].headers
+    first, second = await create_event(client, owner, 5), await create_event(client, owner, 5)
     # A key used a day ago for event `first`, whose time is up.
-    await _claim(app, users[1], "book_ticket", {"event_id": first}, ttl=0)
+    await _claim(app, users[1].id, "book_ticket", {"event_id": first}, ttl=0)
     reused = await client.post("/book", json={"eventId": second}, headers=keyed(alice))
     assert reused.status_code == 201, "an expired key may mean a new request"
 
-    await _claim(app, users[2], "book_ticket", {"event_id": first}, ttl=0)
+    await _claim(app, users[2].id, "book_ticket", {"event_id": first}, ttl=0)
     assert await count(database.url, IdempotencyKey) == 2
     async with app.state.session_factory() as session:
         service = IdempotencyService(session, ttl_seconds=3600, lease_seconds=60, lock_retries=0)
@@ -355,12 +346,12 @@ async def test_an_expired_key_is_forgotten_and_purged(
 
 
 async def test_every_worker_purges_expired_keys_in_the_background(
-    client: httpx.AsyncClient, database: Database, users: list[int]
+    client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
     settings = make_settings(database.url, housekeeping_interval_seconds=0.05)
     async with started_app(settings) as app:
-        await _claim(app, users[0], "book_ticket", {"event_id": 1}, ttl=0)
-        await _claim(app, users[1], "book_ticket", {"event_id": 1})
+        await _claim(app, users[0].id, "book_ticket", {"event_id": 1}, ttl=0)
+        await _claim(app, users[1].id, "book_ticket", {"event_id": 1})
 
         async def purged() -> bool:
             return await count(database.url, IdempotencyKey) == 1
@@ -371,13 +362,12 @@ async def test_every_worker_purges_expired_keys_in_the_background(
 @pytest.mark.parametrize("operation", ["initialize", "book", "cancel"])
 async def test_twenty_at_once_with_one_key_take_effect_once(
     client: httpx.AsyncClient,
-    tokens: TokenFactory,
     database: Database,
-    users: list[int],
+    users: list[ApiUser],
     operation: str,
 ) -> None:
-    owner, alice, bob = (tokens.headers(u) for u in users[:3])
-    event_id = await new_event(client, owner, tickets=1)
+    owner, alice, bob = (u.headers for u in users[:3])
+    event_id = await create_event(client, owner, tickets=1)
     if operation == "cancel":
         await client.post("/book", json={"eventId": event_id}, headers=alice)
         await client.post("/book", json={"eventId": event_id}, headers=bob)
@@ -391,12 +381,7 @@ async def test_twenty_at_once_with_one_key_take_effect_once(
         *(client.post(path, json=body, headers=keyed(alice)) for _ in range(20))
     )
 
-    succeeded = [r for r in answers if r.is_success]
-    assert succeeded, [r.text for r in answers]
-    assert len({(r.status_code, r.content) for r in succeeded}) == 1, "every 2xx is the same"
-    assert sum(REPLAYED not in r.headers for r in succeeded) == 1, "one first answer"
-    refused = Counter(r.json()["code"] for r in answers if not r.is_success)
-    assert set(refused) <= {"idempotency_key_in_use"}, refused
+    first = assert_one_answer(answers)
     # Exactly one effect.
     if operation == "initialize":
         assert await count(database.url, Event) == 2
@@ -404,23 +389,22 @@ async def test_twenty_at_once_with_one_key_take_effect_once(
         mine = (await client.get("/me/bookings", headers=alice)).json()["items"]
         assert len(mine) == 1
     else:
-        assert succeeded[0].json()["outcome"] == "reassigned"
+        assert first.json()["outcome"] == "reassigned"
         mine = (await client.get("/me/bookings", headers=bob)).json()["items"]
         assert mine[0]["status"] == "confirmed"
         assert (await client.get("/me/bookings", headers=alice)).json()["items"] == []
     # A latecomer gets the same answer.
     late = await client.post(path, json=body, headers=keyed(alice))
-    assert (late.status_code, late.content) == (succeeded[0].status_code, succeeded[0].content)
+    assert (late.status_code, late.content) == (first.status_code, first.content)
 
 
 async def test_requests_without_a_key_never_touch_the_keys(
     client: httpx.AsyncClient,
     app: FastAPI,
-    tokens: TokenFactory,
     database: Database,
-    users: list[int],
+    users: list[ApiUser],
 ) -> None:
-    owner, alice = tokens.headers(users[0]), tokens.headers(users[1])
+    owner, alice = users[0].headers, users[1].headers
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -429,7 +413,7 @@ async def test_requests_without_a_key_never_touch_the_keys(
     engine = app.state.engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
     try:
-        event_id = await new_event(client, owner, tickets=1)
+        event_id = await create_event(client, owner, tickets=1)
         await client.post("/book", json={"eventId": event_id}, headers=alice)
         await client.post("/cancel", json={"eventId": event_id}, headers=alice)
     finally:

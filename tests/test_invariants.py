@@ -19,6 +19,7 @@ from tests.support import (
     connect,
     create_event,
     create_users,
+    fill_event,
     register_and_login,
 )
 
@@ -29,10 +30,8 @@ async def event_with_line(client: httpx.AsyncClient) -> int:
     headers = {
         name: await register_and_login(client, name) for name in ("own", "ann", "ben", "cat")
     }
-    event_id = await create_event(client, headers["own"], tickets=1, waitlist_mode="offer")
-    for name in ("ann", "ben", "cat"):
-        await client.post("/book", json={"eventId": event_id}, headers=headers[name])
-    return event_id
+    bookers = [headers[name] for name in ("ann", "ben", "cat")]
+    return await fill_event(client, headers["own"], bookers, 1, waitlist_mode="offer")
 
 
 async def _line(url: str, event_id: int) -> list[tuple[int, int]]:

@@ -15,10 +15,14 @@ from tests.support import (
     Database,
     OfferAnswer,
     TokenFactory,
+    cancel,
     check_invariants,
     check_offer_answers,
     create_users,
+    event_status,
     eventually,
+    fill_event,
+    my_bookings,
 )
 
 OFFERS = 12
@@ -30,21 +34,17 @@ async def test_answers_racing_the_deadline_and_the_sweeps(
     rng = random.Random(20261201)
     users = await create_users(database.url, OFFERS + 10)
     owner, holder, line = users[0], users[1], users[2:]
-    created = await client.post(
-        "/initialize",
-        json={"name": "Race", "tickets": 1, "waitlist_mode": "offer", "offer_seconds": 1},
-        headers=tokens.headers(owner),
+    bookers = [tokens.headers(user) for user in [holder, *line]]
+    event_id = await fill_event(
+        client, tokens.headers(owner), bookers, 1, waitlist_mode="offer", offer_seconds=1
     )
-    event_id = created.json()["eventId"]
-    for user in [holder, *line]:
-        await client.post("/book", json={"eventId": event_id}, headers=tokens.headers(user))
     grown = await client.patch(
         f"/events/{event_id}", json={"tickets": 1 + OFFERS}, headers=tokens.headers(owner)
     )
     assert grown.json()["offered_tickets"] == OFFERS
     offered, waiting = line[:OFFERS], line[OFFERS:]
-    mine = await client.get("/me/bookings", headers=tokens.headers(offered[0]))
-    deadline = datetime.fromisoformat(mine.json()["items"][0]["offer_expires_at"])
+    mine = await my_bookings(client, tokens.headers(offered[0]))
+    deadline = datetime.fromisoformat(mine[0]["offer_expires_at"])
 
     async def answer(user: int) -> OfferAnswer:
         # Somewhere from 0.3 s before the deadline to 0.3 s after it.
@@ -61,9 +61,7 @@ async def test_answers_racing_the_deadline_and_the_sweeps(
 
     async def leave(user: int) -> int:
         await asyncio.sleep(rng.uniform(0, 1.2))
-        response = await client.post(
-            "/cancel", json={"eventId": event_id}, headers=tokens.headers(user)
-        )
+        response = await cancel(client, tokens.headers(user), event_id)
         return response.status_code
 
     results = await asyncio.gather(
@@ -77,8 +75,8 @@ async def test_answers_racing_the_deadline_and_the_sweeps(
     async def every_offer_is_settled() -> bool:
         # Offers the race handed on to the rest of the line lapse in their turn.
         await app.state.offer_sweeper.sweep()
-        status = await client.get(f"/status/{event_id}", headers=tokens.headers(owner))
-        return bool(status.json()["offered_tickets"] == 0)
+        status = await event_status(client, tokens.headers(owner), event_id)
+        return bool(status["offered_tickets"] == 0)
 
     await eventually(every_offer_is_settled, what="the offers handed on to lapse")
 

@@ -22,7 +22,6 @@ import pytest
 from sqlalchemy import func, select
 
 from booking_service.models import Booking, BookingStatus, HistoryAction
-from tests.conftest import make_settings
 from tests.support import (
     TEST_SECRET,
     OfferAnswer,
@@ -33,6 +32,7 @@ from tests.support import (
     create_mariadb_database,
     create_users,
     eventually,
+    make_settings,
     require_mariadb,
     serve,
 )

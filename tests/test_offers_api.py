@@ -13,10 +13,15 @@ from fastapi import FastAPI
 
 from tests.support import (
     Database,
+    book,
+    cancel,
     check_invariants,
     create_event,
+    event_status,
     eventually,
+    fill_event,
     http_client,
+    my_bookings,
     register_and_login,
     started_app,
     wait_past,
@@ -27,19 +32,6 @@ async def _post(
     client: httpx.AsyncClient, path: str, event_id: int, headers: dict[str, str]
 ) -> httpx.Response:
     return await client.post(path, json={"eventId": event_id}, headers=headers)
-
-
-async def _mine(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
-    response = await client.get("/me/bookings", headers=headers)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
-async def _status(client: httpx.AsyncClient, event_id: int, headers: dict[str, str]) -> Any:
-    response = await client.get(f"/status/{event_id}", headers=headers)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 async def _actions(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
@@ -63,10 +55,8 @@ async def _sold_out_with_line(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], **fields: Any
 ) -> int:
     """One ticket, held by Alice; Bob then Carol in line."""
-    event_id = await create_event(client, people["owner"], tickets=1, **fields)
-    for name, code in (("alice", 201), ("bob", 202), ("carol", 202)):
-        assert (await _post(client, "/book", event_id, people[name])).status_code == code
-    return event_id
+    bookers = [people[name] for name in ("alice", "bob", "carol")]
+    return await fill_event(client, people["owner"], bookers, 1, **fields)
 
 
 async def test_instant_is_the_default_and_the_mode_is_chosen_at_creation(
@@ -107,25 +97,25 @@ async def test_a_freed_ticket_is_offered_to_the_first_in_line_who_accepts(
     event_id = await _sold_out_with_line(client, people, waitlist_mode="offer", offer_seconds=600)
     before = datetime.now(UTC)
 
-    cancelled = await _post(client, "/cancel", event_id, people["alice"])
+    cancelled = await cancel(client, people["alice"], event_id)
     assert cancelled.status_code == 200
     assert cancelled.json()["outcome"] == "offered"
     assert cancelled.json()["message"] == (
         "Booking canceled, ticket offered to the next user on the waiting list"
     )
 
-    [offer] = await _mine(client, people["bob"])
+    [offer] = await my_bookings(client, people["bob"])
     assert (offer["eventId"], offer["status"], offer["position"]) == (event_id, "offered", None)
     deadline = _deadline(offer)
     assert before + timedelta(seconds=599) < deadline <= datetime.now(UTC) + timedelta(seconds=600)
-    [place] = await _mine(client, people["carol"])
+    [place] = await my_bookings(client, people["carol"])
     assert (place["status"], place["position"], place["offer_expires_at"]) == (
         "waitlisted",
         1,
         None,
     )
     # The offered ticket is neither free nor booked: a newcomer joins the line behind Carol.
-    assert await _status(client, event_id, people["dave"]) == {
+    assert await event_status(client, people["dave"], event_id) == {
         "event_name": "Concert",
         "available_tickets": 0,
         "total_ticket_booked": 0,
@@ -133,7 +123,7 @@ async def test_a_freed_ticket_is_offered_to_the_first_in_line_who_accepts(
         "offered_tickets": 1,
         "state": "open",
     }
-    joined = await _post(client, "/book", event_id, people["dave"])
+    joined = await book(client, people["dave"], event_id)
     assert (joined.status_code, joined.json()["position"]) == (202, 2)
     await check_invariants(database.url, [event_id])
 
@@ -145,10 +135,10 @@ async def test_a_freed_ticket_is_offered_to_the_first_in_line_who_accepts(
         "bookingId": offer["bookingId"],
         "status": "confirmed",
     }
-    [ticket] = await _mine(client, people["bob"])
+    [ticket] = await my_bookings(client, people["bob"])
     assert (ticket["status"], ticket["offer_expires_at"]) == ("confirmed", None)
     assert ticket["promoted_at"] is not None
-    status = await _status(client, event_id, people["bob"])
+    status = await event_status(client, people["bob"], event_id)
     assert (status["total_ticket_booked"], status["offered_tickets"]) == (1, 0)
     assert await _actions(client, people["bob"]) == ["waitlisted", "offered", "accepted"]
     # Accepting twice: there is no open offer any more.
@@ -161,21 +151,21 @@ async def test_declining_passes_the_ticket_down_the_line_then_to_the_pool(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database
 ) -> None:
     event_id = await _sold_out_with_line(client, people, waitlist_mode="offer")
-    await _post(client, "/cancel", event_id, people["alice"])
+    await cancel(client, people["alice"], event_id)
 
     declined = await _post(client, "/offers/decline", event_id, people["bob"])
     assert declined.status_code == 200, declined.text
     assert declined.json() == {"message": "Offer declined", "eventId": event_id}
-    assert await _mine(client, people["bob"]) == []
-    [offer] = await _mine(client, people["carol"])
+    assert await my_bookings(client, people["bob"]) == []
+    [offer] = await my_bookings(client, people["carol"])
     assert offer["status"] == "offered"
 
     # Cancelling an open offer is declining it; with nobody left in line the ticket is free.
-    cancelled = await _post(client, "/cancel", event_id, people["carol"])
+    cancelled = await cancel(client, people["carol"], event_id)
     assert cancelled.json()["outcome"] == "released"
-    status = await _status(client, event_id, people["dave"])
+    status = await event_status(client, people["dave"], event_id)
     assert (status["available_tickets"], status["offered_tickets"]) == (1, 0)
-    assert (await _post(client, "/book", event_id, people["dave"])).status_code == 201
+    assert (await book(client, people["dave"], event_id)).status_code == 201
     assert await _actions(client, people["bob"]) == ["waitlisted", "offered", "declined"]
     assert await _actions(client, people["carol"]) == ["waitlisted", "offered", "declined"]
     await check_invariants(database.url, [event_id])
@@ -197,17 +187,17 @@ async def test_a_lapsed_offer_is_refused_and_passed_on_before_any_sweep(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database
 ) -> None:
     event_id = await _sold_out_with_line(client, people, waitlist_mode="offer", offer_seconds=1)
-    await _post(client, "/cancel", event_id, people["alice"])
-    [offer] = await _mine(client, people["bob"])
+    await cancel(client, people["alice"], event_id)
+    [offer] = await my_bookings(client, people["bob"])
     await wait_past(_deadline(offer))
 
     # No sweep has run (the suite's sweeper waits an hour): the late answer expires it.
     late = await _post(client, "/offers/accept", event_id, people["bob"])
     assert late.status_code == 410, late.text
     assert late.json()["code"] == "offer_expired"
-    [carols] = await _mine(client, people["carol"])
+    [carols] = await my_bookings(client, people["carol"])
     assert carols["status"] == "offered"
-    assert await _mine(client, people["bob"]) == []
+    assert await my_bookings(client, people["bob"]) == []
     # Asking again, either way, gets the same answer; nothing changes twice.
     for path in ("/offers/accept", "/offers/decline"):
         response = await _post(client, path, event_id, people["bob"])
@@ -218,7 +208,7 @@ async def test_a_lapsed_offer_is_refused_and_passed_on_before_any_sweep(
     await wait_past(_deadline(carols))
     response = await _post(client, "/offers/decline", event_id, people["carol"])
     assert response.status_code == 410
-    status = await _status(client, event_id, people["carol"])
+    status = await event_status(client, people["carol"], event_id)
     assert (status["available_tickets"], status["offered_tickets"]) == (1, 0)
     await check_invariants(database.url, [event_id])
 
@@ -227,21 +217,20 @@ async def test_sweeps_racing_each_other_expire_each_offer_once(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database, app: FastAPI
 ) -> None:
     owner = people["owner"]
-    event_id = await create_event(client, owner, tickets=2, waitlist_mode="offer", offer_seconds=1)
-    for name in ("alice", "bob", "carol", "dave"):
-        await _post(client, "/book", event_id, people[name])
-    await _post(client, "/cancel", event_id, people["alice"])
-    await _post(client, "/cancel", event_id, people["bob"])
-    [carols] = await _mine(client, people["carol"])
-    [daves] = await _mine(client, people["dave"])
+    bookers = [people[name] for name in ("alice", "bob", "carol", "dave")]
+    event_id = await fill_event(client, owner, bookers, 2, waitlist_mode="offer", offer_seconds=1)
+    await cancel(client, people["alice"], event_id)
+    await cancel(client, people["bob"], event_id)
+    [carols] = await my_bookings(client, people["carol"])
+    [daves] = await my_bookings(client, people["dave"])
     assert (carols["status"], daves["status"]) == ("offered", "offered")
     await wait_past(max(_deadline(carols), _deadline(daves)))
 
     sweeper = app.state.offer_sweeper
     expired = await asyncio.gather(*(sweeper.sweep() for _ in range(6)))
     assert sum(expired) == 2, expired
-    assert await _mine(client, people["carol"]) == []
-    status = await _status(client, event_id, owner)
+    assert await my_bookings(client, people["carol"]) == []
+    status = await event_status(client, owner, event_id)
     assert (status["available_tickets"], status["offered_tickets"]) == (2, 0)
     assert await sweeper.sweep() == 0
     report = await check_invariants(database.url, [event_id])
@@ -255,7 +244,7 @@ async def test_the_background_sweep_expires_offers_in_every_worker(
     settings_factory: Any,
 ) -> None:
     event_id = await _sold_out_with_line(client, people, waitlist_mode="offer", offer_seconds=1)
-    await _post(client, "/cancel", event_id, people["alice"])
+    await cancel(client, people["alice"], event_id)
     # Two apps sweeping the same database at once, as two workers would.
     settings = settings_factory(offer_sweep_interval_seconds=0.1)
     async with (
@@ -266,12 +255,12 @@ async def test_the_background_sweep_expires_offers_in_every_worker(
     ):
 
         async def carol_was_offered_it() -> bool:
-            return [b["status"] for b in await _mine(one, people["carol"])] == ["offered"]
+            return [b["status"] for b in await my_bookings(one, people["carol"])] == ["offered"]
 
         await eventually(carol_was_offered_it, what="Bob's offer to lapse and go to Carol")
 
         async def nothing_is_held() -> bool:
-            status = await _status(two, event_id, people["carol"])
+            status = await event_status(two, people["carol"], event_id)
             return bool(status["available_tickets"] == 1)
 
         await eventually(nothing_is_held, what="Carol's offer to lapse too")
@@ -284,17 +273,17 @@ async def test_switching_modes_keeps_open_offers_and_rules_the_next_ticket(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database
 ) -> None:
     event_id = await _sold_out_with_line(client, people, waitlist_mode="offer")
-    await _post(client, "/cancel", event_id, people["alice"])
+    await cancel(client, people["alice"], event_id)
     changed = await client.patch(
         f"/events/{event_id}", json={"waitlist_mode": "instant"}, headers=people["owner"]
     )
     assert changed.status_code == 200, changed.text
     assert changed.json()["waitlist_mode"] == "instant"
-    [offer] = await _mine(client, people["bob"])
+    [offer] = await my_bookings(client, people["bob"])
     assert offer["status"] == "offered"  # Bob's offer stands, with its deadline
 
     await _post(client, "/offers/decline", event_id, people["bob"])
-    [ticket] = await _mine(client, people["carol"])
+    [ticket] = await my_bookings(client, people["carol"])
     assert ticket["status"] == "confirmed"  # instant now: booked for Carol at once
     assert await _actions(client, people["carol"]) == ["waitlisted", "promoted"]
     await check_invariants(database.url, [event_id])

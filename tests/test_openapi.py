@@ -25,8 +25,10 @@ from tests.support import (
     OPENAPI_FILE,
     OPERATION_IDS,
     OPERATIONS_ROUTES,
+    Database,
     clean_env,
     register_and_login,
+    wipe_tables,
 )
 
 COMMITTED = OPENAPI_FILE
@@ -254,7 +256,7 @@ def test_the_document_names_nothing_of_this_machine() -> None:
 
 
 async def test_published_ticket_maximum_is_the_one_enforced(
-    settings_factory: Callable[..., Settings],
+    settings_factory: Callable[..., Settings], database: Database
 ) -> None:
     app: FastAPI = create_app(settings_factory(max_tickets_per_event=50))
     tickets = app.openapi()["components"]["schemas"]["EventCreate"]["properties"]["tickets"]
@@ -262,13 +264,16 @@ async def test_published_ticket_maximum_is_the_one_enforced(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            headers = await register_and_login(http, "maxer")
-            over = await http.post(
-                "/initialize", json={"name": "Gig", "tickets": 51}, headers=headers
-            )
-            at = await http.post(
-                "/initialize", json={"name": "Gig", "tickets": 50}, headers=headers
-            )
+            try:
+                headers = await register_and_login(http, "maxer")
+                over = await http.post(
+                    "/initialize", json={"name": "Gig", "tickets": 51}, headers=headers
+                )
+                at = await http.post(
+                    "/initialize", json={"name": "Gig", "tickets": 50}, headers=headers
+                )
+            finally:
+                await wipe_tables(database.url)
     assert over.status_code == 422
     assert over.json()["details"][0]["loc"] == ["body", "tickets"]
     assert at.status_code == 201

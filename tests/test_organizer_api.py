@@ -12,21 +12,20 @@ import pytest
 from tests.support import (
     Database,
     TokenFactory,
+    book,
+    cancel,
     check_invariants,
     create_event,
     create_users,
+    event_status,
+    fill_event,
+    my_bookings,
     register_and_login,
 )
 
 
-async def _book(client: httpx.AsyncClient, event_id: int, headers: dict[str, str]) -> int:
-    response = await client.post("/book", json={"eventId": event_id}, headers=headers)
-    return response.status_code
-
-
 async def _statuses(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
-    items = (await client.get("/me/bookings", headers=headers)).json()["items"]
-    return [item["status"] for item in items]
+    return [item["status"] for item in await my_bookings(client, headers)]
 
 
 async def _event(client: httpx.AsyncClient, event_id: int, headers: dict[str, str]) -> Any:
@@ -71,9 +70,8 @@ async def test_only_the_owner_may_change_or_look(
 async def test_more_tickets_go_to_the_line_in_line_order(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database
 ) -> None:
-    event_id = await create_event(client, people["owner"], tickets=1)
-    line = ("alice", "bob", "carol", "dave")
-    assert [await _book(client, event_id, people[name]) for name in line] == [201, 202, 202, 202]
+    bookers = [people[name] for name in ("alice", "bob", "carol", "dave")]
+    event_id = await fill_event(client, people["owner"], bookers, 1)  # 201, 202, 202, 202
 
     grown = await client.patch(f"/events/{event_id}", json={"tickets": 3}, headers=people["owner"])
     assert grown.status_code == 200, grown.text
@@ -85,7 +83,7 @@ async def test_more_tickets_go_to_the_line_in_line_order(
     assert await _statuses(client, people["dave"]) == ["waitlisted"]
 
     # With nobody left in line, more tickets are simply free.
-    await client.post("/cancel", json={"eventId": event_id}, headers=people["dave"])
+    await cancel(client, people["dave"], event_id)
     grown = await client.patch(f"/events/{event_id}", json={"tickets": 5}, headers=people["owner"])
     assert grown.json()["available_tickets"] == 2
     await check_invariants(database.url, [event_id])
@@ -94,9 +92,8 @@ async def test_more_tickets_go_to_the_line_in_line_order(
 async def test_more_tickets_in_offer_mode_make_offers(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database
 ) -> None:
-    event_id = await create_event(client, people["owner"], tickets=1, waitlist_mode="offer")
-    for name in ("alice", "bob", "carol"):
-        await _book(client, event_id, people[name])
+    bookers = [people[name] for name in ("alice", "bob", "carol")]
+    event_id = await fill_event(client, people["owner"], bookers, 1, waitlist_mode="offer")
     grown = await client.patch(f"/events/{event_id}", json={"tickets": 2}, headers=people["owner"])
     assert grown.json()["offered_tickets"] == 1
     assert await _statuses(client, people["bob"]) == ["offered"]
@@ -117,10 +114,9 @@ async def test_fewer_tickets_never_below_those_confirmed_or_offered(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database
 ) -> None:
     owner = people["owner"]
-    event_id = await create_event(client, owner, tickets=2, waitlist_mode="offer")
-    for name in ("alice", "bob", "carol"):
-        await _book(client, event_id, people[name])
-    await client.post("/cancel", json={"eventId": event_id}, headers=people["alice"])  # -> Carol
+    bookers = [people[name] for name in ("alice", "bob", "carol")]
+    event_id = await fill_event(client, owner, bookers, 2, waitlist_mode="offer")
+    await cancel(client, people["alice"], event_id)  # -> Carol
     grown = await client.patch(f"/events/{event_id}", json={"tickets": 5}, headers=owner)
     assert grown.json()["available_tickets"] == 3  # Bob confirmed, Carol offered
 
@@ -151,29 +147,29 @@ async def test_a_closed_event_takes_no_newcomers_but_its_claims_carry_on(
     tokens: TokenFactory,
 ) -> None:
     owner = people["owner"]
-    event_id = await create_event(client, owner, tickets=1)
-    assert await _book(client, event_id, people["alice"]) == 201
-    assert await _book(client, event_id, people["bob"]) == 202
+    event_id = await fill_event(client, owner, [people["alice"], people["bob"]], 1)  # 201, 202
 
     closed = await client.post(f"/events/{event_id}/close", headers=owner)
     assert closed.status_code == 200, closed.text
     assert closed.json()["state"] == "closed"
-    refused = await client.post("/book", json={"eventId": event_id}, headers=people["carol"])
+    refused = await book(client, people["carol"], event_id)
     assert (refused.status_code, refused.json()["code"]) == (409, "event_closed")
     # A rush on a closed event (the grouped path) is refused just the same.
     rush = await create_users(database.url, 20, prefix="rush")
-    answers = [await _book(client, event_id, tokens.headers(user)) for user in rush[:2]]
+    answers = [
+        (await book(client, tokens.headers(user), event_id)).status_code for user in rush[:2]
+    ]
     answers += await _book_all(client, tokens, rush[2:], event_id)
     assert set(answers) == {409}
 
     # Alice gives her ticket back: Bob, already in line, still gets it.
-    cancelled = await client.post("/cancel", json={"eventId": event_id}, headers=people["alice"])
+    cancelled = await cancel(client, people["alice"], event_id)
     assert cancelled.json()["outcome"] == "reassigned"
-    cancelled = await client.post("/cancel", json={"eventId": event_id}, headers=people["bob"])
+    cancelled = await cancel(client, people["bob"], event_id)
     assert cancelled.json()["outcome"] == "released"
-    status = (await client.get(f"/status/{event_id}", headers=owner)).json()
+    status = await event_status(client, owner, event_id)
     assert (status["available_tickets"], status["state"]) == (1, "closed")
-    assert await _book(client, event_id, people["carol"]) == 409  # free, but closed
+    assert (await book(client, people["carol"], event_id)).status_code == 409  # free, but closed
 
     again = await client.post(f"/events/{event_id}/close", headers=owner)
     assert again.status_code == 200
@@ -184,10 +180,7 @@ async def _book_all(
     client: httpx.AsyncClient, tokens: TokenFactory, users: list[int], event_id: int
 ) -> list[int]:
     responses = await asyncio.gather(
-        *(
-            client.post("/book", json={"eventId": event_id}, headers=tokens.headers(user))
-            for user in users
-        )
+        *(book(client, tokens.headers(user), event_id) for user in users)
     )
     return [response.status_code for response in responses]
 
@@ -196,10 +189,9 @@ async def test_cancelling_an_event_releases_everything_on_record(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database
 ) -> None:
     owner = people["owner"]
-    event_id = await create_event(client, owner, tickets=2, waitlist_mode="offer")
-    for name in ("alice", "bob", "carol", "dave"):
-        await _book(client, event_id, people[name])
-    await client.post("/cancel", json={"eventId": event_id}, headers=people["alice"])
+    bookers = [people[name] for name in ("alice", "bob", "carol", "dave")]
+    event_id = await fill_event(client, owner, bookers, 2, waitlist_mode="offer")
+    await cancel(client, people["alice"], event_id)
     # Now: Bob confirmed, Carol offered, Dave in line.
     cancelled = await client.post(f"/events/{event_id}/cancel", headers=owner)
     assert cancelled.status_code == 200, cancelled.text
@@ -227,12 +219,12 @@ async def test_cancelling_an_event_releases_everything_on_record(
     )
     assert event["offered_tickets"] == 0
 
-    refused = await client.post("/book", json={"eventId": event_id}, headers=people["erin"])
+    refused = await book(client, people["erin"], event_id)
     assert (refused.status_code, refused.json()["code"]) == (409, "event_cancelled")
     for method, path, body in OWNER_ONLY[:2]:
         response = await client.request(method, path.format(id=event_id), json=body, headers=owner)
         assert (response.status_code, response.json()["code"]) == (409, "event_cancelled")
-    nothing = await client.post("/cancel", json={"eventId": event_id}, headers=people["bob"])
+    nothing = await cancel(client, people["bob"], event_id)
     assert nothing.status_code == 404
     withdrawn = await client.post(
         "/offers/accept", json={"eventId": event_id}, headers=people["carol"]
@@ -247,10 +239,9 @@ async def test_the_owner_sees_tickets_offers_and_the_line_page_by_page(
     client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database
 ) -> None:
     owner = people["owner"]
-    event_id = await create_event(client, owner, tickets=2, waitlist_mode="offer")
-    for name in ("alice", "bob", "carol", "dave", "erin"):
-        await _book(client, event_id, people[name])
-    await client.post("/cancel", json={"eventId": event_id}, headers=people["alice"])
+    bookers = [people[name] for name in ("alice", "bob", "carol", "dave", "erin")]
+    event_id = await fill_event(client, owner, bookers, 2, waitlist_mode="offer")
+    await cancel(client, people["alice"], event_id)
     # Now: Bob confirmed, Carol offered, Dave then Erin in line.
 
     page = (await client.get(f"/events/{event_id}/bookings", headers=owner)).json()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
+import pytest
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import update
 
@@ -12,23 +14,33 @@ from booking_service.services.events import StatusCache
 from tests.support import (
     Database,
     TokenFactory,
+    book,
     connect,
+    create_event,
     create_users,
+    event_status,
     http_client,
     make_settings,
     started_app,
+    wipe_tables,
 )
 
 
+@pytest.fixture
+async def wipe_tables_after(database: Database) -> AsyncIterator[None]:
+    """These tests write through apps of their own, not through the `client` fixture that
+    empties the tables after each test: this does it for them."""
+    yield
+    await wipe_tables(database.url)
+
+
+@pytest.mark.usefixtures("wipe_tables_after")
 async def test_polls_share_reads_and_lag_at_most_the_configured_age(database: Database) -> None:
     settings = make_settings(database.url, status_cache_seconds=0.5)
     tokens = TokenFactory(settings)
     owner, booker = await create_users(database.url, 2, prefix="poll-age-")
     async with started_app(settings) as app, http_client(app) as http:
-        created = await http.post(
-            "/initialize", json={"name": "Gig", "tickets": 3}, headers=tokens.headers(owner)
-        )
-        event_id = created.json()["eventId"]
+        event_id = await create_event(http, tokens.headers(owner), 3, name="Gig")
         reads: list[str] = []
 
         def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
@@ -38,18 +50,16 @@ async def test_polls_share_reads_and_lag_at_most_the_configured_age(database: Da
         sqlalchemy_event.listen(app.state.engine.sync_engine, "before_cursor_execute", count)
         try:
             polls = await asyncio.gather(
-                *(http.get(f"/status/{event_id}", headers=tokens.headers(owner)) for _ in range(20))
+                *(event_status(http, tokens.headers(owner), event_id) for _ in range(20))
             )
-            assert {p.json()["available_tickets"] for p in polls} == {3}
+            assert {p["available_tickets"] for p in polls} == {3}
             assert len(reads) == 1, "twenty concurrent polls, one read"
 
             # A change this worker commits is seen at once.
-            booked = await http.post(
-                "/book", json={"eventId": event_id}, headers=tokens.headers(booker)
-            )
+            booked = await book(http, tokens.headers(booker), event_id)
             assert booked.status_code == 201
-            mine = await http.get(f"/status/{event_id}", headers=tokens.headers(owner))
-            assert mine.json()["available_tickets"] == 2
+            mine = await event_status(http, tokens.headers(owner), event_id)
+            assert mine["available_tickets"] == 2
             assert len(reads) == 2
 
             # A change made elsewhere (another worker, here straight in the database) is seen
@@ -58,16 +68,17 @@ async def test_polls_share_reads_and_lag_at_most_the_configured_age(database: Da
                 await conn.execute(
                     update(Event).where(Event.id == event_id).values(name="Renamed elsewhere")
                 )
-            stale = await http.get(f"/status/{event_id}", headers=tokens.headers(owner))
-            assert stale.json()["event_name"] == "Gig", "within the age: the snapshot"
+            stale = await event_status(http, tokens.headers(owner), event_id)
+            assert stale["event_name"] == "Gig", "within the age: the snapshot"
             await asyncio.sleep(0.55)
-            fresh = await http.get(f"/status/{event_id}", headers=tokens.headers(owner))
-            assert fresh.json()["event_name"] == "Renamed elsewhere", "past the age: read again"
+            fresh = await event_status(http, tokens.headers(owner), event_id)
+            assert fresh["event_name"] == "Renamed elsewhere", "past the age: read again"
             assert len(reads) == 3
         finally:
             sqlalchemy_event.remove(app.state.engine.sync_engine, "before_cursor_execute", count)
 
 
+@pytest.mark.usefixtures("wipe_tables_after")
 async def test_an_unknown_event_is_never_cached(database: Database) -> None:
     settings = make_settings(database.url, status_cache_seconds=60)
     tokens = TokenFactory(settings)
@@ -78,11 +89,8 @@ async def test_an_unknown_event_is_never_cached(database: Database) -> None:
             *(http.get("/status/424242", headers=headers) for _ in range(5))
         )
         assert {m.status_code for m in missing} == {404}
-        created = await http.post(
-            "/initialize", json={"name": "Gig", "tickets": 1}, headers=headers
-        )
-        event_id = created.json()["eventId"]
-        assert (await http.get(f"/status/{event_id}", headers=headers)).status_code == 200
+        event_id = await create_event(http, headers, 1)
+        await event_status(http, headers, event_id)  # asserts 200
 
 
 async def test_zero_means_every_poll_reads() -> None:

@@ -34,16 +34,22 @@ from booking_service.services.webhooks import (
     purge_outbox,
     sign,
 )
-from tests.conftest import make_settings
 from tests.support import (
+    ApiUser,
     Database,
     TokenFactory,
     WebhookReceiver,
+    api_users,
+    book,
+    cancel,
     connect,
-    create_users,
+    create_event,
     eventually,
+    fill_event,
     free_port,
     http_client,
+    make_settings,
+    my_bookings,
     started_app,
 )
 
@@ -84,36 +90,37 @@ def message_when(database: Database, column: str) -> Callable[[], Awaitable[Any]
 
 
 @pytest.fixture
-async def users(client: httpx.AsyncClient, database: Database) -> list[int]:
+async def users(
+    client: httpx.AsyncClient, database: Database, tokens: TokenFactory
+) -> list[ApiUser]:
     # Depends on `client`, which wipes the tables after the test.
-    return await create_users(database.url, 4)
+    return await api_users(database.url, tokens, 4)
 
 
-async def promote_someone(http: httpx.AsyncClient, tokens: TokenFactory, users: list[int]) -> int:
+async def promote_someone(http: httpx.AsyncClient, users: list[ApiUser]) -> int:
     """Event with one ticket: users[1] holds it, users[2] waits, users[1] cancels. Returns the
     promoted booking's id."""
-    owner, holder, waiter = (tokens.headers(u) for u in users[:3])
-    created = await http.post("/initialize", json={"name": "Gig", "tickets": 1}, headers=owner)
-    event_id = created.json()["eventId"]
-    assert (await http.post("/book", json={"eventId": event_id}, headers=holder)).status_code == 201
-    waiting = await http.post("/book", json={"eventId": event_id}, headers=waiter)
+    owner, holder, waiter = (u.headers for u in users[:3])
+    event_id = await create_event(http, owner, 1)
+    assert (await book(http, holder, event_id)).status_code == 201
+    waiting = await book(http, waiter, event_id)
     assert waiting.status_code == 202
-    cancelled = await http.post("/cancel", json={"eventId": event_id}, headers=holder)
+    cancelled = await cancel(http, holder, event_id)
     assert cancelled.json()["outcome"] == "reassigned"
     booking_id: int = waiting.json()["bookingId"]
     return booking_id
 
 
 async def test_a_promotion_writes_one_message_and_nothing_else_does(
-    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+    client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
-    booking_id = await promote_someone(client, tokens, users)
-    promoted = (await client.get("/me/bookings", headers=tokens.headers(users[2]))).json()
+    booking_id = await promote_someone(client, users)
+    promoted = await my_bookings(client, users[2].headers)
     # Leaving the line, and a cancel with nobody waiting, announce nothing.
-    event_id = promoted["items"][0]["eventId"]
-    await client.post("/book", json={"eventId": event_id}, headers=tokens.headers(users[3]))
-    await client.post("/cancel", json={"eventId": event_id}, headers=tokens.headers(users[3]))
-    await client.post("/cancel", json={"eventId": event_id}, headers=tokens.headers(users[2]))
+    event_id = promoted[0]["eventId"]
+    await book(client, users[3].headers, event_id)
+    await cancel(client, users[3].headers, event_id)
+    await cancel(client, users[2].headers, event_id)
 
     [message] = await messages(database.url)
     assert message.kind == "booking.promoted"
@@ -124,27 +131,22 @@ async def test_a_promotion_writes_one_message_and_nothing_else_does(
     assert body["data"] == {
         "booking_id": booking_id,
         "event_id": event_id,
-        "user_id": users[2],
+        "user_id": users[2].id,
         "promoted_at": body["data"]["promoted_at"],
     }
     promoted_at = datetime.fromisoformat(body["data"]["promoted_at"])
-    assert promoted_at == datetime.fromisoformat(promoted["items"][0]["promoted_at"])
+    assert promoted_at == datetime.fromisoformat(promoted[0]["promoted_at"])
     assert body["created_at"].endswith("Z")
 
 
 async def test_an_offer_writes_a_message_with_its_deadline(
-    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+    client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
-    owner, holder, waiter = (tokens.headers(u) for u in users[:3])
-    created = await client.post(
-        "/initialize",
-        json={"name": "Gig", "tickets": 1, "waitlist_mode": "offer", "offer_seconds": 600},
-        headers=owner,
-    )
-    event_id = created.json()["eventId"]
-    await client.post("/book", json={"eventId": event_id}, headers=holder)
-    waiting = await client.post("/book", json={"eventId": event_id}, headers=waiter)
-    cancelled = await client.post("/cancel", json={"eventId": event_id}, headers=holder)
+    owner, holder, waiter = (u.headers for u in users[:3])
+    event_id = await create_event(client, owner, 1, waitlist_mode="offer", offer_seconds=600)
+    await book(client, holder, event_id)
+    waiting = await book(client, waiter, event_id)
+    cancelled = await cancel(client, holder, event_id)
     assert cancelled.json()["outcome"] == "offered"
 
     [message] = await messages(database.url)
@@ -153,50 +155,48 @@ async def test_an_offer_writes_a_message_with_its_deadline(
     assert (data["booking_id"], data["event_id"], data["user_id"]) == (
         waiting.json()["bookingId"],
         event_id,
-        users[2],
+        users[2].id,
     )
     offered_at = datetime.fromisoformat(data["offered_at"])
     expires_at = datetime.fromisoformat(data["expires_at"])
     assert (expires_at - offered_at).total_seconds() == 600
-    mine = (await client.get("/me/bookings", headers=waiter)).json()["items"][0]
+    mine = (await my_bookings(client, waiter))[0]
     assert datetime.fromisoformat(mine["offer_expires_at"]) == expires_at
 
 
 async def test_a_promotion_rolled_back_leaves_no_message(
     client: httpx.AsyncClient,
     app: FastAPI,
-    tokens: TokenFactory,
     database: Database,
-    users: list[int],
+    users: list[ApiUser],
 ) -> None:
-    owner, holder, waiter = (tokens.headers(u) for u in users[:3])
-    created = await client.post("/initialize", json={"name": "Gig", "tickets": 1}, headers=owner)
-    event_id = created.json()["eventId"]
-    await client.post("/book", json={"eventId": event_id}, headers=holder)
-    await client.post("/book", json={"eventId": event_id}, headers=waiter)
+    owner, holder, waiter = (u.headers for u in users[:3])
+    event_id = await fill_event(client, owner, [holder, waiter], 1)
     async with app.state.session_factory() as session:
         keys = IdempotencyService(session, ttl_seconds=60, lease_seconds=0, lock_retries=0)
-        claimed = await keys.claim(user_id=users[1], key_digest="a" * 64, request_digest="r" * 64)
-        await keys.claim(user_id=users[1], key_digest="a" * 64, request_digest="r" * 64)
+        claimed = await keys.claim(
+            user_id=users[1].id, key_digest="a" * 64, request_digest="r" * 64
+        )
+        await keys.claim(user_id=users[1].id, key_digest="a" * 64, request_digest="r" * 64)
         assert not isinstance(claimed, Reply)
         # The cancel promotes, then fails at its very end (its idempotency key was taken over):
         # the promotion and its message go together.
         service = BookingService(session, booking_queue=app.state.booking_queue, lock_retries=0)
         lost: AnswerRecorder[CancelOutcome] = AnswerRecorder(claimed, lambda _: Reply(200, "{}"))
         with pytest.raises(IdempotencyKeyInUse):
-            await service.cancel(user_id=users[1], event_id=event_id, then=lost)
+            await service.cancel(user_id=users[1].id, event_id=event_id, then=lost)
     assert await messages(database.url) == []
-    waiting = (await client.get("/me/bookings", headers=waiter)).json()["items"]
+    waiting = await my_bookings(client, waiter)
     assert waiting[0]["status"] == "waitlisted"
 
 
 async def test_a_failing_receiver_gets_the_message_until_it_accepts_it_once(
-    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+    client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
     with WebhookReceiver(statuses=[500, 503]) as receiver:
         async with started_app(webhook_settings(database, receiver.url)) as app:
             async with http_client(app) as http:
-                booking_id = await promote_someone(http, tokens, users)
+                booking_id = await promote_someone(http, users)
 
             message = await eventually(message_when(database, "delivered_at"), what="delivery")
             # Nothing more to send: the outbox is done with it.
@@ -219,13 +219,13 @@ async def test_a_failing_receiver_gets_the_message_until_it_accepts_it_once(
 
 
 async def test_an_unreachable_receiver_never_fails_a_booking_and_is_given_up_at_last(
-    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+    client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
     dead_url = f"http://127.0.0.1:{free_port()}/hooks"  # nothing listens there
     settings = webhook_settings(database, dead_url, webhook_max_attempts=3)
     async with started_app(settings) as app:
         async with http_client(app) as http:
-            await promote_someone(http, tokens, users)
+            await promote_someone(http, users)
 
         message = await eventually(message_when(database, "gave_up_at"), what="giving up")
         assert await app.state.webhook_sender.deliver_due() == 0
@@ -235,13 +235,13 @@ async def test_an_unreachable_receiver_never_fails_a_booking_and_is_given_up_at_
 
 
 async def test_a_receiver_too_slow_to_answer_counts_as_a_failure(
-    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, users: list[int]
+    client: httpx.AsyncClient, database: Database, users: list[ApiUser]
 ) -> None:
     with WebhookReceiver(delays=[1.5]) as receiver:
         settings = webhook_settings(database, receiver.url, webhook_timeout_seconds=0.3)
         async with started_app(settings) as app:
             async with http_client(app) as http:
-                await promote_someone(http, tokens, users)
+                await promote_someone(http, users)
 
             message = await eventually(message_when(database, "delivered_at"), what="delivery")
     assert message.attempts == 2

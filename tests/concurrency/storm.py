@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import httpx
 
-from tests.support import ApiUser
+from tests.support import ApiUser, event_status, my_bookings
 
 Action = Literal["book", "cancel", "status"]
 
@@ -125,9 +125,7 @@ async def live_claims(
     """Each user's live claim on the event from GET /me/bookings, all asked at once."""
 
     async def ask(client: httpx.AsyncClient, user: ApiUser) -> tuple[int, dict[str, Any] | None]:
-        response = await client.get("/me/bookings", headers=user.headers)
-        assert response.status_code == 200, response.text
-        items = [i for i in response.json()["items"] if i["eventId"] == event_id]
+        items = [i for i in await my_bookings(client, user.headers) if i["eventId"] == event_id]
         assert len(items) <= 1, items
         return user.id, (items[0] if items else None)
 
@@ -138,10 +136,7 @@ async def live_claims(
 
 async def status_of(base_url: str, user: ApiUser, event_id: int) -> dict[str, Any]:
     async with http_client(base_url) as client:
-        response = await client.get(f"/status/{event_id}", headers=user.headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+        return await event_status(client, user.headers, event_id)
 
 
 def report(name: str, where: str, result: StormResult) -> None:

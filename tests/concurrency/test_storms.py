@@ -31,6 +31,7 @@ from tests.support import (
     booking_records,
     check_invariants,
     create_event,
+    status_counts,
 )
 
 pytestmark = pytest.mark.slow
@@ -39,14 +40,6 @@ pytestmark = pytest.mark.slow
 async def new_event(server: RunningServer, owner: ApiUser, tickets: int) -> int:
     async with http_client(server.base_url) as client:
         return await create_event(client, owner.headers, tickets=tickets, name="Storm")
-
-
-def counts(status: dict[str, int]) -> tuple[int, int, int]:
-    return (
-        status["available_tickets"],
-        status["total_ticket_booked"],
-        status["waiting_list_count"],
-    )
 
 
 def assert_answer_matches_row(answer: Answer, rows: dict[int, BookingRecord]) -> BookingRecord:
@@ -112,7 +105,7 @@ async def test_many_more_users_than_tickets(
 
     await assert_line_positions(server, users, event_id, records)
     status = await status_of(server.base_url, users[0], event_id)
-    assert counts(status) == (0, tickets, fans - tickets)
+    assert status_counts(status) == (0, tickets, fans - tickets)
     report_ = await check_invariants(storm_db.url, [event_id])
     assert report_[event_id].confirmed == tickets
     assert server.new_log().count("Traceback") == 0
@@ -159,7 +152,7 @@ async def test_cancels_books_and_leaves_all_at_once(
     assert all(a.body["code"] == "booking_not_found" for a in result.of("stranger"))
     assert result.statuses("reader") == Counter({200: 30})
     for answer in result.of("reader"):  # every read is one committed state
-        available, booked, waiting = counts(answer.body)
+        available, booked, waiting = status_counts(answer.body)
         assert 0 <= available <= tickets
         assert available + booked == tickets
         assert available == 0 or waiting == 0, f"a reader saw a free ticket and a line: {answer}"
@@ -205,7 +198,7 @@ async def test_cancels_books_and_leaves_all_at_once(
         expected_waiting,
     )
     status = await status_of(server.base_url, people[0], event_id)
-    assert counts(status) == (expected_available, expected_confirmed, expected_waiting)
+    assert status_counts(status) == (expected_available, expected_confirmed, expected_waiting)
     await assert_line_positions(server, people, event_id, records)
 
     # Drain: everyone holding a ticket gives it back at once. The line must be served
@@ -270,7 +263,7 @@ async def test_tickets_given_back_while_as_many_people_book(
     checked = (await check_invariants(storm_db.url, [event_id]))[event_id]
     assert (checked.available, checked.confirmed, checked.waiting) == (0, tickets, 0)
     status = await status_of(server.base_url, people[0], event_id)
-    assert counts(status) == (0, tickets, 0)
+    assert status_counts(status) == (0, tickets, 0)
     assert server.new_log().count("Traceback") == 0
 
 
@@ -352,6 +345,6 @@ async def test_one_user_fires_several_requests_at_once(
     assert all(r.active is None and r.ended_at is not None for r in records)
     assert sum(r.promoted_at is not None for r in records) == outcomes["reassigned"]
     status = await status_of(server.base_url, users[0], event_id)
-    assert counts(status) == (tickets, 0, 0)
+    assert status_counts(status) == (tickets, 0, 0)
     await check_invariants(storm_db.url, [event_id])
     assert server.new_log().count("Traceback") == 0
