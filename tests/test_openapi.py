@@ -198,6 +198,28 @@ def test_idempotency_key_and_replay_header_are_declared_where_they_work(
         assert replayable == successes | ({"404", "409"} & statuses), operation["operationId"]
 
 
+def test_request_bodies_publish_defaults_in_words_not_as_keywords(
+    document: dict[str, Any],
+) -> None:
+    """A field with a default is optional for every generator: openapi-typescript would make a
+    `default` field required, others would send the default every time (schemas/common.py)."""
+    components = document["components"]["schemas"]
+    checked = set()
+    for _, _, operation in operations(document):
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+        if body is None:
+            continue
+        name = body["schema"]["$ref"].rsplit("/", 1)[-1]
+        checked.add(name)
+        for field, prop in components[name]["properties"].items():
+            assert "default" not in prop, f"{name}.{field}"
+    event = components["EventCreate"]
+    assert event["required"] == ["name", "tickets"]
+    assert event["properties"]["waitlist_mode"]["description"].endswith('Default: `"instant"`.')
+    assert event["properties"]["offer_seconds"]["description"].endswith("Default: `900`.")
+    assert {"EventCreate", "EventUpdate", "BookingRequest", "UserCreate"} <= checked
+
+
 def test_every_model_field_has_a_description_and_an_example(document: dict[str, Any]) -> None:
     missing = []
     for name, schema in document["components"]["schemas"].items():
