@@ -7,7 +7,6 @@ import json
 import pytest
 
 from tests.contract import Answer, Contract
-from tests.support import OPENAPI_FILE
 
 WAITLISTED = {
     "message": "No tickets available, you are added to waiting list",
@@ -17,11 +16,6 @@ WAITLISTED = {
     "position": 1,
 }
 NOT_FOUND = {"message": "Event not found", "code": "event_not_found", "details": None}
-
-
-@pytest.fixture(scope="module")
-def contract() -> Contract:
-    return Contract(json.loads(OPENAPI_FILE.read_text(encoding="utf-8")))
 
 
 def answer(method: str, path: str, status: int, body: object, media: str = "") -> Answer:

@@ -16,7 +16,6 @@ import re
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -111,12 +110,6 @@ def read_answers(path: Path) -> list[Answer]:
     if not path.exists():
         return []
     return [Answer.from_json(item) for item in json.loads(path.read_text(encoding="utf-8"))]
-
-
-@pytest.fixture(scope="module")
-def contract() -> Contract:
-    document: dict[str, Any] = json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))
-    return Contract(document)
 
 
 def test_whole_flow_through_the_typescript_client(
