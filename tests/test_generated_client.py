@@ -30,9 +30,8 @@ from tests.support import (
     OPENAPI_FILE,
     OPERATION_IDS,
     ServerProcess,
-    create_mariadb_database,
-    require_mariadb,
     serve,
+    serve_fresh,
 )
 
 PACKAGE = "booking_service_client"
@@ -126,15 +125,8 @@ def test_generated_names_read_well(client_package: Path) -> None:
 async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServerProcess]:
     """`booking-service serve` on a fresh database: a SQLite file, or a new MariaDB database."""
     # Rate limits would turn this quick sequence of calls into 429s; they have tests of their own.
-    settings = {"RATE_LIMIT_ENABLED": "false"}
-    if request.param == "sqlite":
-        with serve(tmp_path, **settings) as running:
-            yield running
-        return
-    await require_mariadb()
-    async with create_mariadb_database() as database:
-        with serve(tmp_path, DATABASE_URL=database.url, **settings) as running:
-            yield running
+    async with serve_fresh(request.param, tmp_path, RATE_LIMIT_ENABLED="false") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

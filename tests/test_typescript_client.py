@@ -24,10 +24,8 @@ from tests.support import (
     BACKENDS,
     OPENAPI_FILE,
     ServerProcess,
-    create_mariadb_database,
-    require_mariadb,
     require_program,
-    serve,
+    serve_fresh,
 )
 
 CLIENT = OPENAPI_FILE.parent / "clients" / "typescript"
@@ -87,14 +85,8 @@ async def server(
     """`booking-service serve` on a fresh database: a SQLite file, or a new MariaDB database.
     The flow and the example share it: each signs up users of its own."""
     workdir = tmp_path_factory.mktemp(f"typescript-{request.param}")
-    if request.param == "sqlite":
-        with serve(workdir, **SERVER_SETTINGS) as running:
-            yield running
-        return
-    await require_mariadb()
-    async with create_mariadb_database() as database:
-        with serve(workdir, DATABASE_URL=database.url, **SERVER_SETTINGS) as running:
-            yield running
+    async with serve_fresh(request.param, workdir, **SERVER_SETTINGS) as running:
+        yield running
 
 
 def run_node(script: Path, server: ServerProcess, **env: str) -> str:
