@@ -121,11 +121,15 @@ def test_generated_names_read_well(client_package: Path) -> None:
     assert not [name for name in models.__all__ if any(c.isdigit() for c in name)], "no Foo1"
 
 
-@pytest.fixture(params=BACKENDS)
-async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    """`booking-service serve` on a fresh database: a SQLite file, or a new MariaDB database."""
+@pytest.fixture(scope="module", params=BACKENDS)
+async def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    """`booking-service serve` on a fresh database: a SQLite file, or a new MariaDB database.
+    The flows share it: each signs up users and creates events of its own."""
+    workdir = tmp_path_factory.mktemp(f"generated-{request.param}")
     # Rate limits would turn this quick sequence of calls into 429s; they have tests of their own.
-    async with serve_fresh(request.param, tmp_path, RATE_LIMIT_ENABLED="false") as running:
+    async with serve_fresh(request.param, workdir, RATE_LIMIT_ENABLED="false") as running:
         yield running
 
 
@@ -271,7 +275,7 @@ def test_whole_flow_through_the_generated_client(clients: Clients) -> None:
     assert (event.name, event.capacity, event.available_tickets) == ("Concert 2025", 1, 0)
     page = list_events.sync(client=bob, limit=10)
     assert isinstance(page, models.EventPage)
-    assert [e.event_id for e in page.items] == [event_id]
+    assert page.items[0].event_id == event_id, "newest first"
 
     # Errors arrive parsed as the one error envelope.
     unknown = book_ticket.sync_detailed(client=bob, body=models.BookingRequest(event_id=987654))
