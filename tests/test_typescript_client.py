@@ -114,7 +114,7 @@ def test_whole_flow_through_the_typescript_client(
         # Even when the flow failed: an answer unlike its type is the likelier cause to show.
         answers = read_answers(answers_file)
         contract.check(answers)
-    assert output.count("ok: ") == 6, output
+    assert "flow done: " in output, output
     unseen = contract.unseen_successes(answers)
     assert not unseen, (
         "documented answers the TypeScript flow never received: drive them in "

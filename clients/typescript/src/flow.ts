@@ -117,6 +117,20 @@ async function waitingList(server: Server): Promise<void> {
   ]);
 }
 
+/** A retried request with the same Idempotency-Key gets the stored answer, marked replayed. */
+async function idempotentRetries(server: Server): Promise<void> {
+  const dana = await server.signUp("dana");
+  const once = { header: { "Idempotency-Key": "create-club-night" } };
+  const body = { name: "Club night", tickets: 5 };
+  const first = await dana.POST("/initialize", { params: once, body });
+  const again = await dana.POST("/initialize", { params: once, body });
+  assert.deepEqual(expectData(again, 201), expectData(first, 201));
+  assert.equal(first.response.headers.get("idempotent-replayed"), null);
+  assert.equal(again.response.headers.get("idempotent-replayed"), "true");
+  const other = await dana.POST("/initialize", { params: once, body: { ...body, tickets: 6 } });
+  expectError(other, 422, "idempotency_key_reused");
+}
+
 /** An event in `offer` mode: a freed ticket is offered in turn, declined, accepted, lapsed. */
 async function offers(server: Server): Promise<void> {
   const [owner, ann, ben, cat] = await signUpAll(server, ["owner", "ann", "ben", "cat"]);
@@ -255,6 +269,7 @@ const STEPS: ReadonlyArray<readonly [string, Step]> = [
   ["operations: health, ready, metrics", operations],
   ["accounts: register, log in, refusals", accounts],
   ["waiting list: book, wait, cancel, status, my bookings", waitingList],
+  ["idempotent retries", idempotentRetries],
   ["offers: declined, accepted, lapsed", offers],
   ["organizer: change, bookings, history, close, cancel", organizer],
   ["account closed", closeAccount],
@@ -270,6 +285,7 @@ async function main(): Promise<void> {
       await step(server);
       console.log(`ok: ${name}`);
     }
+    console.log(`flow done: ${STEPS.length} steps`);
   } finally {
     // Written even when a step failed, so the suite can show what the server said.
     if (answersFile !== undefined) {
