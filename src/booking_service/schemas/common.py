@@ -62,11 +62,13 @@ def _defaults_in_descriptions(schema: JsonDict) -> None:
     To the server, a default in a request body means "assumed when left out", and that is what
     the document must tell every generator. But generators read `default` their own ways:
     openapi-typescript (by default) makes such a field *required* in a schema reached through
-    `$ref`, so `{"name": ..., "tickets": 100}` no longer compiles; openapi-python-client and
-    openapi-generator write the value into the client, which then sends it every time and
-    freezes today's default into every client built. Without the keyword every generator agrees
-    on what is true: the field is optional, left out unless set, and the server applies its own
-    default. Responses are unaffected: RESPONSE_CONFIG lists their fields as required.
+    `$ref`, so `{"name": ..., "tickets": 100}` no longer compiles; openapi-python-client (like
+    some openapi-generator targets) writes the value into the client, which then sends it every
+    time and freezes today's default into every client built. Without the keyword every
+    generator agrees on what is true: the field is optional, left out unless set, and the server
+    applies its own default. Responses are unaffected (RESPONSE_CONFIG lists their fields as
+    required), and so are query parameters: every generator keeps a parameter with a default
+    optional (openapi-typescript exempts them by name).
     """
     properties = schema.get("properties")
     if not isinstance(properties, dict):
