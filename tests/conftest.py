@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,8 +14,10 @@ from fastapi import FastAPI
 
 from booking_service.config import Settings
 from booking_service.main import create_app
+from tests.contract import Contract
 from tests.support import (
     BACKENDS,
+    OPENAPI_FILE,
     Database,
     TokenFactory,
     create_mariadb_database,
@@ -84,3 +87,9 @@ def settings_factory(database: Database) -> Callable[..., Settings]:
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def contract() -> Contract:
+    """What the committed document promises each operation answers."""
+    return Contract(json.loads(OPENAPI_FILE.read_text(encoding="utf-8")))

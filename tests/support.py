@@ -603,6 +603,21 @@ def serve(workdir: Path, *, workers: int = 1, **settings: str) -> Iterator[Serve
         server.stop()
 
 
+@asynccontextmanager
+async def serve_fresh(backend: str, workdir: Path, **settings: str) -> AsyncIterator[ServerProcess]:
+    """`booking-service serve` (see start_server) on a fresh database of `backend`: a SQLite
+    file in `workdir`, or a new MariaDB database (skipped where none answers, see
+    require_mariadb)."""
+    if backend == "sqlite":
+        with serve(workdir, **settings) as running:
+            yield running
+        return
+    await require_mariadb()
+    async with create_mariadb_database() as database:
+        with serve(workdir, DATABASE_URL=database.url, **settings) as running:
+            yield running
+
+
 @dataclass
 class RedisProcess:
     """A redis-server of the test's own, on a port of its own (never the shared one)."""

@@ -2,7 +2,9 @@
 
 This is what a user does with the README's commands: generate `booking_service_client` with
 openapi-python-client, then call `book_ticket.sync_detailed(...)` and friends. The generated
-package is imported from a temporary folder; nothing is installed into the environment.
+package is imported from a temporary folder; nothing is installed into the environment. Every
+answer the clients receive is checked against the document as it arrives (tests/contract.py),
+and together the flows must show every success the document lists.
 """
 
 from __future__ import annotations
@@ -13,21 +15,23 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.contract import Answer, Contract
 from tests.support import (
     BACKENDS,
     OPENAPI_FILE,
     OPERATION_IDS,
     ServerProcess,
-    create_mariadb_database,
-    require_mariadb,
     serve,
+    serve_fresh,
 )
 
 PACKAGE = "booking_service_client"
@@ -117,47 +121,82 @@ def test_generated_names_read_well(client_package: Path) -> None:
     assert not [name for name in models.__all__ if any(c.isdigit() for c in name)], "no Foo1"
 
 
-@pytest.fixture(params=BACKENDS)
-async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    """`booking-service serve` on a fresh database: a SQLite file, or a new MariaDB database."""
+@pytest.fixture(scope="module", params=BACKENDS)
+async def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    """`booking-service serve` on a fresh database: a SQLite file, or a new MariaDB database.
+    The flows share it: each signs up users and creates events of its own."""
+    workdir = tmp_path_factory.mktemp(f"generated-{request.param}")
     # Rate limits would turn this quick sequence of calls into 429s; they have tests of their own.
-    settings = {"RATE_LIMIT_ENABLED": "false"}
-    if request.param == "sqlite":
-        with serve(tmp_path, **settings) as running:
-            yield running
-        return
-    await require_mariadb()
-    async with create_mariadb_database() as database:
-        with serve(tmp_path, DATABASE_URL=database.url, **settings) as running:
-            yield running
+    async with serve_fresh(request.param, workdir, RATE_LIMIT_ENABLED="false") as running:
+        yield running
 
 
-def sign_up(server: ServerProcess, username: str) -> Any:
-    """Register and log in through the generated client; returns an AuthenticatedClient.
-
-    Any status the document does not list raises, so every answer seen is a documented one.
-    """
-    client_module, models = load("client"), load("models")
-    register, login = load("api.auth.register"), load("api.auth.login")
-    anonymous = client_module.Client(base_url=server.base_url, raise_on_unexpected_status=True)
-    credentials = {"username": username, "password": "password123"}
-    created = register.sync_detailed(
-        client=anonymous, body=models.UserCreate.from_dict(credentials)
-    )
-    assert created.status_code == 201
-    assert created.parsed.message == "Registration Successful"
-    issued = login.sync(client=anonymous, body=models.LoginRequest.from_dict(credentials))
-    assert isinstance(issued, models.TokenResponse)
-    assert issued.token_type == "bearer"
-    return client_module.AuthenticatedClient(
-        base_url=server.base_url, token=issued.token, raise_on_unexpected_status=True
-    )
+@pytest.fixture(scope="module")
+def seen() -> dict[str, list[Answer]]:
+    """Every answer the module's clients received, by backend."""
+    return {}
 
 
-def test_whole_flow_through_the_generated_client(
-    client_package: Path, server: ServerProcess
-) -> None:
-    client_module = load("client")
+@dataclass
+class Clients:
+    """Generated clients of one server. Each answer they receive is checked against the
+    document as it arrives and kept; a status the document does not list raises too."""
+
+    server: ServerProcess
+    contract: Contract
+    answers: list[Answer]
+
+    def _check(self, response: httpx.Response) -> None:
+        response.read()
+        answer = Answer.of(response)
+        self.answers.append(answer)
+        self.contract.check([answer])
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "base_url": self.server.base_url,
+            "raise_on_unexpected_status": True,
+            "httpx_args": {"event_hooks": {"response": [self._check]}},
+        }
+
+    def anonymous(self) -> Any:
+        return load("client").Client(**self._options())
+
+    def with_token(self, token: str) -> Any:
+        return load("client").AuthenticatedClient(token=token, **self._options())
+
+    def sign_up(self, username: str) -> Any:
+        """Register and log in; an AuthenticatedClient of the new user."""
+        models = load("models")
+        register, login = load("api.auth.register"), load("api.auth.login")
+        anonymous = self.anonymous()
+        credentials = {"username": username, "password": "password123"}
+        created = register.sync_detailed(
+            client=anonymous, body=models.UserCreate.from_dict(credentials)
+        )
+        assert created.status_code == 201
+        assert created.parsed.message == "Registration Successful"
+        issued = login.sync(client=anonymous, body=models.LoginRequest.from_dict(credentials))
+        assert isinstance(issued, models.TokenResponse)
+        assert issued.token_type == "bearer"
+        return self.with_token(issued.token)
+
+
+@pytest.fixture
+def clients(
+    client_package: Path,
+    server: ServerProcess,
+    contract: Contract,
+    seen: dict[str, list[Answer]],
+    request: pytest.FixtureRequest,
+) -> Clients:
+    backend = request.node.callspec.params["server"]
+    return Clients(server, contract, seen.setdefault(backend, []))
+
+
+def test_whole_flow_through_the_generated_client(clients: Clients) -> None:
     models = load("models")
     register = load("api.auth.register")
     create_event, get_event_status = (
@@ -170,8 +209,8 @@ def test_whole_flow_through_the_generated_client(
         load("api.bookings.cancel_booking"),
         load("api.bookings.list_my_bookings"),
     )
-    anonymous = client_module.Client(base_url=server.base_url, raise_on_unexpected_status=True)
-    alice, bob = sign_up(server, "alice"), sign_up(server, "bob")
+    anonymous = clients.anonymous()
+    alice, bob = clients.sign_up("alice"), clients.sign_up("bob")
 
     taken = register.sync_detailed(
         client=anonymous, body=models.UserCreate(username="alice", password="password123")
@@ -236,7 +275,7 @@ def test_whole_flow_through_the_generated_client(
     assert (event.name, event.capacity, event.available_tickets) == ("Concert 2025", 1, 0)
     page = list_events.sync(client=bob, limit=10)
     assert isinstance(page, models.EventPage)
-    assert [e.event_id for e in page.items] == [event_id]
+    assert page.items[0].event_id == event_id, "newest first"
 
     # Errors arrive parsed as the one error envelope.
     unknown = book_ticket.sync_detailed(client=bob, body=models.BookingRequest(event_id=987654))
@@ -249,18 +288,14 @@ def test_whole_flow_through_the_generated_client(
     assert too_big.status_code == 422
     assert too_big.parsed.details[0].loc == ["query", "limit"]
 
-    stranger = client_module.AuthenticatedClient(
-        base_url=server.base_url, token="not-a-token", raise_on_unexpected_status=True
-    )
+    stranger = clients.with_token("not-a-token")
     refused = list_my_bookings.sync_detailed(client=stranger)
     assert refused.status_code == 401
     assert refused.parsed.code == "invalid_token"
     assert refused.headers["www-authenticate"] == "Bearer"
 
 
-def test_offers_and_organizer_controls_through_the_generated_client(
-    client_package: Path, server: ServerProcess
-) -> None:
+def test_offers_and_organizer_controls_through_the_generated_client(clients: Clients) -> None:
     models = load("models")
     create_event, update_event = load("api.events.create_event"), load("api.organizer.update_event")
     book_ticket, cancel_booking = (
@@ -281,7 +316,7 @@ def test_offers_and_organizer_controls_through_the_generated_client(
         load("api.organizer.close_event"),
         load("api.organizer.cancel_event"),
     )
-    owner, ann, ben, cat = (sign_up(server, name) for name in ("owner", "ann", "ben", "cat"))
+    owner, ann, ben, cat = (clients.sign_up(name) for name in ("owner", "ann", "ben", "cat"))
 
     created = create_event.sync(
         client=owner,
@@ -339,6 +374,61 @@ def test_offers_and_organizer_controls_through_the_generated_client(
     ended = cancel_event.sync(client=owner, event_id=created.event_id)
     assert isinstance(ended, models.EventCancelled)
     assert (ended.released_tickets, ended.released_offers, ended.released_places) == (1, 0, 0)
+
+
+def test_operations_routes_and_closing_an_account_through_the_generated_client(
+    clients: Clients,
+) -> None:
+    models = load("models")
+    health, ready = load("api.operations.health"), load("api.operations.ready")
+    metrics, close_account = load("api.operations.metrics"), load("api.auth.close_account")
+    list_my_bookings = load("api.bookings.list_my_bookings")
+    anonymous = clients.anonymous()
+    assert health.sync(client=anonymous).status == "ok"
+    readiness = ready.sync(client=anonymous)
+    assert (readiness.status, readiness.checks["database"]) == ("ready", "ok")
+    exposition = metrics.sync_detailed(client=anonymous)
+    assert exposition.status_code == 200
+    assert b"# HELP " in exposition.content
+
+    leaving = clients.sign_up("leaving")
+    wrong = close_account.sync_detailed(
+        client=leaving, body=models.AccountClose(password="not-the-password")
+    )
+    assert (wrong.status_code, wrong.parsed.code) == (403, "wrong_password")
+    closed = close_account.sync_detailed(
+        client=leaving, body=models.AccountClose(password="password123")
+    )
+    assert (closed.status_code, closed.content) == (204, b"")
+    gone = list_my_bookings.sync_detailed(client=leaving)
+    assert (gone.status_code, gone.parsed.code) == (401, "invalid_token")
+
+
+FLOW_TESTS = (
+    test_whole_flow_through_the_generated_client,
+    test_offers_and_organizer_controls_through_the_generated_client,
+    test_operations_routes_and_closing_an_account_through_the_generated_client,
+)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_flows_saw_every_documented_success(
+    backend: str,
+    seen: dict[str, list[Answer]],
+    contract: Contract,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Runs after the flows above (file order) and needs them all in the same run."""
+    selected = {item.name for item in request.session.items}
+    if not {f"{test.__name__}[{backend}]" for test in FLOW_TESTS} <= selected:
+        pytest.skip(f"needs this module's flows on {backend} in the same run")
+    if not seen.get(backend):
+        pytest.skip(f"the flows did not run on {backend}")
+    unseen = contract.unseen_successes(seen[backend])
+    assert not unseen, (
+        "documented answers the Python client never received: drive them in "
+        f"tests/test_generated_client.py: {unseen}"
+    )
 
 
 def test_readme_example_runs(client_package: Path, tmp_path: Path) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from booking_service.limits import MAX_OFFER_SECONDS
@@ -54,8 +56,40 @@ def _field_title(name: str, _info: Any) -> str:
     return name.replace("_", " ").capitalize()
 
 
-# Request bodies: unknown fields are errors, and a string is never coerced into a number.
-REQUEST_CONFIG = ConfigDict(extra="forbid", strict=True, field_title_generator=_field_title)
+def _defaults_in_descriptions(schema: JsonDict) -> None:
+    """A request field's default is said in its description, never as a `default` keyword.
+
+    To the server, a default in a request body means "assumed when left out", and that is what
+    the document must tell every generator. But generators read `default` their own ways:
+    openapi-typescript (by default) makes such a field *required* in a schema reached through
+    `$ref`, so `{"name": ..., "tickets": 100}` no longer compiles; openapi-python-client (like
+    some openapi-generator targets) writes the value into the client, which then sends it every
+    time and freezes today's default into every client built. Without the keyword every
+    generator agrees on what is true: the field is optional, left out unless set, and the server
+    applies its own default. Responses are unaffected (RESPONSE_CONFIG lists their fields as
+    required), and so are query parameters: every generator keeps a parameter with a default
+    optional (openapi-typescript exempts them by name).
+    """
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return
+    for prop in properties.values():
+        if not isinstance(prop, dict) or "default" not in prop:
+            continue
+        default = prop.pop("default")
+        if default is not None:  # a null default is just "left out", said by `required`
+            said = f"Default: `{json.dumps(default)}`."
+            prop["description"] = f"{prop.get('description', '')} {said}".lstrip()
+
+
+# Request bodies: unknown fields are errors, a string is never coerced into a number, and
+# defaults are published for people, not as `default` keywords (see above).
+REQUEST_CONFIG = ConfigDict(
+    extra="forbid",
+    strict=True,
+    field_title_generator=_field_title,
+    json_schema_extra=_defaults_in_descriptions,
+)
 # Response bodies always carry every field (null when empty), so the schema marks them all
 # required: generated clients then type `position` as `int | None`, not "maybe absent".
 RESPONSE_CONFIG = ConfigDict(
