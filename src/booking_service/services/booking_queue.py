@@ -16,6 +16,11 @@ Every caller gets its own answer, only after the commit that made it durable. Wi
 cancels come before bookings (freed tickets go to the line first), and places in line follow
 arrival order. A second request for the same user and event in one group runs after the group,
 on its own, so it sees what the first one did.
+
+On a Galera cluster the other nodes' workers write the same event rows: a group that loses
+certification to one of them is retried whole, so after a conflict the next groups are half as
+large (down to one request), and double again with each group that commits at the first try.
+Every transaction here is causal there: a cancel finds a booking made through another node.
 """
 
 from __future__ import annotations
@@ -29,7 +34,12 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from booking_service.db import is_duplicate_key, is_missing_reference, run_transaction
+from booking_service.db import (
+    RETRIES_USED,
+    is_duplicate_key,
+    is_missing_reference,
+    run_transaction,
+)
 from booking_service.errors import (
     AccountGone,
     AlreadyBooked,
@@ -93,6 +103,7 @@ class QueueStats:
     transactions: int = 0  # transactions of this queue, committed or failed
     requests: int = 0  # bookings and cancels they served (repeats included)
     largest_group: int = 0
+    group_limit: int = 0  # most requests the next group may take (halved after a conflict)
 
 
 class BookingQueue:
@@ -108,6 +119,7 @@ class BookingQueue:
         self._session_factory = session_factory
         self._max_batch = max_batch
         self._retries = lock_retries
+        self._group_limit = max_batch
         self._queue: list[_Request] = []
         self._drainer: asyncio.Task[None] | None = None
         self.stats = QueueStats()
@@ -155,9 +167,10 @@ class BookingQueue:
                 # One turn of the event loop first: requests already read from their sockets
                 # reach the queue and join this group instead of waiting for the next.
                 await asyncio.sleep(0)
-                group = queue[: self._max_batch]
-                del queue[: self._max_batch]
+                group = queue[: self._group_limit]
+                del queue[: self._group_limit]
                 await self._serve(session, group)
+                self._adapt_group_limit(session.info.get(RETRIES_USED, 0))
         finally:
             # No await between the last emptiness check and this line, so no booking can
             # slip into a queue that nobody drains.
@@ -165,6 +178,13 @@ class BookingQueue:
             for request in queue:  # only if _serve itself blew up
                 request.resolve(RuntimeError("booking queue stopped"))
             queue.clear()
+
+    def _adapt_group_limit(self, retries: int) -> None:
+        if retries:
+            self._group_limit = max(1, self._group_limit // 2)
+        else:
+            self._group_limit = min(self._max_batch, self._group_limit * 2)
+        self.stats.group_limit = self._group_limit
 
     async def _serve(self, session: AsyncSession, group: list[_Request]) -> None:
         self.stats.transactions += 1
@@ -209,7 +229,7 @@ class BookingQueue:
             return result
 
         try:
-            return await run_transaction(session, work, retries=self._retries)
+            return await run_transaction(session, work, retries=self._retries, causal=True)
         except IntegrityError as exc:
             # The whole transaction rolled back, the ticket count with it.
             raise _claim_refused(exc) from exc
@@ -234,7 +254,7 @@ class BookingQueue:
                 await then(session, outcome)
             return outcome
 
-        return await run_transaction(session, work, retries=self._retries)
+        return await run_transaction(session, work, retries=self._retries, causal=True)
 
     # Many requests, one transaction.
 
@@ -252,7 +272,10 @@ class BookingQueue:
         outcomes: list[Answer | AppError | None] = [None] * len(group)
         try:
             results = await run_transaction(
-                session, lambda: _serve_together(session, unique), retries=self._retries
+                session,
+                lambda: _serve_together(session, unique),
+                retries=self._retries,
+                causal=True,
             )
         except IntegrityError:
             # Refused for a reason the group did not foresee; rare enough to redo everyone one
