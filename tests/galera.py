@@ -229,12 +229,14 @@ class GaleraCluster:
         rows = node.query("SHOW STATUS LIKE 'wsrep_cluster_size'")
         return int(rows[0][1])
 
-    def wait_size(self, size: int, timeout: float = 60) -> None:
-        """Until every running node sees a primary component of `size` nodes."""
+    def wait_size(
+        self, size: int, timeout: float = 60, nodes: list[GaleraNode] | None = None
+    ) -> None:
+        """Until every running node (of `nodes`) sees a component of `size` nodes."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                sizes = [self.cluster_size(n) for n in self.nodes if n.running]
+                sizes = [self.cluster_size(n) for n in nodes or self.nodes if n.running]
             except NodeDown:
                 sizes = []
             if sizes and all(s == size for s in sizes):

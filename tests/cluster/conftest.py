@@ -5,6 +5,7 @@ Skipped with the reason where Galera cannot run here, a failure under CI=true.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -38,9 +39,10 @@ class ClusterDatabase:
         return [node.url(self.name) for node in self.nodes]
 
 
-@pytest.fixture
-async def cluster_database(galera: GaleraCluster) -> AsyncIterator[ClusterDatabase]:
-    """A fresh, empty database (not migrated), dropped afterwards."""
+@contextlib.asynccontextmanager
+async def new_cluster_database(galera: GaleraCluster) -> AsyncIterator[ClusterDatabase]:
+    """A fresh, empty database (not migrated) on a cluster of three synced nodes, dropped
+    afterwards."""
     for node in galera.nodes:
         if not node.running:
             galera.restart(node)
@@ -52,7 +54,15 @@ async def cluster_database(galera: GaleraCluster) -> AsyncIterator[ClusterDataba
         await conn.execute(
             text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         )
-    yield ClusterDatabase(name, galera.nodes)
-    live = next(node for node in galera.nodes if node.running)
-    async with connect(live.url()) as engine, engine.connect() as conn:
-        await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    try:
+        yield ClusterDatabase(name, galera.nodes)
+    finally:
+        live = next(node for node in galera.nodes if node.running)
+        async with connect(live.url()) as engine, engine.connect() as conn:
+            await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+
+
+@pytest.fixture
+async def cluster_database(galera: GaleraCluster) -> AsyncIterator[ClusterDatabase]:
+    async with new_cluster_database(galera) as database:
+        yield database
