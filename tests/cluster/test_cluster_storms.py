@@ -8,6 +8,8 @@ Retry-After, never 500, and nothing acknowledged is lost.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from tests.cluster.conftest import ClusterDatabase, new_cluster_database
 from tests.concurrency.storm import Answer, Call, StormResult, http_client, report, storm
 from tests.galera import GaleraCluster, GaleraNode
 from tests.support import (
+    BOOKING_SERVICE,
     TEST_SECRET,
     ApiUser,
     ServerProcess,
@@ -30,6 +33,7 @@ from tests.support import (
     app_client,
     booking_records,
     check_invariants,
+    clean_env,
     create_event,
     make_settings,
     my_bookings,
@@ -206,6 +210,34 @@ async def test_a_node_cut_off_from_the_cluster_answers_503_then_serves_again(
         while (await client.get("/me/bookings", headers=user.headers)).status_code != 200:
             assert time.monotonic() < deadline, "the instance did not serve again"
             await asyncio.sleep(0.1)
+
+
+def test_bench_drives_both_instances_at_once(instances: Instances, tmp_path: Path) -> None:
+    out = tmp_path / "hot.json"
+    before = [server.output().count("/book") for server in (instances.a, instances.b)]
+    run = subprocess.run(
+        [
+            BOOKING_SERVICE,
+            "bench",
+            f"--url={instances.a.base_url},{instances.b.base_url}",
+            "--users=80",
+            "--tickets=30",
+            "--connections=16",
+            f"--out={out}",
+        ],
+        cwd=tmp_path,
+        env=clean_env(DATABASE_URL=instances.database.url(0), JWT_SECRET=TEST_SECRET),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    data = json.loads(out.read_text())
+    assert data["status_counts"] == {"201": 30, "202": 50}
+    assert data["checks"]["ok"] is True
+    after = [server.output().count("/book") for server in (instances.a, instances.b)]
+    assert all(a > b for a, b in zip(after, before, strict=True)), "both instances booked"
 
 
 async def test_a_node_killed_mid_storm_loses_nothing_acknowledged(
