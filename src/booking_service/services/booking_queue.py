@@ -106,6 +106,22 @@ class QueueStats:
     group_limit: int = 0  # most requests the next group may take (halved after a conflict)
 
 
+class GroupLimit:
+    """Most requests the next group may take: halved after a group that needed a retry (a
+    conflict, from this node or another), doubled after one that committed at the first try."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.current = most
+
+    def after(self, retries: int) -> int:
+        if retries:
+            self.current = max(1, self.current // 2)
+        else:
+            self.current = min(self.most, self.current * 2)
+        return self.current
+
+
 class BookingQueue:
     """One per worker. `max_batch=1` turns grouping off: every request is its own transaction."""
 
@@ -119,7 +135,7 @@ class BookingQueue:
         self._session_factory = session_factory
         self._max_batch = max_batch
         self._retries = lock_retries
-        self._group_limit = max_batch
+        self._group_limit = GroupLimit(max_batch)
         self._queue: list[_Request] = []
         self._drainer: asyncio.Task[None] | None = None
         self.stats = QueueStats()
@@ -167,10 +183,11 @@ class BookingQueue:
                 # One turn of the event loop first: requests already read from their sockets
                 # reach the queue and join this group instead of waiting for the next.
                 await asyncio.sleep(0)
-                group = queue[: self._group_limit]
-                del queue[: self._group_limit]
+                limit = self._group_limit.current
+                group = queue[:limit]
+                del queue[:limit]
                 await self._serve(session, group)
-                self._adapt_group_limit(session.info.get(RETRIES_USED, 0))
+                self.stats.group_limit = self._group_limit.after(session.info.get(RETRIES_USED, 0))
         finally:
             # No await between the last emptiness check and this line, so no booking can
             # slip into a queue that nobody drains.
@@ -178,13 +195,6 @@ class BookingQueue:
             for request in queue:  # only if _serve itself blew up
                 request.resolve(RuntimeError("booking queue stopped"))
             queue.clear()
-
-    def _adapt_group_limit(self, retries: int) -> None:
-        if retries:
-            self._group_limit = max(1, self._group_limit // 2)
-        else:
-            self._group_limit = min(self._max_batch, self._group_limit * 2)
-        self.stats.group_limit = self._group_limit
 
     async def _serve(self, session: AsyncSession, group: list[_Request]) -> None:
         self.stats.transactions += 1
