@@ -167,6 +167,10 @@ class GaleraNode:
             raise NodeDown(f"{self.name}: {done.stderr.strip()}")
         return [line.split("\t") for line in done.stdout.splitlines()]
 
+    def sync(self) -> None:
+        """Until this node has applied everything the cluster committed before now."""
+        self.query("SET STATEMENT wsrep_sync_wait = 1 FOR SELECT 1")
+
     def state(self) -> str | None:
         """wsrep_local_state_comment (Synced, Donor/Desynced, Joining, ...), None if down."""
         try:

@@ -36,7 +36,9 @@ def _schema(connection: Connection) -> tuple[set[str], list[Any]]:
 
 
 async def assert_schema_on_every_node(database: ClusterDatabase) -> None:
-    for url in database.urls:
+    for node, url in zip(database.nodes, database.urls, strict=True):
+        # The DDL ran on one node; the others apply it in order, a moment later.
+        node.sync()
         async with connect(url) as engine, engine.connect() as conn:
             tables, diff = await conn.run_sync(_schema)
             assert tables >= set(Base.metadata.tables), url

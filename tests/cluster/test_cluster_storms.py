@@ -22,7 +22,7 @@ from booking_service import migrations
 from booking_service.models import BookingStatus
 from tests.cluster.conftest import ClusterDatabase, new_cluster_database
 from tests.concurrency.storm import Answer, Call, StormResult, http_client, report, storm
-from tests.galera import GaleraCluster, GaleraNode
+from tests.galera import GaleraCluster
 from tests.support import (
     BOOKING_SERVICE,
     TEST_SECRET,
@@ -85,18 +85,13 @@ def instances(
             server.kill()
 
 
-def sync_node(node: GaleraNode) -> None:
-    """Until the node has applied everything the cluster committed before now."""
-    node.query("SET STATEMENT wsrep_sync_wait = 1 FOR SELECT 1")
-
-
 async def assert_same_on_every_node(database: ClusterDatabase, event_ids: list[int]) -> None:
     """Every invariant holds on every running node, and their tables are identical."""
     checksums = {}
     for node in database.nodes:
         if not node.running:
             continue
-        sync_node(node)
+        node.sync()
         await check_invariants(node.url(database.name), event_ids)
         rows = node.query("CHECKSUM TABLE " + ", ".join(f"`{t}`" for t in TABLES), database.name)
         checksums[node.name] = [row[1] for row in rows]
@@ -263,7 +258,7 @@ async def test_a_node_killed_mid_storm_loses_nothing_acknowledged(
     galera.wait_size(2)
     # Everything acknowledged is on both surviving nodes.
     for survivor in (galera.nodes[0], galera.nodes[2]):
-        sync_node(survivor)
+        survivor.sync()
         rows = {
             r.id: r for r in await booking_records(survivor.url(instances.database.name), event_id)
         }
