@@ -48,7 +48,7 @@ def galera_missing_reason() -> str | None:
         return f"{MARIADBD} is not installed"
     if provider() is None:
         return "the Galera provider (package galera-4) is not installed"
-    for program in ("mariadb", "mariadb-install-db", "rsync", "wsrep_sst_rsync"):
+    for program in ("mariadb", "mariadb-install-db", "rsync", "wsrep_sst_rsync", "setpriv"):
         if shutil.which(program) is None:
             return f"`{program}` is not on PATH"
     if os.geteuid() != 0:
@@ -96,6 +96,13 @@ class GaleraNode:
             )
         )
         command = [
+            # As mysql from the start, with a parent-death signal: if the test run itself is
+            # killed, the kernel kills the node too (mariadbd switching user would clear it).
+            "setpriv",
+            "--reuid=mysql",
+            "--regid=mysql",
+            "--init-groups",
+            "--pdeathsig=KILL",
             MARIADBD,
             "--no-defaults",
             "--user=mysql",
