@@ -45,7 +45,22 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=500)
     db_pool_recycle_seconds: int = Field(default=1800, ge=1)
     db_lock_retries: int = Field(
-        default=5, ge=0, le=50, description="Retries of a transaction after a deadlock/lock wait."
+        default=10,
+        ge=0,
+        le=50,
+        description=(
+            "Retries of a transaction after a deadlock, lock-wait timeout or (on a Galera "
+            "cluster) certification failure, before answering 503."
+        ),
+    )
+    db_retry_backoff_seconds: float = Field(
+        default=0.02,
+        gt=0,
+        le=10,
+        description="Most wait before the first retry; doubled for each next one, with jitter.",
+    )
+    db_retry_backoff_max_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="Most wait before any one retry."
     )
 
     # Auth.

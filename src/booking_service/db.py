@@ -7,13 +7,15 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Container
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Connection, CursorResult, make_url
+from sqlalchemy.engine import Connection, CursorResult, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -51,12 +53,24 @@ MYSQL_TABLE_OPTIONS = {
 # beside a writer instead of queueing for the write lock.
 READ_ONLY = "booking_read_only"
 
-# MySQL/MariaDB: 1213 deadlock, 1205 lock wait timeout. Both roll the transaction back.
+# MySQL/MariaDB: 1213 deadlock, 1205 lock wait timeout. Both roll the transaction back. On a
+# Galera cluster 1213 is also a certification failure: a conflicting write committed first
+# through another node (at our COMMIT, or aborting us mid-transaction).
 MYSQL_LOCK_CONFLICTS = {1205, 1213}
 # MariaDB/MySQL errors that mean the server cannot be used right now: too many connections,
-# too many for this user, cannot connect (socket/TCP), server gone away, lost connection.
-MYSQL_UNAVAILABLE = {1040, 1203, 2002, 2003, 2006, 2013}
+# too many for this user, cannot connect (socket/TCP), server gone away, lost connection; on
+# a Galera node, 1047 "WSREP has not yet prepared node for application use" (joining, or cut
+# off from the primary component) and 1927 "Connection was killed".
+MYSQL_UNAVAILABLE = {1040, 1047, 1203, 1927, 2002, 2003, 2006, 2013}
+# Of those, the ones where the connection itself is useless afterwards, though still open: the
+# pool drops it rather than hand it out again.
+MYSQL_NODE_UNUSABLE = {1047, 1927}
 SQLITE_BUSY_MESSAGES = ("database is locked", "database is busy")
+# Connection.info key: whether the connection's server is a Galera node (wsrep_on).
+ON_CLUSTER = "booking_on_cluster"
+# A causal read on a Galera node: the node first applies everything the cluster committed
+# before this moment. One round trip to the cluster; see run_transaction(causal=True).
+CAUSAL_READ = "SET STATEMENT wsrep_sync_wait = 1 FOR SELECT 1"
 
 
 class Base(DeclarativeBase):
@@ -89,7 +103,37 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_reset_on_return=None,
     )
     event.listen(engine.sync_engine, "reset", _rollback_if_open)
+    event.listen(engine.sync_engine, "connect", _note_cluster)
+    event.listen(engine.sync_engine, "handle_error", _drop_unusable_connection)
     return engine
+
+
+def _note_cluster(dbapi_connection: Any, record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        record.info[ON_CLUSTER] = _wsrep_on(cursor)
+    finally:
+        cursor.close()
+
+
+def _wsrep_on(cursor: Any) -> bool:
+    # SHOW, not SELECT @@wsrep_on: MySQL has no such variable, and SHOW answers on a node that
+    # is not ready yet.
+    cursor.execute("SHOW VARIABLES LIKE 'wsrep_on'")
+    row = cursor.fetchone()
+    return row is not None and str(row[1]).upper() == "ON"
+
+
+async def on_cluster(connection: AsyncConnection) -> bool:
+    """Whether this MariaDB/MySQL connection is to a Galera node."""
+    row = (await connection.exec_driver_sql("SHOW VARIABLES LIKE 'wsrep_on'")).mappings().first()
+    return row is not None and str(row["Value"]).upper() == "ON"
+
+
+def _drop_unusable_connection(context: ExceptionContext) -> None:
+    args = getattr(context.original_exception, "args", ())
+    if args and args[0] in MYSQL_NODE_UNUSABLE:
+        context.is_disconnect = True
 
 
 def _rollback_if_open(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
@@ -128,17 +172,40 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-# Session.info keys: the events a transaction changed, and who hears of them once committed.
+# Session.info keys: the events a transaction changed, who hears of them once committed, and
+# the waits between retries.
 CHANGED_EVENTS = "booking_changed_events"
 ON_EVENTS_CHANGED = "booking_on_events_changed"
+RETRY_BACKOFF = "booking_retry_backoff"
+# How many times the session's last run_transaction was retried (given up included).
+RETRIES_USED = "booking_retries_used"
+
+
+@dataclass(frozen=True)
+class RetryBackoff:
+    """Wait before retry n: uniformly random in [0, min(most, first * 2**(n-1))] ("full
+    jitter"), so transactions that collided do not collide again in step."""
+
+    first_seconds: float = 0.02
+    most_seconds: float = 0.5
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.most_seconds, self.first_seconds * 2 ** (attempt - 1))
+        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not secrecy
 
 
 def create_session_factory(
-    engine: AsyncEngine, *, on_events_changed: Callable[[set[int]], None] | None = None
+    engine: AsyncEngine,
+    *,
+    on_events_changed: Callable[[set[int]], None] | None = None,
+    retry_backoff: RetryBackoff | None = None,
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions for the app. `on_events_changed(event_ids)` runs after every committed
-    transaction that changed events (see note_event_changed), never after a rollback."""
-    info = {ON_EVENTS_CHANGED: on_events_changed} if on_events_changed else {}
+    transaction that changed events (see note_event_changed), never after a rollback;
+    run_transaction waits `retry_backoff` between retries."""
+    info: dict[str, Any] = {RETRY_BACKOFF: retry_backoff or RetryBackoff()}
+    if on_events_changed:
+        info[ON_EVENTS_CHANGED] = on_events_changed
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 
@@ -193,14 +260,21 @@ async def run_transaction(
     *,
     retries: int,
     read_only: bool = False,
+    causal: bool = False,
 ) -> T:
     """Run `work` in one transaction, committed before this returns.
 
-    A deadlock or lock-wait timeout rolls everything back; the transaction is run again from
-    the start up to `retries` times, with jittered backoff, then the caller gets ServiceBusy.
-    A database that cannot be reached (or a pool with no free connection in time) is
-    ServiceBusy too: a 503 the client may retry, never a 500.
+    A deadlock, lock-wait timeout or (on a Galera cluster) certification failure rolls
+    everything back; the transaction is run again from the start up to `retries` times, with
+    jittered backoff (the session factory's RetryBackoff), then the caller gets ServiceBusy.
+    A database that cannot be reached, a cluster node not ready (or a pool with no free
+    connection in time) is ServiceBusy too: a 503 the client may retry, never a 500.
+
+    `causal`: on a Galera node, the transaction first waits until the node has applied every
+    write the cluster committed before it started, so it sees what the client just did
+    through another node. One round trip to the cluster; nothing elsewhere.
     """
+    backoff: RetryBackoff = session.info.get(RETRY_BACKOFF) or RetryBackoff()
     attempt = 0
     while True:
         session.info.pop(CHANGED_EVENTS, None)  # what an attempt rolled back changed nothing
@@ -208,13 +282,20 @@ async def run_transaction(
             async with session.begin():
                 if read_only:
                     await session.connection(execution_options={READ_ONLY: True})
+                if causal:
+                    connection = await session.connection()
+                    if connection.info.get(ON_CLUSTER):
+                        await connection.exec_driver_sql(CAUSAL_READ)
                 result = await work()
+            session.info[RETRIES_USED] = attempt
             _announce_changes(session)
             return result
         except PoolTimeout as exc:
+            session.info[RETRIES_USED] = attempt
             log.warning("no database connection free in time: %s", exc)
             raise ServiceBusy("The database is busy, please retry shortly") from exc
         except DBAPIError as exc:
+            session.info[RETRIES_USED] = attempt
             if is_database_unavailable(exc):
                 log.warning("database unavailable: %s", exc.orig)
                 raise ServiceBusy("The database is unavailable, please retry shortly") from exc
@@ -227,7 +308,7 @@ async def run_transaction(
             attempt += 1
             metrics.count_lock_retry()
             log.info("lock conflict, retry %d/%d: %s", attempt, retries, exc.orig)
-            await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter
+            await asyncio.sleep(backoff.delay(attempt))
 
 
 # Rows deleted per transaction by housekeeping: short transactions, whatever the backlog.

@@ -14,7 +14,7 @@ from booking_service import metrics
 from booking_service.api import ROUTERS
 from booking_service.background import BackgroundWork, repeat
 from booking_service.config import Settings, get_settings
-from booking_service.db import create_engine, create_session_factory
+from booking_service.db import RetryBackoff, create_engine, create_session_factory
 from booking_service.docs import install_docs
 from booking_service.errors import install_error_handlers
 from booking_service.instrumentation import RequestInstrumentation
@@ -64,7 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hasher = PasswordHasher.from_settings(settings)
         # This worker's committed changes to an event drop its /status snapshot at once.
         session_factory = create_session_factory(
-            engine, on_events_changed=app.state.status_cache.forget
+            engine,
+            on_events_changed=app.state.status_cache.forget,
+            retry_backoff=RetryBackoff(
+                settings.db_retry_backoff_seconds, settings.db_retry_backoff_max_seconds
+            ),
         )
         app.state.engine = engine
         app.state.session_factory = session_factory

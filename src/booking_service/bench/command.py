@@ -51,7 +51,10 @@ EXIT_CRASH = 4  # the bench itself failed (a bug): never confused with a broken 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--url", default="http://127.0.0.1:8000", help="the running server (http only)"
+        "--url",
+        default="http://127.0.0.1:8000",
+        help="the running server (http only), or several separated by commas (one per "
+        "cluster node): the connections are spread over them in turn; the first creates events",
     )
     parser.add_argument(
         "--scenario",
@@ -171,13 +174,13 @@ def _bench(
     options: dict[str, Any],
     settings: Settings | None,
 ) -> int:
-    target = urlsplit(options["url"])
-    if target.scheme != "http" or not target.hostname:
-        raise ValueError(f"--url must be http://host[:port], not {options['url']!r}")
-    host, port = target.hostname, target.port or 80
+    targets = [_target(url) for url in options["url"].split(",")]
+    target = urlsplit(options["url"].split(",")[0])
+    host, port = targets[0]
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         # Before anything is written to the database: is the server there at all?
-        runner.run(_reach(host, port))
+        for target_host, target_port in targets:
+            runner.run(_reach(target_host, target_port))
         if settings is None:
             plan = _empty_plan(scenario, target.netloc, options)
         else:
@@ -192,6 +195,7 @@ def _bench(
             host=host,
             port=port,
             timeout=options["timeout"],
+            targets=tuple(targets),
         )
         print(f"load: {options['connections']} connections, {options['processes']} process(es)")
         pid: int | None = args.server_pid
@@ -219,6 +223,13 @@ def _bench(
     _write_outputs(args, summary)
     print(f"\n{VERDICTS[exit_code]} (exit {exit_code})")
     return exit_code
+
+
+def _target(url: str) -> tuple[str, int]:
+    parts = urlsplit(url.strip())
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"--url must be http://host[:port], not {url!r}")
+    return parts.hostname, parts.port or 80
 
 
 VERDICTS = {
@@ -264,6 +275,7 @@ async def _check(
 ) -> dict[str, Any]:
     from booking_service.bench.checks import check_run
 
+    await _catch_up(settings)
     results = await check_run(
         settings.database_url,
         scenario,
@@ -272,6 +284,18 @@ async def _check(
         booking_failures=summary["booking_requests_failed"],
     )
     return results.as_json()
+
+
+async def _catch_up(settings: Settings) -> None:
+    """On a Galera node, wait until it has applied what the other nodes' instances committed:
+    the checks read through this one node."""
+    if settings.is_sqlite:
+        return
+    from booking_service.db import CAUSAL_READ, connect, on_cluster
+
+    async with connect(settings.database_url) as engine, engine.connect() as conn:
+        if await on_cluster(conn):
+            await conn.exec_driver_sql(CAUSAL_READ)
 
 
 def _write_outputs(args: argparse.Namespace, summary: dict[str, Any]) -> None:

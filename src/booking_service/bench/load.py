@@ -31,6 +31,14 @@ class ShardSpec:
     host: str
     port: int
     timeout: float
+    # Servers the connections are spread over in turn (several instances, one per cluster
+    # node); empty: all to host:port.
+    targets: tuple[tuple[str, int], ...] = ()
+
+    def target(self, slot: int) -> tuple[str, int]:
+        if not self.targets:
+            return self.host, self.port
+        return self.targets[slot % len(self.targets)]
 
 
 @dataclass
@@ -84,7 +92,7 @@ class Shard:
         if limit is not None:
             count = min(count, limit)
         opened = await asyncio.gather(
-            *(open_connection(self.spec.host, self.spec.port) for _ in range(count)),
+            *(open_connection(*self.spec.target(slot)) for slot in range(count)),
             return_exceptions=True,
         )
         for item in opened:
@@ -130,9 +138,7 @@ class Shard:
             sent = perf_counter()
             try:
                 if not conn.is_open:
-                    conn = self.connections[slot] = await open_connection(
-                        self.spec.host, self.spec.port
-                    )
+                    conn = self.connections[slot] = await open_connection(*self.spec.target(slot))
                 status, body = await conn.request(request.raw)
             except TransportFailure as failure:
                 end = perf_counter()

@@ -108,6 +108,8 @@ class AuthService:
             lambda: users.get_login(self._session, username.lower()),
             retries=self._retries,
             read_only=True,
+            # Registered a moment ago through another node: seen here (see README, cluster).
+            causal=True,
         )
         # Unknown names are verified against a dummy hash: both failures look and time the same.
         user_id, password_hash = account if account else (0, None)
@@ -122,15 +124,23 @@ class AuthService:
         """AccountGone unless this account is open (per worker, a recent yes is trusted)."""
         if self._user_cache.is_known_active(user_id):
             return
-        active = await run_transaction(
+        active = await self._is_active(user_id, causal=False)
+        if not active:
+            # On a cluster this node may not have the account yet: ask again, causally, before
+            # refusing. Known accounts (nearly every request) never pay for it.
+            active = await self._is_active(user_id, causal=True)
+        if not active:
+            raise AccountGone()
+        self._user_cache.remember_active(user_id)
+
+    async def _is_active(self, user_id: int, *, causal: bool) -> bool:
+        return await run_transaction(
             self._session,
             lambda: users.is_active(self._session, user_id),
             retries=self._retries,
             read_only=True,
+            causal=causal,
         )
-        if not active:
-            raise AccountGone()
-        self._user_cache.remember_active(user_id)
 
     async def check_password(self, user_id: int, password: str) -> None:
         """WrongPassword unless `password` is this open account's."""

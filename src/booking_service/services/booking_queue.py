@@ -16,6 +16,11 @@ Every caller gets its own answer, only after the commit that made it durable. Wi
 cancels come before bookings (freed tickets go to the line first), and places in line follow
 arrival order. A second request for the same user and event in one group runs after the group,
 on its own, so it sees what the first one did.
+
+On a Galera cluster the other nodes' workers write the same event rows: a group that loses
+certification to one of them is retried whole, so after a conflict the next groups are half as
+large (down to one request), and double again with each group that commits at the first try.
+Every transaction here is causal there: a cancel finds a booking made through another node.
 """
 
 from __future__ import annotations
@@ -29,7 +34,12 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from booking_service.db import is_duplicate_key, is_missing_reference, run_transaction
+from booking_service.db import (
+    RETRIES_USED,
+    is_duplicate_key,
+    is_missing_reference,
+    run_transaction,
+)
 from booking_service.errors import (
     AccountGone,
     AlreadyBooked,
@@ -93,6 +103,23 @@ class QueueStats:
     transactions: int = 0  # transactions of this queue, committed or failed
     requests: int = 0  # bookings and cancels they served (repeats included)
     largest_group: int = 0
+    group_limit: int = 0  # most requests the next group may take (halved after a conflict)
+
+
+class GroupLimit:
+    """Most requests the next group may take: halved after a group that needed a retry (a
+    conflict, from this node or another), doubled after one that committed at the first try."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.current = most
+
+    def after(self, retries: int) -> int:
+        if retries:
+            self.current = max(1, self.current // 2)
+        else:
+            self.current = min(self.most, self.current * 2)
+        return self.current
 
 
 class BookingQueue:
@@ -108,6 +135,7 @@ class BookingQueue:
         self._session_factory = session_factory
         self._max_batch = max_batch
         self._retries = lock_retries
+        self._group_limit = GroupLimit(max_batch)
         self._queue: list[_Request] = []
         self._drainer: asyncio.Task[None] | None = None
         self.stats = QueueStats()
@@ -155,9 +183,11 @@ class BookingQueue:
                 # One turn of the event loop first: requests already read from their sockets
                 # reach the queue and join this group instead of waiting for the next.
                 await asyncio.sleep(0)
-                group = queue[: self._max_batch]
-                del queue[: self._max_batch]
+                limit = self._group_limit.current
+                group = queue[:limit]
+                del queue[:limit]
                 await self._serve(session, group)
+                self.stats.group_limit = self._group_limit.after(session.info.get(RETRIES_USED, 0))
         finally:
             # No await between the last emptiness check and this line, so no booking can
             # slip into a queue that nobody drains.
@@ -209,7 +239,7 @@ class BookingQueue:
             return result
 
         try:
-            return await run_transaction(session, work, retries=self._retries)
+            return await run_transaction(session, work, retries=self._retries, causal=True)
         except IntegrityError as exc:
             # The whole transaction rolled back, the ticket count with it.
             raise _claim_refused(exc) from exc
@@ -234,7 +264,7 @@ class BookingQueue:
                 await then(session, outcome)
             return outcome
 
-        return await run_transaction(session, work, retries=self._retries)
+        return await run_transaction(session, work, retries=self._retries, causal=True)
 
     # Many requests, one transaction.
 
@@ -252,7 +282,10 @@ class BookingQueue:
         outcomes: list[Answer | AppError | None] = [None] * len(group)
         try:
             results = await run_transaction(
-                session, lambda: _serve_together(session, unique), retries=self._retries
+                session,
+                lambda: _serve_together(session, unique),
+                retries=self._retries,
+                causal=True,
             )
         except IntegrityError:
             # Refused for a reason the group did not foresee; rare enough to redo everyone one

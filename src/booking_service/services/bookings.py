@@ -74,6 +74,7 @@ class BookingService:
             lambda: bookings.list_active_for_user(self._session, user_id),
             retries=self._retries,
             read_only=True,
+            causal=True,  # a booking just made through another node is listed
         )
 
     async def history_mine(
@@ -84,4 +85,5 @@ class BookingService:
             lambda: history.list_for_user(self._session, user_id, limit=limit, offset=offset),
             retries=self._retries,
             read_only=True,
+            causal=True,
         )

@@ -60,6 +60,7 @@ class OfferService:
             self._session,
             lambda: self._answer_locked(user_id, event_id, answer),
             retries=self._retries,
+            causal=True,  # an offer just made through another node can be answered
         )
         if outcome is _Outcome.LAPSED:
             # Raised after the commit, so the expiry found on the way stays done.

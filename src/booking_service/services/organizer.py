@@ -65,7 +65,8 @@ class OrganizerService:
                 raise NotEventOwner()
             return await change(event)
 
-        return await run_transaction(self._session, work, retries=self._retries)
+        # Causal: an event just created through another node can be changed.
+        return await run_transaction(self._session, work, retries=self._retries, causal=True)
 
     async def _owned_read(self, user_id: int, event_id: int, read: Callable[[], Awaitable[T]]) -> T:
         async def work() -> T:
@@ -76,7 +77,9 @@ class OrganizerService:
                 raise NotEventOwner()
             return await read()
 
-        return await run_transaction(self._session, work, retries=self._retries, read_only=True)
+        return await run_transaction(
+            self._session, work, retries=self._retries, read_only=True, causal=True
+        )
 
     async def _snapshot(self, event_id: int) -> EventSnapshot:
         snapshot = await events.get_event(self._session, event_id)
