@@ -1,0 +1,249 @@
+"""Faults inside a group: every request gets the answer of what happened to it.
+
+A group the database refuses as a whole is served again one request at a time. Triggers make
+the database fail for chosen users there (an integrity error nobody foresaw; a lock conflict
+that outlasts its retries): the requests served before them have committed by then, and those
+after them still run. Each answer must agree with the database afterwards, as the bench
+checks every answer: a 201/202 for exactly the claims that exist, an error only for requests
+that changed nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from booking_service.models import BookingStatus
+from booking_service.services.booking_queue import BookingQueue
+from tests.support import (
+    Database,
+    TokenFactory,
+    book,
+    booking_records,
+    cancel,
+    check_invariants,
+    connect,
+    create_event,
+    create_users,
+    eventually,
+    http_client,
+)
+
+
+def _sqlite_path(database: Database) -> str:
+    path = make_url(database.url).database
+    assert path is not None
+    return path
+
+
+@asynccontextmanager
+async def failing_bookings(database: Database, *, refused: int, busy: int) -> AsyncIterator[None]:
+    """While inside: inserting a claim for `refused` fails with an integrity error that is no
+    duplicate and no missing reference; for `busy`, with a lock-wait timeout, every time."""
+    name = "booking_fault"
+    if database.backend == "sqlite":
+        # SQLite has no error numbers: its lock conflicts are known by their message.
+        trigger = (
+            f"CREATE TRIGGER {name} BEFORE INSERT ON booking BEGIN SELECT CASE"
+            f" WHEN NEW.user_id = {refused} THEN RAISE(ABORT, 'injected failure')"
+            f" WHEN NEW.user_id = {busy} THEN RAISE(ABORT, 'database is locked') END; END"
+        )
+        with sqlite3.connect(_sqlite_path(database)) as conn:
+            conn.execute(trigger)
+        try:
+            yield
+        finally:
+            with sqlite3.connect(_sqlite_path(database)) as conn:
+                conn.execute(f"DROP TRIGGER {name}")
+        return
+    trigger = (
+        f"CREATE TRIGGER {name} BEFORE INSERT ON booking FOR EACH ROW BEGIN"
+        f" IF NEW.user_id = {refused} THEN"
+        " SIGNAL SQLSTATE '23000' SET MYSQL_ERRNO = 1048, MESSAGE_TEXT = 'injected failure';"
+        f" ELSEIF NEW.user_id = {busy} THEN"
+        " SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1205,"
+        " MESSAGE_TEXT = 'Lock wait timeout exceeded; try restarting transaction';"
+        " END IF; END"
+    )
+    async with connect(database.url) as engine:
+        async with engine.begin() as conn:
+            await conn.execute(text(trigger))
+        try:
+            yield
+        finally:
+            async with engine.begin() as conn:
+                await conn.execute(text(f"DROP TRIGGER {name}"))
+
+
+@asynccontextmanager
+async def failing_cancels(database: Database, *, user: int) -> AsyncIterator[None]:
+    """While inside: giving back `user`'s ticket fails with an error nobody foresaw."""
+    name = "cancel_fault"
+    if database.backend == "sqlite":
+        trigger = (
+            f"CREATE TRIGGER {name} BEFORE UPDATE ON booking"
+            f" WHEN NEW.user_id = {user} AND NEW.status = 'cancelled'"
+            " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        )
+        with sqlite3.connect(_sqlite_path(database)) as conn:
+            conn.execute(trigger)
+        try:
+            yield
+        finally:
+            with sqlite3.connect(_sqlite_path(database)) as conn:
+                conn.execute(f"DROP TRIGGER {name}")
+        return
+    trigger = (
+        # Built from ids the test made, no input.
+        f"CREATE TRIGGER {name} BEFORE UPDATE ON booking FOR EACH ROW BEGIN"  # noqa: S608
+        f" IF NEW.user_id = {user} AND NEW.status = 'cancelled' THEN"
+        " SIGNAL SQLSTATE 'HY000' SET MESSAGE_TEXT = 'injected failure'; END IF; END"
+    )
+    async with connect(database.url) as engine:
+        async with engine.begin() as conn:
+            await conn.execute(text(trigger))
+        try:
+            yield
+        finally:
+            async with engine.begin() as conn:
+                await conn.execute(text(f"DROP TRIGGER {name}"))
+
+
+@asynccontextmanager
+async def event_locked(database: Database, event_id: int) -> AsyncIterator[None]:
+    """Hold the event's row (on SQLite, the whole database) against writers while inside."""
+    if database.backend == "sqlite":
+        conn = sqlite3.connect(_sqlite_path(database), isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.rollback()
+            conn.close()
+        return
+    async with connect(database.url) as engine, engine.connect() as conn:
+        transaction = await conn.begin()
+        await conn.execute(text("SELECT id FROM event WHERE id = :id FOR UPDATE"), {"id": event_id})
+        try:
+            yield
+        finally:
+            await transaction.rollback()
+
+
+async def test_a_failure_in_the_one_by_one_fallback_answers_that_request_alone(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, app: FastAPI
+) -> None:
+    owner, first, *group = await create_users(database.url, 9)
+    refused, busy = group[2], group[4]
+    event_id = await create_event(client, tokens.headers(owner), tickets=4)
+    queue: BookingQueue = app.state.booking_queue
+    served_before = queue.stats.requests
+
+    # A 500 is an answer here, not an exception for the test.
+    async with (
+        http_client(app, raise_app_exceptions=False) as http,
+        failing_bookings(database, refused=refused, busy=busy),
+    ):
+        async with event_locked(database, event_id):
+            # `first` holds the queue's transaction, waiting for the lock; the others queue up
+            # behind it, in this order, and will be served together as one group.
+            pending = [asyncio.create_task(book(http, tokens.headers(first), event_id))]
+
+            async def first_is_served() -> bool:
+                return queue.stats.requests == served_before + 1
+
+            await eventually(first_is_served, timeout=10, what="the first booking")
+            for queued, user in enumerate(group, start=1):
+                pending.append(asyncio.create_task(book(http, tokens.headers(user), event_id)))
+
+                async def queued_up(expected: int = queued) -> bool:
+                    return len(queue._queue) == expected
+
+                await eventually(queued_up, timeout=10, what=f"{queued} bookings in the queue")
+        responses = dict(zip([first, *group], await asyncio.gather(*pending), strict=True))
+
+    assert queue.stats.requests == served_before + 1 + len(group), "one group after the first"
+    answered = {user: response.status_code for user, response in responses.items()}
+    # The group's INSERT fails at `refused`'s claim, so the group is served one by one: four
+    # tickets to the first four that can have them, the rest in line, and only the two
+    # requests the database failed get an error, each its own.
+    assert answered == {
+        first: 201,
+        group[0]: 201,
+        group[1]: 201,
+        refused: 500,
+        group[3]: 201,
+        busy: 503,
+        group[5]: 202,
+        group[6]: 202,
+    }, {user: r.text for user, r in responses.items()}
+    assert responses[refused].json()["code"] == "internal_error"
+    assert responses[busy].json()["code"] == "busy"
+    assert responses[busy].headers["retry-after"]
+    assert [responses[user].json()["position"] for user in group[5:]] == [1, 2]
+
+    # Every answer agrees with the database: the claims told 201/202 exist as told, with the
+    # ids given, and the requests told an error left nothing behind.
+    claims = {r.user_id: r for r in await booking_records(database.url, event_id)}
+    told = {
+        user: (response.json()["bookingId"], response.status_code)
+        for user, response in responses.items()
+        if response.status_code in (201, 202)
+    }
+    statuses = {201: BookingStatus.CONFIRMED, 202: BookingStatus.WAITLISTED}
+    assert {user: (c.id, c.status) for user, c in claims.items()} == {
+        user: (booking_id, statuses[status]) for user, (booking_id, status) in told.items()
+    }
+    report = await check_invariants(database.url, [event_id])
+    assert (report[event_id].confirmed, report[event_id].waiting) == (4, 2)
+
+
+async def test_a_failed_repeat_after_the_group_committed_answers_that_request_alone(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, app: FastAPI
+) -> None:
+    """A user's second request in a group runs alone once the group has committed: its
+    failure is its own, and the group's bookings are answered as booked."""
+    owner, first, one, two, repeater = await create_users(database.url, 5)
+    event_id = await create_event(client, tokens.headers(owner), tickets=10)
+    queue: BookingQueue = app.state.booking_queue
+    served_before = queue.stats.requests
+
+    async with (
+        http_client(app, raise_app_exceptions=False) as http,
+        failing_cancels(database, user=repeater),
+    ):
+        async with event_locked(database, event_id):
+            pending = [asyncio.create_task(book(http, tokens.headers(first), event_id))]
+
+            async def first_is_served() -> bool:
+                return queue.stats.requests == served_before + 1
+
+            await eventually(first_is_served, timeout=10, what="the first booking")
+            sends = [(book, one), (book, two), (book, repeater), (cancel, repeater)]
+            for queued, (send, user) in enumerate(sends, start=1):
+                pending.append(asyncio.create_task(send(http, tokens.headers(user), event_id)))
+
+                async def queued_up(expected: int = queued) -> bool:
+                    return len(queue._queue) == expected
+
+                await eventually(queued_up, timeout=10, what=f"{queued} requests in the queue")
+        answers = await asyncio.gather(*pending)
+
+    assert [a.status_code for a in answers] == [201, 201, 201, 201, 500], [a.text for a in answers]
+    claims = {r.user_id: r for r in await booking_records(database.url, event_id)}
+    told = {
+        user: answer.json()["bookingId"]
+        for user, answer in zip([first, one, two, repeater], answers, strict=False)
+    }
+    assert {user: (c.id, c.status) for user, c in claims.items()} == {
+        user: (booking_id, BookingStatus.CONFIRMED) for user, booking_id in told.items()
+    }
+    report = await check_invariants(database.url, [event_id])
+    assert report[event_id].confirmed == 4
