@@ -11,17 +11,13 @@ that changed nothing.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from booking_service.models import BookingStatus
 from booking_service.services.booking_queue import BookingQueue
+from tests.faults import Fault, event_locked, failing_rows
 from tests.support import (
     Database,
     TokenFactory,
@@ -29,112 +25,11 @@ from tests.support import (
     booking_records,
     cancel,
     check_invariants,
-    connect,
     create_event,
     create_users,
     eventually,
     http_client,
 )
-
-
-def _sqlite_path(database: Database) -> str:
-    path = make_url(database.url).database
-    assert path is not None
-    return path
-
-
-@asynccontextmanager
-async def failing_bookings(database: Database, *, refused: int, busy: int) -> AsyncIterator[None]:
-    """While inside: inserting a claim for `refused` fails with an integrity error that is no
-    duplicate and no missing reference; for `busy`, with a lock-wait timeout, every time."""
-    name = "booking_fault"
-    if database.backend == "sqlite":
-        # SQLite has no error numbers: its lock conflicts are known by their message.
-        trigger = (
-            f"CREATE TRIGGER {name} BEFORE INSERT ON booking BEGIN SELECT CASE"
-            f" WHEN NEW.user_id = {refused} THEN RAISE(ABORT, 'injected failure')"
-            f" WHEN NEW.user_id = {busy} THEN RAISE(ABORT, 'database is locked') END; END"
-        )
-        with sqlite3.connect(_sqlite_path(database)) as conn:
-            conn.execute(trigger)
-        try:
-            yield
-        finally:
-            with sqlite3.connect(_sqlite_path(database)) as conn:
-                conn.execute(f"DROP TRIGGER {name}")
-        return
-    trigger = (
-        f"CREATE TRIGGER {name} BEFORE INSERT ON booking FOR EACH ROW BEGIN"
-        f" IF NEW.user_id = {refused} THEN"
-        " SIGNAL SQLSTATE '23000' SET MYSQL_ERRNO = 1048, MESSAGE_TEXT = 'injected failure';"
-        f" ELSEIF NEW.user_id = {busy} THEN"
-        " SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1205,"
-        " MESSAGE_TEXT = 'Lock wait timeout exceeded; try restarting transaction';"
-        " END IF; END"
-    )
-    async with connect(database.url) as engine:
-        async with engine.begin() as conn:
-            await conn.execute(text(trigger))
-        try:
-            yield
-        finally:
-            async with engine.begin() as conn:
-                await conn.execute(text(f"DROP TRIGGER {name}"))
-
-
-@asynccontextmanager
-async def failing_cancels(database: Database, *, user: int) -> AsyncIterator[None]:
-    """While inside: giving back `user`'s ticket fails with an error nobody foresaw."""
-    name = "cancel_fault"
-    if database.backend == "sqlite":
-        trigger = (
-            f"CREATE TRIGGER {name} BEFORE UPDATE ON booking"
-            f" WHEN NEW.user_id = {user} AND NEW.status = 'cancelled'"
-            " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
-        )
-        with sqlite3.connect(_sqlite_path(database)) as conn:
-            conn.execute(trigger)
-        try:
-            yield
-        finally:
-            with sqlite3.connect(_sqlite_path(database)) as conn:
-                conn.execute(f"DROP TRIGGER {name}")
-        return
-    trigger = (
-        # Built from ids the test made, no input.
-        f"CREATE TRIGGER {name} BEFORE UPDATE ON booking FOR EACH ROW BEGIN"  # noqa: S608
-        f" IF NEW.user_id = {user} AND NEW.status = 'cancelled' THEN"
-        " SIGNAL SQLSTATE 'HY000' SET MESSAGE_TEXT = 'injected failure'; END IF; END"
-    )
-    async with connect(database.url) as engine:
-        async with engine.begin() as conn:
-            await conn.execute(text(trigger))
-        try:
-            yield
-        finally:
-            async with engine.begin() as conn:
-                await conn.execute(text(f"DROP TRIGGER {name}"))
-
-
-@asynccontextmanager
-async def event_locked(database: Database, event_id: int) -> AsyncIterator[None]:
-    """Hold the event's row (on SQLite, the whole database) against writers while inside."""
-    if database.backend == "sqlite":
-        conn = sqlite3.connect(_sqlite_path(database), isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            conn.rollback()
-            conn.close()
-        return
-    async with connect(database.url) as engine, engine.connect() as conn:
-        transaction = await conn.begin()
-        await conn.execute(text("SELECT id FROM event WHERE id = :id FOR UPDATE"), {"id": event_id})
-        try:
-            yield
-        finally:
-            await transaction.rollback()
 
 
 async def test_a_failure_in_the_one_by_one_fallback_answers_that_request_alone(
@@ -149,7 +44,22 @@ async def test_a_failure_in_the_one_by_one_fallback_answers_that_request_alone(
     # A 500 is an answer here, not an exception for the test.
     async with (
         http_client(app, raise_app_exceptions=False) as http,
-        failing_bookings(database, refused=refused, busy=busy),
+        failing_rows(
+            database,
+            "refused_claim",
+            table="booking",
+            operation="INSERT",
+            when=f"NEW.user_id = {refused}",
+            fault=Fault.UNFORESEEN,
+        ),
+        failing_rows(
+            database,
+            "busy_claim",
+            table="booking",
+            operation="INSERT",
+            when=f"NEW.user_id = {busy}",
+            fault=Fault.LOCK_TIMEOUT,
+        ),
     ):
         async with event_locked(database, event_id):
             # `first` holds the queue's transaction, waiting for the lock; the others queue up
@@ -217,7 +127,14 @@ async def test_a_failed_repeat_after_the_group_committed_answers_that_request_al
 
     async with (
         http_client(app, raise_app_exceptions=False) as http,
-        failing_cancels(database, user=repeater),
+        failing_rows(
+            database,
+            "refused_cancel",
+            table="booking",
+            operation="UPDATE",
+            when=f"NEW.user_id = {repeater} AND NEW.status = 'cancelled'",
+            fault=Fault.UNFORESEEN,
+        ),
     ):
         async with event_locked(database, event_id):
             pending = [asyncio.create_task(book(http, tokens.headers(first), event_id))]
