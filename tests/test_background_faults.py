@@ -1,0 +1,68 @@
+"""Background work over many items: one item's failure is its own.
+
+The offer sweep expires the lapsed offers of many events, webhook delivery posts a batch of
+messages at once, and housekeeping runs several purges in one round. A failure for one event,
+message or purge is logged and retried later; it must not stop, undo or hide the others.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.faults import Fault, failing_rows
+from tests.support import (
+    Database,
+    TokenFactory,
+    api_users,
+    cancel,
+    check_invariants,
+    fill_event,
+    my_bookings,
+    wait_past,
+)
+
+
+async def test_an_event_the_sweep_cannot_expire_does_not_hold_up_the_others(
+    client: httpx.AsyncClient,
+    tokens: TokenFactory,
+    database: Database,
+    app: FastAPI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    owner, holder, waiter = await api_users(database.url, tokens, 3)
+    event_ids = [
+        await fill_event(
+            client,
+            owner.headers,
+            [holder.headers, waiter.headers],
+            1,
+            waitlist_mode="offer",
+            offer_seconds=1,
+        )
+        for _ in range(3)
+    ]
+    for event_id in event_ids:
+        assert (await cancel(client, holder.headers, event_id)).json()["outcome"] == "offered"
+    offers = await my_bookings(client, waiter.headers)
+    await wait_past(max(datetime.fromisoformat(offer["offer_expires_at"]) for offer in offers))
+    stuck = event_ids[1]
+    sweeper = app.state.offer_sweeper
+
+    async with failing_rows(
+        database,
+        "stuck_offer",
+        table="booking",
+        operation="UPDATE",
+        when=f"NEW.event_id = {stuck} AND NEW.status = 'expired'",
+        fault=Fault.UNFORESEEN,
+    ):
+        assert await sweeper.sweep() == 2, "the other events' offers expire all the same"
+    assert f"event {stuck}" in caplog.text
+    left = await my_bookings(client, waiter.headers)
+    assert [(item["eventId"], item["status"]) for item in left] == [(stuck, "offered")]
+    assert await sweeper.sweep() == 1, "the next sweep expires it once it can"
+    await check_invariants(database.url, event_ids)
