@@ -13,6 +13,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from booking_service.models.types import utcnow
+from booking_service.repositories import outbox
+from booking_service.services.webhooks import MESSAGE_ID_HEADER, WebhookSender
 from tests.faults import Fault, failing_rows
 from tests.support import (
     Database,
@@ -24,6 +27,7 @@ from tests.support import (
     my_bookings,
     wait_past,
 )
+from tests.test_webhooks import messages, webhook_settings
 
 
 async def test_an_event_the_sweep_cannot_expire_does_not_hold_up_the_others(
@@ -66,3 +70,31 @@ async def test_an_event_the_sweep_cannot_expire_does_not_hold_up_the_others(
     assert [(item["eventId"], item["status"]) for item in left] == [(stuck, "offered")]
     assert await sweeper.sweep() == 1, "the next sweep expires it once it can"
     await check_invariants(database.url, event_ids)
+
+
+async def test_an_unexpected_error_posting_one_message_fails_that_message_alone(
+    client: httpx.AsyncClient, app: FastAPI, database: Database
+) -> None:
+    async with app.state.session_factory() as session, session.begin():
+        ids = await outbox.enqueue_many(
+            session, [("test.message", {"n": n, "at": utcnow()}) for n in range(3)]
+        )
+    broken = ids[1]
+
+    def receive(request: httpx.Request) -> httpx.Response:
+        if request.headers[MESSAGE_ID_HEADER] == broken:
+            raise ValueError("a response no HTTP client expects")
+        return httpx.Response(204)
+
+    settings = webhook_settings(database, "http://127.0.0.1:9/hooks")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(receive)) as http:
+        sender = WebhookSender(app.state.session_factory, settings, http)
+        assert await sender.deliver_due() == 3
+
+    rows = {row.message_id: row for row in await messages(database.url)}
+    assert all(rows[i].delivered_at is not None for i in ids if i != broken)
+    failed = rows[broken]
+    assert failed.delivered_at is None
+    assert failed.attempts == 1
+    assert "ValueError" in failed.last_error
+    assert failed.due_at is not None, "due again after its backoff"
