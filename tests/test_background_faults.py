@@ -7,14 +7,18 @@ message or purge is logged and retried later; it must not stop, undo or hide the
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import update
 
+from booking_service.models import IdempotencyKey, OutboxMessage
 from booking_service.models.types import utcnow
 from booking_service.repositories import outbox
+from booking_service.services import housekeeping
 from booking_service.services.webhooks import MESSAGE_ID_HEADER, WebhookSender
 from tests.faults import Fault, failing_rows
 from tests.support import (
@@ -23,6 +27,7 @@ from tests.support import (
     api_users,
     cancel,
     check_invariants,
+    connect,
     fill_event,
     my_bookings,
     wait_past,
@@ -98,3 +103,40 @@ async def test_an_unexpected_error_posting_one_message_fails_that_message_alone(
     assert failed.attempts == 1
     assert "ValueError" in failed.last_error
     assert failed.due_at is not None, "due again after its backoff"
+
+
+async def test_a_purge_that_fails_does_not_keep_the_other_from_running(
+    client: httpx.AsyncClient,
+    tokens: TokenFactory,
+    database: Database,
+    app: FastAPI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    [owner] = await api_users(database.url, tokens, 1)
+    keyed = {**owner.headers, "Idempotency-Key": "an-expired-key"}
+    assert (await client.post("/book", json={"eventId": 1}, headers=keyed)).status_code == 404
+    long_ago = utcnow() - timedelta(days=30)
+    async with connect(database.url) as engine, engine.begin() as conn:
+        await conn.execute(update(IdempotencyKey).values(expires_at=long_ago))
+    async with app.state.session_factory() as session, session.begin():
+        await outbox.enqueue_many(session, [("test.message", {"at": utcnow()})])
+    async with connect(database.url) as engine, engine.begin() as conn:
+        await conn.execute(update(OutboxMessage).values(created_at=long_ago))
+
+    async with failing_rows(
+        database,
+        "stuck_key",
+        table="idempotency_key",
+        operation="DELETE",
+        when="OLD.id > 0",
+        fault=Fault.UNFORESEEN,
+    ):
+        with caplog.at_level(logging.ERROR, logger=housekeeping.__name__):
+            await housekeeping.tidy(app.state.session_factory, app.state.settings)
+    assert "idempotency keys" in caplog.text
+    assert await messages(database.url) == [], "old messages purged all the same"
+    async with connect(database.url) as engine, engine.connect() as conn:
+        assert len((await conn.execute(IdempotencyKey.__table__.select())).all()) == 1
+    await housekeeping.tidy(app.state.session_factory, app.state.settings)
+    async with connect(database.url) as engine, engine.connect() as conn:
+        assert (await conn.execute(IdempotencyKey.__table__.select())).all() == []
