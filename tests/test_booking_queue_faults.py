@@ -11,6 +11,8 @@ that changed nothing.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -32,6 +34,31 @@ from tests.support import (
 )
 
 
+async def queued_in_order(
+    queue: BookingQueue,
+    first: Coroutine[Any, Any, httpx.Response],
+    group: list[Coroutine[Any, Any, httpx.Response]],
+) -> list[asyncio.Task[httpx.Response]]:
+    """Start `first` and wait until the queue serves it, then start each of `group` once the
+    one before it is queued. With the event locked, `first` holds the queue's transaction
+    while the others queue up behind it, in this order: they are then served as one group."""
+    served_before = queue.stats.requests
+    pending = [asyncio.create_task(first)]
+
+    async def first_is_served() -> bool:
+        return queue.stats.requests == served_before + 1
+
+    await eventually(first_is_served, timeout=10, what="the first request")
+    for queued, request in enumerate(group, start=1):
+        pending.append(asyncio.create_task(request))
+
+        async def queued_up(expected: int = queued) -> bool:
+            return len(queue._queue) == expected
+
+        await eventually(queued_up, timeout=10, what=f"{queued} requests in the queue")
+    return pending
+
+
 async def test_a_failure_in_the_one_by_one_fallback_answers_that_request_alone(
     client: httpx.AsyncClient, tokens: TokenFactory, database: Database, app: FastAPI
 ) -> None:
@@ -39,7 +66,7 @@ async def test_a_failure_in_the_one_by_one_fallback_answers_that_request_alone(
     refused, busy = group[2], group[4]
     event_id = await create_event(client, tokens.headers(owner), tickets=4)
     queue: BookingQueue = app.state.booking_queue
-    served_before = queue.stats.requests
+    served_before = queue.stats.transactions
 
     # A 500 is an answer here, not an exception for the test.
     async with (
@@ -62,24 +89,14 @@ async def test_a_failure_in_the_one_by_one_fallback_answers_that_request_alone(
         ),
     ):
         async with event_locked(database, event_id):
-            # `first` holds the queue's transaction, waiting for the lock; the others queue up
-            # behind it, in this order, and will be served together as one group.
-            pending = [asyncio.create_task(book(http, tokens.headers(first), event_id))]
-
-            async def first_is_served() -> bool:
-                return queue.stats.requests == served_before + 1
-
-            await eventually(first_is_served, timeout=10, what="the first booking")
-            for queued, user in enumerate(group, start=1):
-                pending.append(asyncio.create_task(book(http, tokens.headers(user), event_id)))
-
-                async def queued_up(expected: int = queued) -> bool:
-                    return len(queue._queue) == expected
-
-                await eventually(queued_up, timeout=10, what=f"{queued} bookings in the queue")
+            pending = await queued_in_order(
+                queue,
+                book(http, tokens.headers(first), event_id),
+                [book(http, tokens.headers(user), event_id) for user in group],
+            )
         responses = dict(zip([first, *group], await asyncio.gather(*pending), strict=True))
+    assert queue.stats.transactions == served_before + 2, "the first, then the rest as a group"
 
-    assert queue.stats.requests == served_before + 1 + len(group), "one group after the first"
     answered = {user: response.status_code for user, response in responses.items()}
     # The group's INSERT fails at `refused`'s claim, so the group is served one by one: four
     # tickets to the first four that can have them, the rest in line, and only the two
@@ -123,7 +140,7 @@ async def test_a_failed_repeat_after_the_group_committed_answers_that_request_al
     owner, first, one, two, repeater = await create_users(database.url, 5)
     event_id = await create_event(client, tokens.headers(owner), tickets=10)
     queue: BookingQueue = app.state.booking_queue
-    served_before = queue.stats.requests
+    served_before = queue.stats.transactions
 
     async with (
         http_client(app, raise_app_exceptions=False) as http,
@@ -137,21 +154,18 @@ async def test_a_failed_repeat_after_the_group_committed_answers_that_request_al
         ),
     ):
         async with event_locked(database, event_id):
-            pending = [asyncio.create_task(book(http, tokens.headers(first), event_id))]
-
-            async def first_is_served() -> bool:
-                return queue.stats.requests == served_before + 1
-
-            await eventually(first_is_served, timeout=10, what="the first booking")
-            sends = [(book, one), (book, two), (book, repeater), (cancel, repeater)]
-            for queued, (send, user) in enumerate(sends, start=1):
-                pending.append(asyncio.create_task(send(http, tokens.headers(user), event_id)))
-
-                async def queued_up(expected: int = queued) -> bool:
-                    return len(queue._queue) == expected
-
-                await eventually(queued_up, timeout=10, what=f"{queued} requests in the queue")
+            pending = await queued_in_order(
+                queue,
+                book(http, tokens.headers(first), event_id),
+                [
+                    book(http, tokens.headers(one), event_id),
+                    book(http, tokens.headers(two), event_id),
+                    book(http, tokens.headers(repeater), event_id),
+                    cancel(http, tokens.headers(repeater), event_id),
+                ],
+            )
         answers = await asyncio.gather(*pending)
+    assert queue.stats.transactions == served_before + 2, "the first, then the rest as a group"
 
     assert [a.status_code for a in answers] == [201, 201, 201, 201, 500], [a.text for a in answers]
     claims = {r.user_id: r for r in await booking_records(database.url, event_id)}
