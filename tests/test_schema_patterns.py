@@ -43,8 +43,8 @@ def candidates() -> list[str]:
     strings += ["😀", "a😀b", "😀" * 200, "😀" * 201, "a" * 200, "a" * 201, "a" * 199 + "\x1c"]
     strings += [" " + "a" * 200 + " ", "\t" + "a" * 201, "a" * 200 + "\x1c"]
     for space in SPACE_LIKE:
-        strings += [space, space * 3, space + "ab", "ab" + space, space + "ab" + space]
-        strings += ["a" + space + "b", "a" * 199 + space, space + "a" * 200 + space]
+        strings += [space, space + "ab", "ab" + space, "a" + space + "b"]
+        strings += ["a" * 199 + space, space + "a" * 200 + space]
     return strings
 
 
