@@ -19,14 +19,22 @@ class Fault(enum.Enum):
     UNFORESEEN = "unforeseen"
     # A lock wait timeout, on every attempt: retried, then given up (503).
     LOCK_TIMEOUT = "lock timeout"
+    # An error of no known kind (MariaDB's generic SIGNAL, 1644). SQLite can raise nothing but
+    # an integrity error from a trigger: there it is UNFORESEEN.
+    UNKNOWN = "unknown"
 
 
 # SQLite has no error numbers: its lock conflicts are known by their message.
-SQLITE_MESSAGES = {Fault.UNFORESEEN: "injected failure", Fault.LOCK_TIMEOUT: "database is locked"}
+SQLITE_MESSAGES = {
+    Fault.UNFORESEEN: "injected failure",
+    Fault.LOCK_TIMEOUT: "database is locked",
+    Fault.UNKNOWN: "injected failure",
+}
 # (SQLSTATE, error number, message) as MariaDB reports them.
 MARIADB_SIGNALS = {
     Fault.UNFORESEEN: ("23000", 1048, "injected failure"),
     Fault.LOCK_TIMEOUT: ("HY000", 1205, "Lock wait timeout exceeded; try restarting transaction"),
+    Fault.UNKNOWN: ("HY000", 1644, "injected failure"),
 }
 
 

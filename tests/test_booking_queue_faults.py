@@ -178,3 +178,49 @@ async def test_a_failed_repeat_after_the_group_committed_answers_that_request_al
     }
     report = await check_invariants(database.url, [event_id])
     assert report[event_id].confirmed == 4
+
+
+async def test_a_group_failed_by_one_request_serves_the_others_one_by_one(
+    client: httpx.AsyncClient, tokens: TokenFactory, database: Database, app: FastAPI
+) -> None:
+    """Not only an integrity error: any error the group's transaction did not foresee may
+    concern one request alone, so the group is served again one by one, and only that
+    request is answered with it."""
+    owner, first, *group = await create_users(database.url, 6)
+    failing = group[1]
+    event_id = await create_event(client, tokens.headers(owner), tickets=10)
+    queue: BookingQueue = app.state.booking_queue
+    served_before = queue.stats.transactions
+
+    async with (
+        http_client(app, raise_app_exceptions=False) as http,
+        failing_rows(
+            database,
+            "unknown_claim_error",
+            table="booking",
+            operation="INSERT",
+            when=f"NEW.user_id = {failing}",
+            fault=Fault.UNKNOWN,
+        ),
+    ):
+        async with event_locked(database, event_id):
+            pending = await queued_in_order(
+                queue,
+                book(http, tokens.headers(first), event_id),
+                [book(http, tokens.headers(user), event_id) for user in group],
+            )
+        answers = dict(zip([first, *group], await asyncio.gather(*pending), strict=True))
+    assert queue.stats.transactions == served_before + 2, "the first, then the rest as a group"
+
+    assert {user: a.status_code for user, a in answers.items()} == {
+        first: 201,
+        group[0]: 201,
+        failing: 500,
+        group[2]: 201,
+        group[3]: 201,
+    }
+    claims = {r.user_id: r.id for r in await booking_records(database.url, event_id)}
+    assert claims == {
+        user: a.json()["bookingId"] for user, a in answers.items() if a.status_code == 201
+    }
+    await check_invariants(database.url, [event_id])

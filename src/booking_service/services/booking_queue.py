@@ -28,7 +28,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_service.db import is_duplicate_key, is_missing_reference, run_transaction
@@ -260,10 +260,12 @@ class BookingQueue:
             results = await run_transaction(
                 session, lambda: _serve_together(session, unique), retries=self._retries
             )
-        except IntegrityError:
-            # Refused for a reason the group did not foresee; rare enough to redo everyone one
-            # by one, where each gets the answer that fits them.
-            log.info("grouped transaction refused, serving its requests one by one")
+        except DBAPIError as exc:
+            # Refused for a reason the group did not foresee (lock conflicts and an unreachable
+            # database are ServiceBusy by now, and concern everyone), which may concern one
+            # request alone; rare enough to redo everyone one by one, where each gets the
+            # answer that fits them.
+            log.info("grouped transaction refused (%s), serving its requests one by one", exc.orig)
             results = [await self._one_safely(session, r) for r in unique]
         for index, result in zip(first.values(), results, strict=True):
             outcomes[index] = result
