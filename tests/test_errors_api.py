@@ -66,6 +66,35 @@ DEEP = 20_000  # deeper than Python's JSON parser recurses, well under the size 
     ("body", "headers", "status", "code"),
     [
         pytest.param(b'{"eventId": "\xe9"}', JSON, 400, "malformed_body", id="not UTF-8"),
+        pytest.param('{"eventId": 1}'.encode("utf-16"), JSON, 400, "malformed_body", id="UTF-16"),
+        pytest.param(
+            '{"eventId": 1}'.encode("utf-16-le"), JSON, 400, "malformed_body", id="UTF-16LE"
+        ),
+        pytest.param(
+            '{"eventId": 1}'.encode("utf-32-be"), JSON, 400, "malformed_body", id="UTF-32BE"
+        ),
+        pytest.param(b'{"eventId": 1}\x00', JSON, 400, "malformed_body", id="NUL byte"),
+        pytest.param(
+            '{"eventId": 1}'.encode("utf-16"),
+            {"Content-Type": "application/json; charset=utf-16"},
+            415,
+            "unsupported_media_type",
+            id="declared UTF-16",
+        ),
+        pytest.param(
+            b'{"eventId": 1}',
+            {"Content-Type": "application/json; charset=utf-16"},
+            415,
+            "unsupported_media_type",
+            id="ASCII declared UTF-16",
+        ),
+        pytest.param(
+            b'{"eventId": 1}',
+            {"Content-Type": "application/json; charset=iso-8859-1"},
+            415,
+            "unsupported_media_type",
+            id="declared Latin-1",
+        ),
         pytest.param(b"[" * DEEP + b"]" * DEEP, JSON, 400, "malformed_body", id="nested deeply"),
         pytest.param(
             b'{"eventId": 1' + b"0" * 5000 + b"}", JSON, 400, "malformed_body", id="5000 digits"
@@ -120,6 +149,39 @@ async def test_malformed_bodies_get_a_clear_4xx(
     answer = assert_envelope(response, status, code)
     if status == 422:
         assert answer["details"], "validation errors say where"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=utf-8",
+        'application/json;charset="UTF-8"',
+        "application/json ; Charset=Utf-8",
+    ],
+)
+async def test_json_declared_utf8_is_read(
+    client: httpx.AsyncClient, auth: dict[str, str], content_type: str
+) -> None:
+    response = await client.post(
+        "/book", content=b'{"eventId": 1}', headers={**auth, "Content-Type": content_type}
+    )
+    assert_envelope(response, 404, "event_not_found")
+
+
+async def test_utf8_split_across_chunks_is_read(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    # "é" is two bytes; a streamed body may cut between them.
+    chunks = [b'{"name": "Caf\xc3', b'\xa9", "tickets": 1}']
+
+    async def body() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    response = await client.post("/initialize", content=body(), headers={**auth, **JSON})
+    assert response.status_code == 201, response.text
+    status = await client.get(f"/status/{response.json()['eventId']}", headers=auth)
+    assert status.json()["event_name"] == "Café"
 
 
 async def test_integral_floats_are_integers(

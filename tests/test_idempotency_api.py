@@ -24,6 +24,7 @@ from booking_service.services.idempotency import (
     key_digest,
     request_digest,
 )
+from tests.faults import Fault, failing_rows
 from tests.support import (
     REPLAYED,
     ApiUser,
@@ -439,3 +440,28 @@ async def test_cors_lets_browsers_send_the_key_and_read_the_replay_header(
         assert preflight.status_code == 200
         simple = await http.get("/openapi.json", headers={"Origin": origin})
         assert "idempotent-replayed" in simple.headers["access-control-expose-headers"].lower()
+
+
+async def test_a_refusal_that_could_not_be_stored_leaves_the_key_free(
+    client: httpx.AsyncClient, database: Database, users: list[ApiUser]
+) -> None:
+    # The refusal (404: no such event) is to be stored with the key, but the database fails
+    # that write until its retries run out: the client is told 503, and nothing was done.
+    alice = keyed(users[1].headers)
+    async with failing_rows(
+        database,
+        "unstorable_answer",
+        table="idempotency_key",
+        operation="UPDATE",
+        when="NEW.status_code IS NOT NULL",
+        fault=Fault.LOCK_TIMEOUT,
+    ):
+        busy = await client.post("/book", json={"eventId": 999}, headers=alice)
+    assert (busy.status_code, busy.json()["code"]) == (503, "busy")
+    # So a retry runs the request afresh, at once, rather than waiting out the lease (409).
+    retried = await client.post("/book", json={"eventId": 999}, headers=alice)
+    assert (retried.status_code, retried.json()["code"]) == (404, "event_not_found")
+    assert REPLAYED not in retried.headers
+    replayed = await client.post("/book", json={"eventId": 999}, headers=alice)
+    assert replayed.status_code == 404
+    assert replayed.headers[REPLAYED] == "true"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -113,7 +115,39 @@ def _valid_claims(**overrides: Any) -> dict[str, Any]:
 
 
 def _b64(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    return _b64_bytes(json.dumps(data).encode())
+
+
+def _b64_bytes(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+HS256_HEADER = b'{"alg":"HS256","typ":"JWT"}'
+
+
+def signed_raw(codec: TokenCodec, payload: bytes, *, header: bytes = HS256_HEADER) -> str:
+    """A token of exactly these JSON bytes, signed with the codec's own secret: for payloads
+    no JSON encoder writes (1e999) and headers jose would never make."""
+    signing_input = f"{_b64_bytes(header)}.{_b64_bytes(payload)}"
+    mac = hmac.new(codec._secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64_bytes(mac)}"
+
+
+def _payload_with(codec: TokenCodec, **raw: str) -> bytes:
+    """Valid claims as JSON, with some values replaced by raw JSON text."""
+    now = int(time.time())
+    claims = {
+        "sub": '"42"',
+        "name": '"alice"',
+        "iss": '"booking-service"',
+        "iat": str(now),
+        "exp": str(now + 60),
+        **raw,
+    }
+    return ("{" + ",".join(f'"{k}":{v}' for k, v in claims.items()) + "}").encode()
+
+
+NESTED = 4_000  # deeper than Python's JSON parser recurses
 
 
 def _unsigned(claims: dict[str, Any]) -> str:
@@ -142,6 +176,31 @@ BAD_TOKENS = {
     "huge sub": lambda c: _forge(_valid_claims(sub="9" * 30)),
     "missing name": lambda c: _forge(_valid_claims(name=None)),
     "garbage": lambda c: "not.a.token",
+    # Parsed before any signature is checked: anyone can send these.
+    "deeply nested header": lambda c: (
+        f"{_b64_bytes(b'[' * NESTED + b']' * NESTED)}.{_b64(_valid_claims())}.c2ln"
+    ),
+    "header of 5000 digits": lambda c: signed_raw(
+        c, _payload_with(c), header=b'{"alg":"HS256","x":1' + b"0" * 5000 + b"}"
+    ),
+    "header not an object": lambda c: signed_raw(c, _payload_with(c), header=b'["HS256"]'),
+    "header not UTF-8": lambda c: signed_raw(c, _payload_with(c), header=b'{"alg":"\xe9"}'),
+    "oversized": lambda c: c.issue(42, "a" * 5000),
+    # Signed with the right secret: only a leaked secret or a bug of ours would make these.
+    "exp 1e999": lambda c: signed_raw(c, _payload_with(c, exp="1e999")),
+    "exp Infinity": lambda c: signed_raw(c, _payload_with(c, exp="Infinity")),
+    "exp NaN": lambda c: signed_raw(c, _payload_with(c, exp="NaN")),
+    "exp 1e300": lambda c: signed_raw(c, _payload_with(c, exp="1e300")),
+    "exp as a string": lambda c: signed_raw(c, _payload_with(c, exp='"99999999999"')),
+    "exp of 400 digits": lambda c: signed_raw(c, _payload_with(c, exp="9" * 400)),
+    "exp true": lambda c: signed_raw(c, _payload_with(c, exp="true")),
+    "exp a list": lambda c: signed_raw(c, _payload_with(c, exp="[99999999999]")),
+    "iat 1e999": lambda c: signed_raw(c, _payload_with(c, iat="1e999")),
+    "iat as a string": lambda c: signed_raw(c, _payload_with(c, iat='"1"')),
+    "nbf 1e999": lambda c: signed_raw(c, _payload_with(c, nbf="1e999")),
+    "payload nested deeply": lambda c: signed_raw(c, b"[" * NESTED + b"]" * NESTED),
+    "payload not an object": lambda c: signed_raw(c, b'"alice"'),
+    "payload of 5000 digits": lambda c: signed_raw(c, _payload_with(c, exp="1" + "0" * 5000)),
     "empty": lambda c: "",
 }
 
@@ -185,3 +244,24 @@ def test_remembered_tokens_are_bounded() -> None:
         assert codec.decode(token).user_id == user_id
         assert codec.decode(token).user_id == user_id  # the remembered answer is the same
     assert len(codec._verified) <= 3
+
+
+def test_fractional_numeric_dates_are_accepted(codec: TokenCodec) -> None:
+    # RFC 7519 NumericDate: a JSON number, which may have a fraction.
+    now = time.time()
+    token = signed_raw(codec, _payload_with(codec, iat=f"{now:.3f}", exp=f"{now + 60:.3f}"))
+    claims = codec.decode(token)
+    assert (claims.user_id, claims.expires_at) == (42, int(now + 60))
+
+
+def test_an_oversized_token_is_refused_unread(
+    codec: TokenCodec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = codec.issue(42, "a" * 5000)
+
+    def must_not_parse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("an oversized token reached the JWT library")
+
+    monkeypatch.setattr("booking_service.security.jwt.decode", must_not_parse)
+    with pytest.raises(InvalidToken, match="too long"):
+        codec.decode(token)

@@ -125,3 +125,30 @@ async def test_a_read_started_before_a_change_is_not_kept_after_it() -> None:
     assert await first == "snapshot 1"  # its caller gets what it read...
     assert await cache.get(1, slow_load) == "snapshot 2"  # type: ignore[arg-type]
     assert loads == 2, "...but the next poll reads again"
+
+
+async def test_a_poll_sharing_a_read_whose_caller_went_away_reads_for_itself() -> None:
+    """The shared read runs in the first poll's request; if that request is cancelled (its
+    server shutting down, a timeout around it), the polls that joined it did not go away:
+    they read for themselves instead of inheriting the cancellation."""
+    cache = StatusCache(60)
+    first_read_started = asyncio.Event()
+    loads = 0
+
+    async def load() -> object:
+        nonlocal loads
+        loads += 1
+        if loads == 1:
+            first_read_started.set()
+            await asyncio.Event().wait()  # until cancelled
+        return f"snapshot {loads}"
+
+    leader = asyncio.create_task(cache.get(1, load))  # type: ignore[arg-type]
+    await first_read_started.wait()
+    follower = asyncio.create_task(cache.get(1, load))  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # the follower joins the read in flight
+    leader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    assert await asyncio.wait_for(follower, 5) == "snapshot 2"
+    assert await cache.get(1, load) == "snapshot 2", "and what it read is the snapshot"  # type: ignore[arg-type]

@@ -1,6 +1,9 @@
-"""ASGI middleware: the request body size limit, and CORS that answers in the error envelope."""
+"""ASGI middleware: the request body's size limit and encoding, and CORS that answers in the
+error envelope."""
 
 from __future__ import annotations
+
+import codecs
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -72,6 +75,79 @@ class BodySizeLimit:
         # The rest of the body is never read: tell the client this connection is done.
         response.headers["Connection"] = "close"
         await response(scope, receive, send)
+
+
+NOT_UTF8_MESSAGE = "The body is not JSON text in UTF-8"
+CHARSET_MESSAGE = "JSON bodies are UTF-8: charset={charset} is not accepted"
+
+
+class BodyNotUtf8(HTTPException):
+    """Raised from `receive` at the first chunk that is not UTF-8."""
+
+    def __init__(self) -> None:
+        super().__init__(400, NOT_UTF8_MESSAGE)
+
+
+class CharsetRefused(HTTPException):
+    def __init__(self, charset: str) -> None:
+        super().__init__(415, CHARSET_MESSAGE.format(charset=charset))
+
+
+def json_charset(content_type: str) -> str | None:
+    """The charset a JSON Content-Type names ("" when it names none); None when the type is
+    not JSON (FastAPI reads `application/json` and `application/*+json` as JSON)."""
+    media_type, *parameters = content_type.split(";")
+    kind, _, subtype = media_type.strip().lower().partition("/")
+    if kind != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        return None
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return ""
+
+
+class Utf8JsonBody:
+    """JSON bodies are UTF-8 (RFC 8259): 415 for a Content-Type naming another charset, 400
+    for bytes that are not UTF-8, as they arrive.
+
+    Without this, FastAPI's json.loads guesses UTF-16 or UTF-32 from the first bytes and
+    reads them. Those are refused by the NUL bytes they are full of, even where the bytes
+    also happen to be valid UTF-8: no JSON text holds a NUL byte (a string must escape it).
+    A UTF-8 byte order mark is UTF-8, and json.loads skips it (RFC 8259 allows that).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        charset = json_charset(Headers(scope=scope).get("content-type", ""))
+        if charset is None:  # not JSON: FastAPI refuses it (415) unread
+            await self.app(scope, receive, send)
+            return
+        decoder = codecs.getincrementaldecoder("utf-8")()
+
+        async def checked_receive() -> Message:
+            message = await receive()
+            if message["type"] != "http.request":
+                return message
+            body: bytes = message.get("body", b"")
+            if body and charset not in ("", "utf-8"):
+                raise CharsetRefused(charset)
+            if b"\x00" in body:
+                raise BodyNotUtf8()
+            try:
+                decoder.decode(body, final=not message.get("more_body", False))
+            except UnicodeDecodeError as exc:
+                raise BodyNotUtf8() from exc
+            return message
+
+        # FastAPI passes an HTTPException raised while it reads the body on to the app's
+        # handler, which renders it in the error envelope.
+        await self.app(scope, checked_receive, send)
 
 
 class EnvelopeCORSMiddleware(CORSMiddleware):

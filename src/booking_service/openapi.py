@@ -26,7 +26,7 @@ from booking_service.errors import (
     ServiceBusy,
     error_body,
 )
-from booking_service.middleware import TOO_LARGE_MESSAGE
+from booking_service.middleware import CHARSET_MESSAGE, NOT_UTF8_MESSAGE, TOO_LARGE_MESSAGE
 from booking_service.schemas.errors import ErrorDetail, ErrorResponse
 from booking_service.services.idempotency import STORED_REFUSALS
 
@@ -86,7 +86,7 @@ STATUS_DESCRIPTIONS = {
     409: "Conflicts with the current state.",
     410: "It existed but has lapsed.",
     413: "Request body larger than MAX_REQUEST_BODY_BYTES.",
-    415: "Content-Type is not application/json.",
+    415: "Content-Type is not application/json, or names a charset other than UTF-8.",
     422: "The request does not match the schema; `details` says where and why.",
     429: "Too many requests; retry after the `Retry-After` seconds.",
     500: "Unexpected error; the message carries a request id to quote.",
@@ -119,7 +119,11 @@ UNREADABLE_BODY = ErrorCase(
 BODY_TOO_LARGE = ErrorCase(
     "payload_too_large", 413, "payload_too_large", TOO_LARGE_MESSAGE.format(limit=65536)
 )
+NOT_UTF8_BODY = ErrorCase("not_utf8", 400, "malformed_body", NOT_UTF8_MESSAGE)
 NOT_JSON_BODY = ErrorCase("unsupported_media_type", 415, "unsupported_media_type", NOT_JSON)
+CHARSET_REFUSED = ErrorCase(
+    "charset_refused", 415, "unsupported_media_type", CHARSET_MESSAGE.format(charset="utf-16")
+)
 RATE_LIMITED = ErrorCase.of(
     RateLimited("Too many requests: the limit is 1 per 1 second", headers={"Retry-After": "1"})
 )
@@ -188,7 +192,13 @@ def error_responses(
             ErrorCase("validation_error", 422, "validation_error", VALIDATION_FAILED, (invalid,))
         )
         if validates == "body":
-            cases += [UNREADABLE_BODY, BODY_TOO_LARGE, NOT_JSON_BODY]
+            cases += [
+                UNREADABLE_BODY,
+                NOT_UTF8_BODY,
+                BODY_TOO_LARGE,
+                NOT_JSON_BODY,
+                CHARSET_REFUSED,
+            ]
     if limited:
         cases.append(RATE_LIMITED)
     if uses_database:

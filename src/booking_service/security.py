@@ -8,12 +8,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from jose import JWTError, jwt
+from jose import jwt
 from passlib.context import CryptContext
 
 from booking_service.config import Settings
 
 JWT_ALGORITHM = "HS256"
+# Ours are about 250 characters (a 50-character name at most): anything longer is refused
+# unread, so nobody can make us parse megabytes.
+MAX_TOKEN_LENGTH = 4096
+# The header is the one part the JWT library parses before it checks the signature, so anyone
+# can make it parse this: ours is 36 characters; 256 cannot nest deep enough to hurt.
+MAX_HEADER_LENGTH = 256
+# Claims holding a time (seconds since the epoch): numbers, and small enough to be exact.
+NUMERIC_DATE_CLAIMS = ("exp", "iat", "nbf")
+MAX_NUMERIC_DATE = 2**53
 
 
 class InvalidToken(Exception):
@@ -138,6 +147,10 @@ class TokenCodec:
         return claims
 
     def _verify(self, token: str) -> TokenClaims:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("token too long")
+        if len(token.partition(".")[0]) > MAX_HEADER_LENGTH:
+            raise InvalidToken("token header too long")
         try:
             claims = jwt.decode(
                 token,
@@ -146,8 +159,13 @@ class TokenCodec:
                 issuer=self._issuer,
                 options={"require_exp": True, "require_iat": True, "require_sub": True},
             )
-        except (JWTError, ValueError, TypeError, KeyError) as exc:
-            raise InvalidToken(str(exc)) from exc
+        except Exception as exc:
+            # Not only JWTError: jose lets through whatever its parsing and checks raise
+            # (RecursionError for nested JSON, OverflowError for an `exp` of 1e999, ...).
+            raise InvalidToken(f"{type(exc).__name__}: {exc}") from exc
+        for claim in NUMERIC_DATE_CLAIMS:
+            if claim in claims and not _is_numeric_date(claims[claim]):
+                raise InvalidToken(f"malformed {claim}")
         sub = claims.get("sub")
         name = claims.get("name")
         if not isinstance(sub, str) or not _is_ascii_digits(sub) or not isinstance(name, str):
@@ -155,9 +173,17 @@ class TokenCodec:
         user_id = int(sub)
         if not 0 < user_id < 2**63:
             raise InvalidToken("malformed subject")
-        expires_at = claims["exp"]  # jose has checked that it is a number in the future
+        expires_at = claims["exp"]  # a number (checked above), in the future (checked by jose)
         return TokenClaims(user_id=user_id, username=name, expires_at=int(expires_at))
 
 
 def _is_ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 19
+
+
+def _is_numeric_date(value: object) -> bool:
+    """A JSON number of seconds (RFC 7519 NumericDate, fractions allowed) in a sane range.
+    jose only calls int() on it, which takes "123" and True, and overflows on 1e999."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 <= value < MAX_NUMERIC_DATE  # false for NaN and infinities too

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from booking_service.limits import DEFAULT_OFFER_SECONDS
 from booking_service.models import WaitlistMode
@@ -26,28 +26,45 @@ STATE_DESCRIPTION = (
     "offers and places already held carry on; `cancelled`: everything was released."
 )
 
-# 1-200 characters once surrounding white space is trimmed, said as one pattern so that the
-# published schema and the validator agree exactly: optional white space, a non-space, up to
-# 198 more characters ending in a non-space, optional white space. Python's regular expressions
-# (the ones OpenAPI fuzzers use for `pattern`) and str.strip() agree on what a space is.
+# White space, as Unicode defines it (the White_Space property), spelled out: regex dialects
+# disagree on what `\s` covers (Python counts U+001C-U+001F, ECMA-262 does not; ECMA-262
+# counts U+FEFF, Python does not), and so do str.strip() and JSON Schema validators. The
+# pattern lists the same characters the validator trims, so they agree in every dialect.
+NAME_WHITE_SPACE = (
+    "\t\n\v\f\r \u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_SPACE = r"\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# 1-200 characters once that white space is trimmed, said as one pattern: optional white
+# space, a non-space, up to 198 more characters (`[\s\S]`, a class and its complement, is any
+# character in every dialect) ending in a non-space, optional white space.
 # The raw length is bounded by MAX_REQUEST_BODY_BYTES.
-TRIMMED_NAME_PATTERN = r"^\s*\S(?:[\s\S]{0,198}\S)?\s*$"
+TRIMMED_NAME_PATTERN = rf"^[{_SPACE}]*[^{_SPACE}](?:[\s\S]{{0,198}}[^{_SPACE}])?[{_SPACE}]*$"
+
+
+def _trim_name(name: str) -> str:
+    return name.strip(NAME_WHITE_SPACE)
+
+
 EventName = Annotated[
     str,
     Field(
         min_length=1,
         pattern=TRIMMED_NAME_PATTERN,
-        description="1-200 characters once surrounding white space is trimmed (it is).",
+        description=(
+            "1-200 characters once surrounding white space (Unicode's White_Space characters) "
+            "is trimmed (it is)."
+        ),
         examples=["Concert 2025"],
     ),
-    AfterValidator(str.strip),
+    AfterValidator(_trim_name),
 ]
 
 
 class EventCreate(BaseModel):
     """A new event and its number of tickets."""
 
-    model_config = ConfigDict(**REQUEST_CONFIG, regex_engine="python-re")
+    model_config = REQUEST_CONFIG
 
     name: EventName
     tickets: TicketCount

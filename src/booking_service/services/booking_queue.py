@@ -12,7 +12,9 @@ services.cancels), then the bookings with one multi-row INSERT of claims and one
 history, one counter UPDATE and one COMMIT for the whole group. Nobody waits on purpose: a lone
 request runs at once, and groups form only when requests are already queueing.
 
-Every caller gets its own answer, only after the commit that made it durable. Within a group,
+Every caller gets its own answer, only after the commit that made it durable, and an error
+only for what failed for it: when a group is served again one request at a time (or a repeat
+runs after it), a request that fails there is answered with its failure alone. Within a group,
 cancels come before bookings (freed tickets go to the line first), and places in line follow
 arrival order. A second request for the same user and event in one group runs after the group,
 on its own, so it sees what the first one did.
@@ -31,7 +33,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_service.db import (
@@ -202,20 +204,23 @@ class BookingQueue:
         self.stats.largest_group = max(self.stats.largest_group, len(group))
         try:
             if len(group) == 1:
-                outcomes: Sequence[Answer | AppError] = [await self._one_safely(session, group[0])]
+                outcomes: Sequence[Answer | Exception] = [await self._one_safely(session, group[0])]
             else:
                 outcomes = await self._serve_group(session, group)
-        except Exception as exc:  # the database is gone, retries ran out, ...
+        except Exception as exc:  # the group's one transaction failed: nobody's claim committed
             for request in group:
                 request.resolve(exc)
             return
         for request, outcome in zip(group, outcomes, strict=True):
             request.resolve(outcome)
 
-    async def _one_safely(self, session: AsyncSession, request: _Request) -> Answer | AppError:
+    async def _one_safely(self, session: AsyncSession, request: _Request) -> Answer | Exception:
+        """One request in a transaction of its own, and whatever it raises is its answer alone:
+        beside it in the group, some requests may have committed already and others still wait
+        their turn, and each of them gets the answer of what happened to it."""
         try:
             return await self._one(session, request)
-        except AppError as exc:
+        except Exception as exc:
             return exc
 
     # One request, one transaction.
@@ -270,7 +275,7 @@ class BookingQueue:
 
     async def _serve_group(
         self, session: AsyncSession, group: list[_Request]
-    ) -> list[Answer | AppError]:
+    ) -> list[Answer | Exception]:
         first: dict[EventUser, int] = {}
         repeats: list[int] = []  # the same user and event twice in one group: served after it
         for index, request in enumerate(group):
@@ -279,7 +284,8 @@ class BookingQueue:
             else:
                 first[request.key] = index
         unique = [group[index] for index in first.values()]
-        outcomes: list[Answer | AppError | None] = [None] * len(group)
+        outcomes: list[Answer | Exception | None] = [None] * len(group)
+        results: Sequence[Answer | Exception]
         try:
             results = await run_transaction(
                 session,
@@ -287,10 +293,12 @@ class BookingQueue:
                 retries=self._retries,
                 causal=True,
             )
-        except IntegrityError:
-            # Refused for a reason the group did not foresee; rare enough to redo everyone one
-            # by one, where each gets the answer that fits them.
-            log.info("grouped transaction refused, serving its requests one by one")
+        except DBAPIError as exc:
+            # Refused for a reason the group did not foresee (lock conflicts and an unreachable
+            # database are ServiceBusy by now, and concern everyone), which may concern one
+            # request alone; rare enough to redo everyone one by one, where each gets the
+            # answer that fits them.
+            log.info("grouped transaction refused (%s), serving its requests one by one", exc.orig)
             results = [await self._one_safely(session, r) for r in unique]
         for index, result in zip(first.values(), results, strict=True):
             outcomes[index] = result

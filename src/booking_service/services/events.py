@@ -16,6 +16,10 @@ from booking_service.repositories.events import EventSnapshot
 from booking_service.services.idempotency import ResultHook
 
 
+class ReadAbandoned(Exception):
+    """The shared read's own caller was cancelled before it finished."""
+
+
 class StatusCache:
     """Recent event snapshots for GET /status, per worker: the flash-sale poll.
 
@@ -50,16 +54,21 @@ class StatusCache:
         cached = self._snapshots.get(event_id)
         if cached is not None and started - cached[0] < self._ttl:
             return cached[1]
-        pending = self._loading.get(event_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
+        while (pending := self._loading.get(event_id)) is not None:
+            try:
+                return await asyncio.shield(pending)
+            except ReadAbandoned:
+                continue  # join the read that replaced it, or start one
         future: asyncio.Future[EventSnapshot] = asyncio.get_running_loop().create_future()
         self._loading[event_id] = future
         generation = self._generations.get(event_id, 0)
         try:
             snapshot = await load()
         except BaseException as exc:
-            future.set_exception(exc)
+            # The read runs in this caller's request: if that request is cancelled, the polls
+            # that joined it are not, and read again rather than inherit the cancellation.
+            cancelled = isinstance(exc, asyncio.CancelledError)
+            future.set_exception(ReadAbandoned() if cancelled else exc)
             future.exception()  # retrieved: nobody else may be waiting for it
             raise
         finally:

@@ -12,8 +12,9 @@ A request that carries a key runs in up to three transactions:
    rolls its effect back and answers 409: one effect, whoever wins.
 3. Only if the effect failed: a refusal that depends on the request and the data (404 unknown
    event or nothing to cancel, 409 already booked) is stored like an answer, so retries keep
-   getting it; any other failure (401 account closed, 422, 503 busy, 500) releases the key,
-   so a retry runs the request afresh. No failure leaves an effect behind to protect.
+   getting it; any other failure (401 account closed, 422, 503 busy, 500), storing such a
+   refusal included, releases the key, so a retry runs the request afresh. No failure leaves
+   an effect behind to protect.
 """
 
 from __future__ import annotations
@@ -159,7 +160,13 @@ class IdempotencyService:
             raise
         except STORED_REFUSALS as exc:
             reply = Reply.of_error(exc)
-            await self._store(claimed, reply)
+            try:
+                await self._store(claimed, reply)
+            except Exception:
+                # Nothing was done and nothing stored: free the key, so that a retry runs
+                # the request afresh instead of waiting out the lease.
+                await self._release(claimed)
+                raise
             return reply, False
         except Exception:
             await self._release(claimed)

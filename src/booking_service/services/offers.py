@@ -129,7 +129,15 @@ class OfferSweeper:
                 retries=self._retries,
                 read_only=True,
             )
-        return sum([await self._expire(event_id) for event_id in event_ids])
+        expired = 0
+        for event_id in event_ids:
+            try:
+                expired += await self._expire(event_id)
+            except Exception:
+                # That event's failure is its own: the others' offers still expire now, and
+                # its own are tried again by the next sweep.
+                log.exception("could not expire the lapsed offers of event %s", event_id)
+        return expired
 
     async def _expire(self, event_id: int) -> int:
         async with self._session_factory() as session:

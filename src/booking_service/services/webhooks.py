@@ -134,6 +134,11 @@ class WebhookSender:
                     status = response.status_code
         except (httpx.HTTPError, TimeoutError) as exc:
             return Outcome(delivered=False, error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            # Not an HTTP failure we know: still this message's alone. Raised into the gather
+            # of the batch, it would leave the others' outcomes unrecorded (and posted again).
+            log.exception("posting webhook %s failed unexpectedly", message.message_id)
+            return Outcome(delivered=False, error=f"{type(exc).__name__}: {exc}")
         if 200 <= status < 300:
             return Outcome(delivered=True)
         return Outcome(delivered=False, error=f"HTTP {status}")
