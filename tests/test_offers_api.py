@@ -122,6 +122,9 @@ async def test_a_freed_ticket_is_offered_to_the_first_in_line_who_accepts(
         "waiting_list_count": 1,
         "offered_tickets": 1,
         "state": "open",
+        "sales_start": None,
+        "sales_end": None,
+        "checked_in_tickets": 0,
     }
     joined = await book(client, people["dave"], event_id)
     assert (joined.status_code, joined.json()["position"]) == (202, 2)

@@ -150,6 +150,8 @@ def test_domain_errors_are_documented_where_they_happen(document: dict[str, Any]
         "already_booked",
         "event_closed",
         "event_cancelled",
+        "sales_not_started",
+        "sales_ended",
         "idempotency_key_in_use",
     }
     assert codes("cancel_booking", "404") == {"event_not_found", "booking_not_found"}

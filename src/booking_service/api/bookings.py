@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from fastapi import APIRouter, Request, Response, status
@@ -18,6 +19,8 @@ from booking_service.errors import (
     EventClosed,
     EventNotFound,
     NothingToCancel,
+    SalesEnded,
+    SalesNotStarted,
 )
 from booking_service.models import BookingStatus
 from booking_service.openapi import REPLAYED_RESPONSE_HEADERS, error_responses
@@ -38,6 +41,10 @@ from booking_service.services.cancels import CancelOutcome
 from booking_service.services.idempotency import Reply
 
 router = APIRouter(tags=["bookings"])
+
+# The documented 409 of a booking half a minute before sales open.
+SALES_OPEN_AT = datetime(2025, 6, 1, 18, 0, tzinfo=UTC)
+EXAMPLE_TOO_EARLY = SalesNotStarted(SALES_OPEN_AT, SALES_OPEN_AT - timedelta(seconds=30))
 
 CANCEL_MESSAGES = {
     CancelOutcome.REASSIGNED: Message.CANCELLED_REASSIGNED,
@@ -67,6 +74,8 @@ CANCEL_MESSAGES = {
             AlreadyBooked(),
             EventClosed(),
             EventCancelled(),
+            EXAMPLE_TOO_EARLY,
+            SalesEnded(),
             auth=True,
             validates="body",
             idempotent=True,
@@ -86,7 +95,9 @@ async def book_ticket(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Book a ticket; when the event is sold out you join its waiting list instead. A closed
-    or cancelled event takes no bookings (409)."""
+    or cancelled event takes no bookings (409), nor does one whose sales have not started
+    (409 `sales_not_started`, with `sales_start` and `Retry-After`) or have ended (409
+    `sales_ended`). The sale window is judged by the database's clock."""
     return await answer(
         request,
         key=idempotency_key,

@@ -57,12 +57,18 @@ async def update_event(
     user: CurrentUser,
     service: OrganizerServiceDep,
 ) -> EventRead:
-    """Change the number of tickets, the waiting-list mode or the offer time, all in one
-    transaction. More tickets go to the people in line at once (booked for them, or offered
-    in `offer` mode); fewer may not go below the tickets confirmed or offered (409). A closed
-    event can still be changed; a cancelled one cannot."""
+    """Change the number of tickets, the waiting-list mode, the offer time, the sale window or
+    whether transfers are allowed, all in one transaction. More tickets go to the people in
+    line at once (booked for them, or offered in `offer` mode); fewer may not go below the
+    tickets confirmed or offered (409). `sales_end` must come after `sales_start`, the new or
+    the current one (422). A closed event can still be changed; a cancelled one cannot."""
     change = EventChange(
-        tickets=body.tickets, waitlist_mode=body.waitlist_mode, offer_seconds=body.offer_seconds
+        tickets=body.tickets,
+        waitlist_mode=body.waitlist_mode,
+        offer_seconds=body.offer_seconds,
+        sales_start=body.sales_start,
+        sales_end=body.sales_end,
+        transfers_allowed=body.transfers_allowed,
     )
     return event_read(await service.update(user.id, event_id, change))
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict
 
 from sqlalchemy import and_, case, func, insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from booking_service.db import insert_returning_id
 from booking_service.models import Booking, BookingStatus, Event, User
-from booking_service.models.types import utcnow
+from booking_service.models.types import db_utcnow, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,7 @@ class LockedBooking:
     status: BookingStatus
     line_seq: int | None
     offer_expires_at: datetime | None = None
+    checked_in_at: datetime | None = None
 
 
 LOCKED_COLUMNS = (
@@ -33,16 +34,30 @@ LOCKED_COLUMNS = (
     Booking.status,
     Booking.line_seq,
     Booking.offer_expires_at,
+    Booking.checked_in_at,
 )
 
 
-def _locked(row: Row[int, int, str, int | None, datetime | None]) -> LockedBooking:
-    booking_id, user_id, status, line_seq, offer_expires_at = row
-    return LockedBooking(booking_id, user_id, BookingStatus(status), line_seq, offer_expires_at)
+def _locked(row: Any) -> LockedBooking:
+    return LockedBooking(
+        id=row.id,
+        user_id=row.user_id,
+        status=BookingStatus(row.status),
+        line_seq=row.line_seq,
+        offer_expires_at=row.offer_expires_at,
+        checked_in_at=row.checked_in_at,
+    )
+
+
+def new_ticket_seed() -> str:
+    """The random half of a claim's ticket code: 128 bits from `secrets`, as hex. Every claim
+    gets one when it is made, so a place in line promoted later already has its code."""
+    return secrets.token_hex(16)
 
 
 async def add_confirmed(session: AsyncSession, *, event_id: int, user_id: int) -> int:
-    now = utcnow()
+    """A ticket taken just now, stamped by the database's clock, which judged the sale window."""
+    now = db_utcnow()
     return await insert_returning_id(
         session,
         insert(Booking).values(
@@ -52,6 +67,7 @@ async def add_confirmed(session: AsyncSession, *, event_id: int, user_id: int) -
             active=1,
             created_at=now,
             confirmed_at=now,
+            ticket_seed=new_ticket_seed(),
         ),
     )
 
@@ -68,6 +84,7 @@ async def add_waitlisted(
             active=1,
             line_seq=line_seq,
             created_at=utcnow(),
+            ticket_seed=new_ticket_seed(),
         ),
     )
 
@@ -207,13 +224,12 @@ async def lapsed_offers_for_update(
     return [_locked(row) for row in rows]
 
 
-async def events_with_lapsed_offers(
-    session: AsyncSession, now: datetime, *, limit: int
-) -> list[int]:
-    """Events that have an open offer past its deadline (a hint: re-checked under the lock)."""
+async def events_with_lapsed_offers(session: AsyncSession, *, limit: int) -> list[int]:
+    """Events that have an open offer past its deadline by the database's clock (a hint:
+    re-checked under the lock)."""
     rows = await session.execute(
         select(Booking.event_id)
-        .where(Booking.status == BookingStatus.OFFERED, Booking.offer_expires_at <= now)
+        .where(Booking.status == BookingStatus.OFFERED, Booking.offer_expires_at <= db_utcnow())
         .distinct()
         .limit(limit)
     )
@@ -406,6 +422,7 @@ async def add_claims(
                 "line_seq": claim.line_seq,
                 "created_at": at,
                 "confirmed_at": at if claim.status is BookingStatus.CONFIRMED else None,
+                "ticket_seed": new_ticket_seed(),
             }
             for claim in claims
         ],

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from booking_service.limits import MAX_OFFER_SECONDS
@@ -77,6 +78,44 @@ OfferSeconds = Annotated[
     BeforeValidator(_json_integer),
 ]
 
+# Years a sale window may name: inside what every database stores, and far enough from the
+# edges that converting any zone to UTC stays a valid date.
+FIRST_SALE_YEAR = 2000
+LAST_SALE_YEAR = 9998
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """Only the JSON string the schema promises: lax parsing would also take a number (as
+    Unix time), which the published `format: date-time` does not allow."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 date-time string")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    if not FIRST_SALE_YEAR <= value.year <= LAST_SALE_YEAR:
+        raise PydanticCustomError(
+            "datetime_out_of_range",
+            f"Input should be a time in the years {FIRST_SALE_YEAR} to {LAST_SALE_YEAR}",
+        )
+    return value.astimezone(UTC)
+
+
+SaleMoment = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339_text),
+    Field(
+        # Not strict: strict mode refuses every string for a datetime outside JSON parsing.
+        strict=False,
+        description=(
+            f"RFC 3339 date and time with a zone (`Z` or an offset), in the years "
+            f"{FIRST_SALE_YEAR} to {LAST_SALE_YEAR}; stored and shown in UTC."
+        ),
+        examples=["2025-06-01T18:00:00Z"],
+    ),
+    AfterValidator(_in_utc),
+]
+
 # Examples shared by several models.
 EXAMPLE_TIME = "2025-06-01T18:30:00.123456Z"
 
@@ -95,3 +134,5 @@ class Message:
     CANCELLED_OFFERED = "Booking canceled, ticket offered to the next user on the waiting list"
     OFFER_DECLINED = "Offer declined"
     EVENT_CANCELLED = "Event cancelled"
+    TRANSFERRED = "Ticket transferred"
+    CHECKED_IN = "Ticket checked in"

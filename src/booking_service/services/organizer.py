@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,7 @@ from booking_service.errors import (
     CapacityBelowHeld,
     EventCancelled,
     EventNotFound,
+    InvalidSaleWindow,
     NotEventOwner,
     TooManyTickets,
 )
@@ -37,6 +39,9 @@ class EventChange:
     tickets: int | None = None
     waitlist_mode: WaitlistMode | None = None
     offer_seconds: int | None = None
+    sales_start: datetime | None = None
+    sales_end: datetime | None = None
+    transfers_allowed: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +89,9 @@ class OrganizerService:
         return snapshot
 
     async def update(self, user_id: int, event_id: int, update: EventChange) -> EventSnapshot:
-        """Change the waiting-list mode, the offer time and the number of tickets, in that
-        order: an increase in the same request already follows the new mode."""
+        """Change the waiting-list mode, the offer time, the sale window, whether transfers are
+        allowed, and the number of tickets, in that order: an increase in the same request
+        already follows the new mode."""
         if update.tickets is not None and update.tickets > self._max_tickets:
             raise TooManyTickets(self._max_tickets)
 
@@ -97,9 +103,17 @@ class OrganizerService:
                 waitlist_mode=update.waitlist_mode or event.waitlist_mode,
                 offer_seconds=update.offer_seconds or event.offer_seconds,
             )
+            sales_start = update.sales_start or event.sales_start
+            sales_end = update.sales_end or event.sales_end
+            if sales_start is not None and sales_end is not None and sales_end <= sales_start:
+                raise InvalidSaleWindow()
             changes = EventChanges(event)
             changes.fields[Event.waitlist_mode.key] = event.waitlist_mode
             changes.fields[Event.offer_seconds.key] = event.offer_seconds
+            changes.fields[Event.sales_start.key] = sales_start
+            changes.fields[Event.sales_end.key] = sales_end
+            if update.transfers_allowed is not None:
+                changes.fields[Event.transfers_allowed.key] = update.transfers_allowed
             if update.tickets is not None and update.tickets != event.capacity:
                 if update.tickets < event.held:
                     raise CapacityBelowHeld(event.held)
