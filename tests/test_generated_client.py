@@ -101,6 +101,7 @@ def test_generated_names_read_well(client_package: Path) -> None:
         "organizer.cancel_event",
         "organizer.list_event_bookings",
         "organizer.list_event_history",
+        "organizer.check_in_ticket",
     }
     models = load("models")
     assert {

@@ -370,19 +370,12 @@ class SalesEnded(Conflict):
     message = "Sales for this event have ended: it takes no new bookings"
 
 
-class InvalidSaleWindow(AppError):
-    """sales_end not after sales_start, once a change is merged with the stored window."""
+class SaleWindowEmpty(Conflict):
+    """A change to one end of the window that would put it at or before the other end, as
+    stored (a body naming both ends is checked by validation: 422)."""
 
-    status_code = 422
-    code = "validation_error"
-
-    def __init__(self) -> None:
-        detail = ErrorDetail(
-            loc=["body", "sales_end"],
-            msg="sales_end must be after sales_start",
-            type="value_error",
-        )
-        super().__init__(VALIDATION_FAILED, details=[detail])
+    code = "sale_window_empty"
+    message = "sales_end must come after sales_start; the change would leave no time to sell"
 
 
 class TicketNotFound(NotFound):

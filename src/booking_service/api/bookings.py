@@ -15,6 +15,7 @@ from booking_service.deps import (
 )
 from booking_service.errors import (
     AlreadyBooked,
+    CheckedIn,
     EventCancelled,
     EventClosed,
     EventNotFound,
@@ -136,7 +137,12 @@ def _booking_reply(event_id: int, result: BookResult) -> Reply:
     responses={
         200: {"headers": REPLAYED_RESPONSE_HEADERS},
         **error_responses(
-            EventNotFound(), NothingToCancel(), auth=True, validates="body", idempotent=True
+            EventNotFound(),
+            NothingToCancel(),
+            CheckedIn(),
+            auth=True,
+            validates="body",
+            idempotent=True,
         ),
     },
     operation_id="cancel_booking",
@@ -153,7 +159,7 @@ async def cancel_booking(
 ) -> Response:
     """Give back your ticket (the first person in line gets it at once, or is offered it in
     `offer` mode), turn down an open offer, or leave the line. This works on a closed event
-    too."""
+    too. A ticket checked in at the door can no longer be given back (409 `checked_in`)."""
 
     def render(outcome: CancelOutcome) -> Reply:
         result = CancelResult(
@@ -184,8 +190,8 @@ async def cancel_booking(
 async def list_my_bookings(
     request: Request, response: Response, user: CurrentUser, service: BookingServiceDep
 ) -> MyBookings:
-    """Your tickets, open offers (with their deadline) and places in line across all events,
-    newest first."""
+    """Your tickets (each with the code to show at the door), open offers (with their
+    deadline) and places in line across all events, newest first."""
     items = await service.list_mine(user.id)
     return MyBookings(
         items=[
@@ -199,6 +205,8 @@ async def list_my_bookings(
                 confirmed_at=item.confirmed_at,
                 promoted_at=item.promoted_at,
                 offer_expires_at=item.offer_expires_at,
+                checked_in_at=item.checked_in_at,
+                ticket_code=service.ticket_code(item),
             )
             for item in items
         ]

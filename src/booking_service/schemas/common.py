@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -78,10 +79,11 @@ OfferSeconds = Annotated[
     BeforeValidator(_json_integer),
 ]
 
-# Years a sale window may name: inside what every database stores, and far enough from the
-# edges that converting any zone to UTC stays a valid date.
-FIRST_SALE_YEAR = 2000
-LAST_SALE_YEAR = 9998
+# Years a sale window may name, written in the text itself: inside what every database
+# stores, and far enough from the edges that converting any zone to UTC stays a valid date.
+# Said as a pattern so that the published schema and the validator agree exactly.
+SALE_YEAR_PATTERN = r"^(?:[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9])-"
+SALE_YEARS = "2000 to 9998"
 
 
 def _rfc3339_text(value: Any) -> Any:
@@ -89,15 +91,14 @@ def _rfc3339_text(value: Any) -> Any:
     Unix time), which the published `format: date-time` does not allow."""
     if not isinstance(value, str):
         raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 date-time string")
+    if not re.match(SALE_YEAR_PATTERN, value):
+        raise PydanticCustomError(
+            "datetime_out_of_range", f"Input should be a time in the years {SALE_YEARS}"
+        )
     return value
 
 
 def _in_utc(value: datetime) -> datetime:
-    if not FIRST_SALE_YEAR <= value.year <= LAST_SALE_YEAR:
-        raise PydanticCustomError(
-            "datetime_out_of_range",
-            f"Input should be a time in the years {FIRST_SALE_YEAR} to {LAST_SALE_YEAR}",
-        )
     return value.astimezone(UTC)
 
 
@@ -108,10 +109,11 @@ SaleMoment = Annotated[
         # Not strict: strict mode refuses every string for a datetime outside JSON parsing.
         strict=False,
         description=(
-            f"RFC 3339 date and time with a zone (`Z` or an offset), in the years "
-            f"{FIRST_SALE_YEAR} to {LAST_SALE_YEAR}; stored and shown in UTC."
+            f"RFC 3339 date and time with a zone (`Z` or an offset), in the years {SALE_YEARS}; "
+            "stored and shown in UTC."
         ),
         examples=["2025-06-01T18:00:00Z"],
+        json_schema_extra={"pattern": SALE_YEAR_PATTERN},
     ),
     AfterValidator(_in_utc),
 ]

@@ -17,8 +17,8 @@ from booking_service.errors import (
     CapacityBelowHeld,
     EventCancelled,
     EventNotFound,
-    InvalidSaleWindow,
     NotEventOwner,
+    SaleWindowEmpty,
     TooManyTickets,
 )
 from booking_service.models import BookingStatus, EventState, HistoryAction, WaitlistMode
@@ -106,7 +106,7 @@ class OrganizerService:
             sales_start = update.sales_start or event.sales_start
             sales_end = update.sales_end or event.sales_end
             if sales_start is not None and sales_end is not None and sales_end <= sales_start:
-                raise InvalidSaleWindow()
+                raise SaleWindowEmpty()
             changes = EventChanges(event)
             changes.fields[Event.waitlist_mode.key] = event.waitlist_mode
             changes.fields[Event.offer_seconds.key] = event.offer_seconds
@@ -151,7 +151,8 @@ class OrganizerService:
                 return Released(0, 0, 0)
             changes = EventChanges(
                 event,
-                fields={Event.state.key: EventState.CANCELLED},
+                # Every ticket is released, those checked in too.
+                fields={Event.state.key: EventState.CANCELLED, Event.checked_in_count.key: 0},
                 available=event.held,
                 offered=-event.offered_count,
                 waiting=-event.waiting_count,
@@ -178,14 +179,17 @@ class OrganizerService:
         status: BookingStatus | None,
         limit: int,
         offset: int,
-    ) -> tuple[list[EventClaim], int]:
-        return await self._owned_read(
-            user_id,
-            event_id,
-            lambda: bookings.list_live_for_event(
+    ) -> tuple[list[EventClaim], int, int]:
+        """A page of the event's live claims, how many there are, and how many tickets were
+        checked in."""
+
+        async def read() -> tuple[list[EventClaim], int, int]:
+            claims, total = await bookings.list_live_for_event(
                 self._session, event_id, status=status, limit=limit, offset=offset
-            ),
-        )
+            )
+            return claims, total, (await self._snapshot(event_id)).checked_in_count
+
+        return await self._owned_read(user_id, event_id, read)
 
     async def history(
         self, user_id: int, event_id: int, *, limit: int, offset: int
