@@ -102,6 +102,7 @@ def test_generated_names_read_well(client_package: Path) -> None:
         "organizer.list_event_bookings",
         "organizer.list_event_history",
         "organizer.check_in_ticket",
+        "bookings.transfer_ticket",
     }
     models = load("models")
     assert {

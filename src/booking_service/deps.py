@@ -24,6 +24,7 @@ from booking_service.services.events import EventService
 from booking_service.services.idempotency import IdempotencyService
 from booking_service.services.offers import OfferService
 from booking_service.services.organizer import OrganizerService
+from booking_service.services.transfers import TransferService
 
 
 async def get_session(request: Request) -> AsyncSession:
@@ -199,3 +200,11 @@ async def get_check_in_service(request: Request) -> CheckInService:
 
 
 CheckInServiceDep = Annotated[CheckInService, Depends(get_check_in_service)]
+
+
+async def get_transfer_service(request: Request) -> TransferService:
+    settings: Settings = request.app.state.settings
+    return TransferService(await get_session(request), lock_retries=settings.db_lock_retries)
+
+
+TransferServiceDep = Annotated[TransferService, Depends(get_transfer_service)]

@@ -8,17 +8,80 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request, Response
 
 from booking_service.api.params import EventIdPath
-from booking_service.deps import CheckInServiceDep, CurrentUser
-from booking_service.errors import AlreadyCheckedIn, EventNotFound, NotEventOwner, TicketNotFound
+from booking_service.deps import CheckInServiceDep, CurrentUser, TransferServiceDep
+from booking_service.errors import (
+    AlreadyCheckedIn,
+    CheckedIn,
+    EventNotFound,
+    NotConfirmed,
+    NotEventOwner,
+    NothingToTransfer,
+    RecipientHasClaim,
+    RecipientNotFound,
+    TicketNotFound,
+    TransfersDisabled,
+)
 from booking_service.openapi import error_responses
 from booking_service.ratelimit import PER_USER, rate_limited
 from booking_service.schemas.common import Message
-from booking_service.schemas.tickets import CheckInRequest, CheckInResult
+from booking_service.schemas.tickets import (
+    CheckInRequest,
+    CheckInResult,
+    TransferRequest,
+    TransferResult,
+)
 
 router = APIRouter()
 
 # The documented 409 of a second scan of the same code.
 EXAMPLE_SECOND_SCAN = AlreadyCheckedIn(datetime(2025, 6, 1, 18, 30, 0, 123456, tzinfo=UTC))
+
+
+@router.post(
+    "/tickets/transfer",
+    response_model=TransferResult,
+    response_description="The ticket is the recipient's now.",
+    responses=error_responses(
+        EventNotFound(),
+        NothingToTransfer(),
+        RecipientNotFound(),
+        NotConfirmed(),
+        CheckedIn(),
+        RecipientHasClaim(),
+        TransfersDisabled(),
+        auth=True,
+        validates="body",
+    ),
+    operation_id="transfer_ticket",
+    summary="Give your ticket to another user",
+    tags=["bookings"],
+)
+@rate_limited(PER_USER)
+async def transfer_ticket(
+    request: Request,
+    response: Response,
+    body: TransferRequest,
+    user: CurrentUser,
+    service: TransferServiceDep,
+) -> TransferResult:
+    """Move your confirmed ticket for the event to another open account, in one transaction.
+    The recipient gets a booking of their own with a new ticket code; yours stops working.
+    Only a confirmed ticket moves (409 for an offer or a place in line), never one checked in
+    at the door (409 `checked_in`), and not when the owner turned transfers off (403). The
+    recipient must exist and be open (404, one answer for both) and hold nothing for the
+    event yet (409). Works on a closed event too: tickets already held carry on."""
+    moved = await service.transfer(
+        user_id=user.id, event_id=body.event_id, to_username=body.to_username
+    )
+    return TransferResult(
+        message=Message.TRANSFERRED,
+        event_id=body.event_id,
+        booking_id=moved.booking_id,
+        to_user_id=moved.to_user_id,
+        to_username=body.to_username,
+        quantity=moved.quantity,
+        transferred_at=moved.transferred_at,
+    )
 
 
 @router.post(
