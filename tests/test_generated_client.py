@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -341,6 +341,71 @@ def test_offers_and_organizer_controls_through_the_generated_client(
     ended = cancel_event.sync(client=owner, event_id=created.event_id)
     assert isinstance(ended, models.EventCancelled)
     assert (ended.released_tickets, ended.released_offers, ended.released_places) == (1, 0, 0)
+
+
+def test_a_sale_window_a_transfer_and_a_check_in_through_the_generated_client(
+    client_package: Path, server: ServerProcess
+) -> None:
+    models = load("models")
+    create_event, get_event = load("api.events.create_event"), load("api.events.get_event")
+    book_ticket, list_my_bookings = (
+        load("api.bookings.book_ticket"),
+        load("api.bookings.list_my_bookings"),
+    )
+    transfer_ticket = load("api.bookings.transfer_ticket")
+    check_in_ticket = load("api.organizer.check_in_ticket")
+    owner, ann, ben = (sign_up(server, name) for name in ("owner", "ann", "ben"))
+
+    later = create_event.sync(
+        client=owner,
+        body=models.EventCreate(
+            name="Later", tickets=5, sales_start=datetime.now(UTC) + timedelta(hours=1)
+        ),
+    )
+    assert get_event.sync(client=ann, event_id=later.event_id).state == "upcoming"
+    early = book_ticket.sync_detailed(
+        client=ann, body=models.BookingRequest(event_id=later.event_id)
+    )
+    assert (early.status_code, early.parsed.code) == (409, "sales_not_started")
+    assert early.parsed.sales_start > datetime.now(UTC)
+    assert int(early.headers["retry-after"]) > 3500
+
+    created = create_event.sync(client=owner, body=models.EventCreate(name="Now", tickets=1))
+    event = models.BookingRequest(event_id=created.event_id)
+    assert isinstance(book_ticket.sync(client=ann, body=event), models.BookingConfirmed)
+    [anns] = list_my_bookings.sync(client=ann).items
+
+    moved = transfer_ticket.sync(
+        client=ann,
+        body=models.TransferRequest(event_id=created.event_id, to_username="ben"),
+    )
+    assert isinstance(moved, models.TransferResult)
+    assert (moved.to_username, moved.quantity) == ("ben", 1)
+    [bens] = list_my_bookings.sync(client=ben).items
+    assert bens.booking_id == moved.booking_id
+    assert bens.ticket_code != anns.ticket_code
+
+    old = check_in_ticket.sync_detailed(
+        client=owner,
+        event_id=created.event_id,
+        body=models.CheckInRequest(code=anns.ticket_code),
+    )
+    assert (old.status_code, old.parsed.code) == (404, "ticket_not_found")
+    door = check_in_ticket.sync(
+        client=owner, event_id=created.event_id, body=models.CheckInRequest(code=bens.ticket_code)
+    )
+    assert isinstance(door, models.CheckInResult)
+    assert (door.username, door.quantity) == ("ben", 1)
+    again = check_in_ticket.sync_detailed(
+        client=owner, event_id=created.event_id, body=models.CheckInRequest(code=bens.ticket_code)
+    )
+    assert (again.status_code, again.parsed.code) == (409, "already_checked_in")
+    assert again.parsed.checked_in_at == door.checked_in_at
+    back = transfer_ticket.sync_detailed(
+        client=ben,
+        body=models.TransferRequest(event_id=created.event_id, to_username="ann"),
+    )
+    assert (back.status_code, back.parsed.code) == (409, "checked_in")
 
 
 def test_readme_example_runs(client_package: Path, tmp_path: Path) -> None:
