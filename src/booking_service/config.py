@@ -337,10 +337,12 @@ class Settings(BaseSettings):
                     f"WEBHOOK_SECRET must be set to at least {MIN_SECRET_BYTES} bytes when "
                     "WEBHOOK_URL is set"
                 )
-        if self.ticket_code_secret is not None and not _long_enough(
-            self.ticket_code_secret.get_secret_value()
-        ):
-            raise ValueError(f"TICKET_CODE_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+        if self.ticket_code_secret is not None:
+            code_secret = self.ticket_code_secret.get_secret_value()
+            if not code_secret:  # set but empty, as in .env.example: unset
+                self.ticket_code_secret = None
+            elif not _long_enough(code_secret):
+                raise ValueError(f"TICKET_CODE_SECRET must be at least {MIN_SECRET_BYTES} bytes")
         if self.jwt_secret is not None and not self.jwt_secret.get_secret_value():
             self.jwt_secret = None
         if self.environment == "prod":
