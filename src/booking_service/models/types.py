@@ -68,6 +68,32 @@ def _db_utcnow_sqlite(_element: db_utcnow, _compiler: SQLCompiler, **_kw: Any) -
     return "(strftime('%Y-%m-%d %H:%M:%f', 'now') || '000')"
 
 
+class db_utcnow_locked(FunctionElement[datetime]):
+    """The database server's clock in UTC as the row is read: after any wait for its lock.
+
+    In a `SELECT ... FOR UPDATE`, UTC_TIMESTAMP() is the moment the statement started, which a
+    wait for the lock can leave seconds behind: a deadline set from it would be cut short by
+    the wait. SYSDATE() is read when the row is, so the statement's start plus the time elapsed
+    since then is the moment the lock was held. (SQLite takes its lock at BEGIN.)
+    """
+
+    type = UTCDateTime()
+    inherit_cache = True
+    name = "db_utcnow_locked"
+
+
+@compiles(db_utcnow_locked)
+def _db_utcnow_locked_mysql(_element: db_utcnow_locked, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return (
+        "(UTC_TIMESTAMP(6) + INTERVAL TIMESTAMPDIFF(MICROSECOND, NOW(6), SYSDATE(6)) MICROSECOND)"
+    )
+
+
+@compiles(db_utcnow_locked, "sqlite")
+def _db_utcnow_locked_sqlite(_element: db_utcnow_locked, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return "(strftime('%Y-%m-%d %H:%M:%f', 'now') || '000')"
+
+
 def sql_list(values: Iterable[enum.StrEnum]) -> str:
     """`'a', 'b'`: the values of a string enum, for an `IN (...)` of a CHECK constraint."""
     return ", ".join(f"'{value.value}'" for value in values)

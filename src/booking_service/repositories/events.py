@@ -13,7 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from booking_service.db import execute_write, insert_returning_id, note_event_changed
 from booking_service.models import Event, EventState, WaitlistMode
-from booking_service.models.types import db_utcnow
+from booking_service.models.types import db_utcnow, db_utcnow_locked
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +34,8 @@ class LockedEvent:
     sales_end: datetime | None
     transfers_allowed: bool
     checked_in_count: int
-    # The database's clock, read by the statement that took the lock: the one reading of time
-    # the transaction judges by (sale window, offer deadlines) and stamps its changes with.
+    # The database's clock once the lock is held: the one reading of time the transaction
+    # judges by (sale window, offer deadlines) and stamps its changes with.
     now: datetime
 
     @property
@@ -92,7 +92,7 @@ LOCKED_COLUMNS = (
     Event.sales_end,
     Event.transfers_allowed,
     Event.checked_in_count,
-    db_utcnow().label("now"),
+    db_utcnow_locked().label("now"),
 )
 
 
