@@ -70,6 +70,8 @@ OPERATION_IDS = {
     "cancel_event",
     "list_event_bookings",
     "list_event_history",
+    "check_in_ticket",
+    "transfer_ticket",
 }
 # For operators, not clients: never rate limited, and not about bookings.
 OPERATIONS_ROUTES = {"health", "ready", "metrics"}

@@ -245,6 +245,7 @@ async def test_every_scenario_on_mariadb_with_two_workers(tmp_path: Path) -> Non
                 "spread": ["--users", "60", "--events", "6"],
                 "read": ["--users", "10", "--events", "2", "--duration", "1"],
                 "hot": ["--users", "60", "--tickets", "20", "--processes", "2"],
+                "opening": ["--users", "60", "--tickets", "20", "--processes", "2"],
             }
             for scenario, args in runs.items():
                 out = tmp_path / f"{scenario}.json"
@@ -263,3 +264,10 @@ async def test_every_scenario_on_mariadb_with_two_workers(tmp_path: Path) -> Non
                     assert data["status_counts"] == {"201": 60}
                 if scenario == "hot":
                     assert data["status_counts"] == {"201": 20, "202": 40}
+                if scenario == "opening":
+                    counts = data["status_counts_by_request"]
+                    assert counts["book"] == {"201": 20, "202": 40}
+                    assert counts["set opening"] == {"200": 1}
+                    assert set(counts["book (too early)"]) == {"409"}
+                    names = [check["name"] for check in data["checks"]["checks"]]
+                    assert "nobody is booked before sales open" in names

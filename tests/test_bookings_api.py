@@ -308,6 +308,8 @@ async def test_my_bookings_lists_live_tickets_and_places_newest_first(
         "confirmed_at",
         "promoted_at",
         "offer_expires_at",
+        "checked_in_at",
+        "ticket_code",
     }
     assert all(set(item) == keys for item in items)
     waiting, confirmed = items

@@ -194,3 +194,18 @@ def test_an_idempotency_lease_outliving_the_key_is_refused(workdir: Path) -> Non
             idempotency_key_ttl_seconds=60,
             idempotency_lease_seconds=60,
         )
+
+
+def test_the_ticket_code_key_is_its_own_or_derived_from_the_jwt_secret(workdir: Path) -> None:
+    derived = Settings(_env_file=None, jwt_secret=SECRET, ticket_code_secret="")
+    assert derived.ticket_code_secret is None
+    assert len(derived.ticket_code_key) == 32
+    assert SECRET.encode() not in derived.ticket_code_key
+    other_jwt = Settings(_env_file=None, jwt_secret=SECRET + "x")
+    assert other_jwt.ticket_code_key != derived.ticket_code_key
+    own = Settings(_env_file=None, jwt_secret=SECRET, ticket_code_secret="k" * 40)
+    assert own.ticket_code_key == b"k" * 40
+    kept = Settings(_env_file=None, jwt_secret=SECRET + "x", ticket_code_secret="k" * 40)
+    assert kept.ticket_code_key == own.ticket_code_key, "a new JWT secret keeps the codes"
+    with pytest.raises(ValidationError, match="TICKET_CODE_SECRET must be at least 32 bytes"):
+        Settings(_env_file=None, jwt_secret=SECRET, ticket_code_secret="short")

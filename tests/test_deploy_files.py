@@ -26,7 +26,7 @@ from booking_service.readiness import redis_url_to_probe
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
-SECRETS = {"JWT_SECRET", "DB_PASS"}
+SECRETS = {"JWT_SECRET", "DB_PASS", "TICKET_CODE_SECRET"}
 ENV_ASSIGNMENT = re.compile(r"([A-Z][A-Z0-9_]*)=(.*)")
 COMPOSE_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?+][^}]*)?\}")
 

@@ -58,11 +58,15 @@ async def test_initialize_creates_an_event_owned_by_its_creator(
         "state": "open",
         "waitlist_mode": "instant",
         "offer_seconds": 900,
+        "sales_start": None,
+        "sales_end": None,
+        "transfers_allowed": True,
+        "checked_in_tickets": 0,
     }
     status = await client.get(f"/status/{body['eventId']}", headers=owner.headers)
     assert status.status_code == 200
-    # The original service's shape, the line's length, and what issue 8 added: tickets held by
-    # open offers and whether the event still takes bookings.
+    # The original service's shape, the line's length, tickets held by open offers, whether
+    # the event takes bookings, its sale window and the tickets checked in at the door.
     assert status.json() == {
         "event_name": "Concert 2025",
         "available_tickets": 100,
@@ -70,6 +74,9 @@ async def test_initialize_creates_an_event_owned_by_its_creator(
         "waiting_list_count": 0,
         "offered_tickets": 0,
         "state": "open",
+        "sales_start": None,
+        "sales_end": None,
+        "checked_in_tickets": 0,
     }
 
 

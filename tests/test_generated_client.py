@@ -16,7 +16,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -105,6 +105,8 @@ def test_generated_names_read_well(client_package: Path) -> None:
         "organizer.cancel_event",
         "organizer.list_event_bookings",
         "organizer.list_event_history",
+        "organizer.check_in_ticket",
+        "bookings.transfer_ticket",
     }
     models = load("models")
     assert {
@@ -404,10 +406,76 @@ def test_operations_routes_and_closing_an_account_through_the_generated_client(
     assert (gone.status_code, gone.parsed.code) == (401, "invalid_token")
 
 
+def test_a_sale_window_a_transfer_and_a_check_in_through_the_generated_client(
+    clients: Clients,
+) -> None:
+    models = load("models")
+    create_event, get_event = load("api.events.create_event"), load("api.events.get_event")
+    book_ticket, list_my_bookings = (
+        load("api.bookings.book_ticket"),
+        load("api.bookings.list_my_bookings"),
+    )
+    transfer_ticket = load("api.bookings.transfer_ticket")
+    check_in_ticket = load("api.organizer.check_in_ticket")
+    owner, ann, ben = (clients.sign_up(name) for name in ("seller", "giver", "taker"))
+
+    later = create_event.sync(
+        client=owner,
+        body=models.EventCreate(
+            name="Later", tickets=5, sales_start=datetime.now(UTC) + timedelta(hours=1)
+        ),
+    )
+    assert get_event.sync(client=ann, event_id=later.event_id).state == "upcoming"
+    early = book_ticket.sync_detailed(
+        client=ann, body=models.BookingRequest(event_id=later.event_id)
+    )
+    assert (early.status_code, early.parsed.code) == (409, "sales_not_started")
+    assert early.parsed.sales_start > datetime.now(UTC)
+    assert int(early.headers["retry-after"]) > 3500
+
+    created = create_event.sync(client=owner, body=models.EventCreate(name="Now", tickets=1))
+    event = models.BookingRequest(event_id=created.event_id)
+    assert isinstance(book_ticket.sync(client=ann, body=event), models.BookingConfirmed)
+    [anns] = list_my_bookings.sync(client=ann).items
+
+    moved = transfer_ticket.sync(
+        client=ann,
+        body=models.TransferRequest(event_id=created.event_id, to_username="taker"),
+    )
+    assert isinstance(moved, models.TransferResult)
+    assert (moved.to_username, moved.quantity) == ("taker", 1)
+    [bens] = list_my_bookings.sync(client=ben).items
+    assert bens.booking_id == moved.booking_id
+    assert bens.ticket_code != anns.ticket_code
+
+    old = check_in_ticket.sync_detailed(
+        client=owner,
+        event_id=created.event_id,
+        body=models.CheckInRequest(code=anns.ticket_code),
+    )
+    assert (old.status_code, old.parsed.code) == (404, "ticket_not_found")
+    door = check_in_ticket.sync(
+        client=owner, event_id=created.event_id, body=models.CheckInRequest(code=bens.ticket_code)
+    )
+    assert isinstance(door, models.CheckInResult)
+    assert (door.username, door.quantity) == ("taker", 1)
+    again = check_in_ticket.sync_detailed(
+        client=owner, event_id=created.event_id, body=models.CheckInRequest(code=bens.ticket_code)
+    )
+    assert (again.status_code, again.parsed.code) == (409, "already_checked_in")
+    assert again.parsed.checked_in_at == door.checked_in_at
+    back = transfer_ticket.sync_detailed(
+        client=ben,
+        body=models.TransferRequest(event_id=created.event_id, to_username="giver"),
+    )
+    assert (back.status_code, back.parsed.code) == (409, "checked_in")
+
+
 FLOW_TESTS = (
     test_whole_flow_through_the_generated_client,
     test_offers_and_organizer_controls_through_the_generated_client,
     test_operations_routes_and_closing_an_account_through_the_generated_client,
+    test_a_sale_window_a_transfer_and_a_check_in_through_the_generated_client,
 )
 
 

@@ -81,6 +81,9 @@ class ModelEvent:
             "waiting_list_count": len(self.line),
             "offered_tickets": 0,  # instant mode: freed tickets are booked, never offered
             "state": "open",
+            "sales_start": None,
+            "sales_end": None,
+            "checked_in_tickets": 0,
         }
 
 

@@ -10,12 +10,15 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import update
 
+from booking_service.models import Event
 from tests.support import (
     Database,
     book,
     cancel,
     check_invariants,
+    connect,
     create_event,
     event_status,
     eventually,
@@ -122,6 +125,9 @@ async def test_a_freed_ticket_is_offered_to_the_first_in_line_who_accepts(
         "waiting_list_count": 1,
         "offered_tickets": 1,
         "state": "open",
+        "sales_start": None,
+        "sales_end": None,
+        "checked_in_tickets": 0,
     }
     joined = await book(client, people["dave"], event_id)
     assert (joined.status_code, joined.json()["position"]) == (202, 2)
@@ -287,3 +293,20 @@ async def test_switching_modes_keeps_open_offers_and_rules_the_next_ticket(
     assert ticket["status"] == "confirmed"  # instant now: booked for Carol at once
     assert await _actions(client, people["carol"]) == ["waitlisted", "promoted"]
     await check_invariants(database.url, [event_id])
+
+
+async def test_an_offer_gets_its_whole_time_however_long_the_event_lock_was_waited_for(
+    client: httpx.AsyncClient, people: dict[str, dict[str, str]], database: Database
+) -> None:
+    # The deadline counts from the moment the cancel held the event's lock, by the database's
+    # clock: not from when its locking statement started waiting.
+    event_id = await _sold_out_with_line(client, people, waitlist_mode="offer", offer_seconds=60)
+    async with connect(database.url) as engine:
+        async with engine.begin() as conn:
+            await conn.execute(update(Event).where(Event.id == event_id).values(name=Event.name))
+            cancelling = asyncio.create_task(cancel(client, people["alice"], event_id))
+            await asyncio.sleep(1.5)
+        released = datetime.now(UTC)
+    assert (await cancelling).status_code == 200
+    [offer] = await my_bookings(client, people["bob"])
+    assert _deadline(offer) >= released + timedelta(seconds=59.9), (offer, released)

@@ -151,6 +151,8 @@ def test_domain_errors_are_documented_where_they_happen(document: dict[str, Any]
         "already_booked",
         "event_closed",
         "event_cancelled",
+        "sales_not_started",
+        "sales_ended",
         "idempotency_key_in_use",
     }
     assert codes("cancel_booking", "404") == {"event_not_found", "booking_not_found"}
@@ -163,7 +165,11 @@ def test_domain_errors_are_documented_where_they_happen(document: dict[str, Any]
     for operation_id in ("update_event", "close_event", "cancel_event", "list_event_bookings"):
         assert codes(operation_id, "403") == {"not_event_owner"}, operation_id
         assert codes(operation_id, "404") == {"event_not_found"}, operation_id
-    assert codes("update_event", "409") == {"event_cancelled", "capacity_below_held"}
+    assert codes("update_event", "409") == {
+        "event_cancelled",
+        "capacity_below_held",
+        "sale_window_empty",
+    }
     assert codes("close_event", "409") == {"event_cancelled"}
     for operation_id in IDEMPOTENT_OPERATIONS:
         assert "idempotency_key_in_use" in codes(operation_id, "409")

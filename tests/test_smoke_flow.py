@@ -35,6 +35,9 @@ async def test_register_login_book_cancel_status(client: httpx.AsyncClient) -> N
         "waiting_list_count": 0,
         "offered_tickets": 0,
         "state": "open",
+        "sales_start": None,
+        "sales_end": None,
+        "checked_in_tickets": 0,
     }
     mine = (await client.get("/me/bookings", headers=bob)).json()["items"]
     assert [(b["eventId"], b["status"]) for b in mine] == [(event_id, "confirmed")]

@@ -181,7 +181,12 @@ async def test_a_promotion_rolled_back_leaves_no_message(
         assert not isinstance(claimed, Reply)
         # The cancel promotes, then fails at its very end (its idempotency key was taken over):
         # the promotion and its message go together.
-        service = BookingService(session, booking_queue=app.state.booking_queue, lock_retries=0)
+        service = BookingService(
+            session,
+            booking_queue=app.state.booking_queue,
+            ticket_codes=app.state.ticket_codes,
+            lock_retries=0,
+        )
         lost: AnswerRecorder[CancelOutcome] = AnswerRecorder(claimed, lambda _: Reply(200, "{}"))
         with pytest.raises(IdempotencyKeyInUse):
             await service.cancel(user_id=users[1].id, event_id=event_id, then=lost)

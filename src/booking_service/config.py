@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 import ipaddress
 import os
 import secrets
@@ -142,6 +143,14 @@ class Settings(BaseSettings):
 
     # Booking rules.
     max_tickets_per_event: int = Field(default=1_000_000, ge=1, le=2_000_000_000)
+    ticket_code_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            f"Key of the ticket codes' tags, at least {MIN_SECRET_BYTES} bytes. Unset: derived "
+            "from JWT_SECRET; set it on its own so that a new JWT_SECRET keeps issued ticket "
+            "codes valid. A new value voids every code issued under the old one."
+        ),
+    )
     status_cache_seconds: float = Field(
         default=0.2,
         ge=0,
@@ -343,6 +352,12 @@ class Settings(BaseSettings):
                     f"WEBHOOK_SECRET must be set to at least {MIN_SECRET_BYTES} bytes when "
                     "WEBHOOK_URL is set"
                 )
+        if self.ticket_code_secret is not None:
+            code_secret = self.ticket_code_secret.get_secret_value()
+            if not code_secret:  # set but empty, as in .env.example: unset
+                self.ticket_code_secret = None
+            elif not _long_enough(code_secret):
+                raise ValueError(f"TICKET_CODE_SECRET must be at least {MIN_SECRET_BYTES} bytes")
         if self.jwt_secret is not None and not self.jwt_secret.get_secret_value():
             self.jwt_secret = None
         if self.environment == "prod":
@@ -385,6 +400,14 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return make_url(self.database_url).get_backend_name() == "sqlite"
+
+    @property
+    def ticket_code_key(self) -> bytes:
+        """TICKET_CODE_SECRET, or a key of its own derived from the JWT secret (which has no
+        working default in production, so neither has this)."""
+        if self.ticket_code_secret is not None:
+            return self.ticket_code_secret.get_secret_value().encode()
+        return hmac.digest(self.secret_key.encode(), b"booking-service ticket codes", "sha256")
 
 
 def load_or_create_secret(path: Path) -> str:

@@ -19,10 +19,12 @@ from booking_service.security import TokenCodec
 from booking_service.services.accounts import AccountService
 from booking_service.services.auth import AuthenticatedUser, AuthService, read_token
 from booking_service.services.bookings import BookingService
+from booking_service.services.check_in import CheckInService
 from booking_service.services.events import EventService
 from booking_service.services.idempotency import IdempotencyService
 from booking_service.services.offers import OfferService
 from booking_service.services.organizer import OrganizerService
+from booking_service.services.transfers import TransferService
 
 
 async def get_session(request: Request) -> AsyncSession:
@@ -143,6 +145,7 @@ async def get_booking_service(request: Request) -> BookingService:
     return BookingService(
         await get_session(request),
         booking_queue=state.booking_queue,
+        ticket_codes=state.ticket_codes,
         lock_retries=state.settings.db_lock_retries,
     )
 
@@ -185,3 +188,23 @@ async def get_organizer_service(request: Request) -> OrganizerService:
 
 
 OrganizerServiceDep = Annotated[OrganizerService, Depends(get_organizer_service)]
+
+
+async def get_check_in_service(request: Request) -> CheckInService:
+    state = request.app.state
+    return CheckInService(
+        await get_session(request),
+        ticket_codes=state.ticket_codes,
+        lock_retries=state.settings.db_lock_retries,
+    )
+
+
+CheckInServiceDep = Annotated[CheckInService, Depends(get_check_in_service)]
+
+
+async def get_transfer_service(request: Request) -> TransferService:
+    settings: Settings = request.app.state.settings
+    return TransferService(await get_session(request), lock_retries=settings.db_lock_retries)
+
+
+TransferServiceDep = Annotated[TransferService, Depends(get_transfer_service)]

@@ -7,8 +7,10 @@ Services raise `AppError` subclasses and never know about HTTP; the handlers reg
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -37,11 +39,14 @@ class AppError(Exception):
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
         details: Sequence[ErrorDetail] | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> None:
         self.message = message or self.message
         self.code = code or self.code
         self.headers = dict(headers or {})
         self.details = list(details) if details else None
+        # Further ErrorResponse fields this answer carries (sales_start, checked_in_at).
+        self.fields = dict(fields or {})
         super().__init__(self.message)
 
 
@@ -116,11 +121,14 @@ NOT_JSON = "Content-Type must be application/json"
 
 
 def error_body(
-    message: str, code: str, details: Sequence[ErrorDetail] | None = None
+    message: str,
+    code: str,
+    details: Sequence[ErrorDetail] | None = None,
+    fields: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     return ErrorResponse(
-        message=message, code=code, details=list(details) if details else None
-    ).model_dump()
+        message=message, code=code, details=list(details) if details else None, **(fields or {})
+    ).model_dump(mode="json")
 
 
 def error_response(
@@ -130,9 +138,12 @@ def error_response(
     *,
     details: Sequence[ErrorDetail] | None = None,
     headers: Mapping[str, str] | None = None,
+    fields: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
     return JSONResponse(
-        error_body(message, code, details), status_code=status_code, headers=dict(headers or {})
+        error_body(message, code, details, fields),
+        status_code=status_code,
+        headers=dict(headers or {}),
     )
 
 
@@ -168,7 +179,12 @@ def _validation_details(errors: Sequence[Any]) -> list[ErrorDetail]:
 async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return error_response(
-        exc.status_code, exc.message, exc.code, details=exc.details, headers=exc.headers
+        exc.status_code,
+        exc.message,
+        exc.code,
+        details=exc.details,
+        headers=exc.headers,
+        fields=exc.fields,
     )
 
 
@@ -331,3 +347,86 @@ class IdempotencyKeyReused(AppError):
             type="idempotency_key_reused",
         )
         super().__init__(details=[detail])
+
+
+class SalesNotStarted(Conflict):
+    code = "sales_not_started"
+    message = "Sales for this event have not started yet"
+
+    def __init__(self, sales_start: datetime | None = None, now: datetime | None = None) -> None:
+        if sales_start is None or now is None:  # the documented example
+            super().__init__(headers={"Retry-After": "1"})
+            return
+        wait = max(1, math.ceil((sales_start - now).total_seconds()))
+        super().__init__(
+            f"Sales for this event open at {sales_start.isoformat().replace('+00:00', 'Z')}",
+            headers={"Retry-After": str(wait)},
+            fields={"sales_start": sales_start},
+        )
+
+
+class SalesEnded(Conflict):
+    code = "sales_ended"
+    message = "Sales for this event have ended: it takes no new bookings"
+
+
+class SaleWindowEmpty(Conflict):
+    """A change to one end of the window that would put it at or before the other end, as
+    stored (a body naming both ends is checked by validation: 422)."""
+
+    code = "sale_window_empty"
+    message = "sales_end must come after sales_start; the change would leave no time to sell"
+
+
+class TicketNotFound(NotFound):
+    """One answer for a code that never existed, was cancelled or was transferred away."""
+
+    code = "ticket_not_found"
+    message = "No valid ticket for this event has this code"
+
+
+class AlreadyCheckedIn(Conflict):
+    code = "already_checked_in"
+    message = "This ticket was already checked in"
+
+    def __init__(self, checked_in_at: datetime | None = None) -> None:
+        if checked_in_at is None:  # the documented example
+            super().__init__()
+            return
+        super().__init__(
+            f"This ticket was already checked in at "
+            f"{checked_in_at.isoformat().replace('+00:00', 'Z')}",
+            fields={"checked_in_at": checked_in_at},
+        )
+
+
+class CheckedIn(Conflict):
+    code = "checked_in"
+    message = "This ticket was checked in at the door: it can no longer be given back or moved"
+
+
+class NothingToTransfer(NotFound):
+    code = "booking_not_found"
+    message = "You hold no ticket for this event"
+
+
+class NotConfirmed(Conflict):
+    code = "ticket_not_confirmed"
+    message = "Only a confirmed ticket can be transferred, not an offer or a place in line"
+
+
+class RecipientNotFound(NotFound):
+    """One answer for a name that never existed and for a closed account."""
+
+    code = "recipient_not_found"
+    message = "No open account has this username"
+
+
+class RecipientHasClaim(Conflict):
+    code = "recipient_already_booked"
+    message = "The recipient already holds a ticket or a place in line for this event"
+
+
+class TransfersDisabled(Forbidden):
+    code = "transfers_disabled"
+    message = "The event's owner does not allow transfers for this event"

@@ -29,6 +29,7 @@ from booking_service.services.booking_queue import BookingQueue
 from booking_service.services.events import StatusCache
 from booking_service.services.offers import OfferSweeper
 from booking_service.services.webhooks import WebhookSender
+from booking_service.ticket_codes import TicketCodes
 
 DESCRIPTION = """\
 Book tickets for events, with a first-come-first-served waiting list once an event sells out.
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.token_codec = TokenCodec.from_settings(settings)
+    app.state.ticket_codes = TicketCodes(settings.ticket_code_key)
     app.state.user_cache = ActiveUserCache(settings.auth_user_cache_seconds)
     app.state.status_cache = StatusCache(settings.status_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings)

@@ -62,6 +62,7 @@ class ErrorCase:
     message: str
     details: tuple[ErrorDetail, ...] = ()
     headers: tuple[str, ...] = ()
+    fields: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def of(cls, error: AppError, name: str | None = None) -> ErrorCase:
@@ -72,10 +73,12 @@ class ErrorCase:
             message=error.message,
             details=tuple(error.details or ()),
             headers=tuple(error.headers),
+            fields=tuple(error.fields.items()),
         )
 
     def example(self) -> dict[str, Any]:
-        return {"summary": self.message, "value": error_body(self.message, self.code, self.details)}
+        body = error_body(self.message, self.code, self.details, dict(self.fields))
+        return {"summary": self.message, "value": body}
 
 
 STATUS_DESCRIPTIONS = {

@@ -16,7 +16,7 @@ import httpx
 
 from tests.support import ApiUser, event_status, my_bookings
 
-Action = Literal["book", "cancel", "status"]
+Action = Literal["book", "cancel", "status", "transfer", "check_in", "cancel_event"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Call:
     user: ApiUser
     event_id: int
     role: str  # what this caller is in the storm: "holder", "newcomer", ...
+    # More of the body: `toUsername` of a transfer, `code` of a check-in.
+    body: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,11 +104,20 @@ async def storm(base_url: str, calls: Sequence[Call], *, seed: int = 0) -> Storm
     random.Random(seed).shuffle(order)
 
     async def send(client: httpx.AsyncClient, call: Call) -> Answer:
+        headers = call.user.headers
         if call.action == "status":
-            response = await client.get(f"/status/{call.event_id}", headers=call.user.headers)
+            response = await client.get(f"/status/{call.event_id}", headers=headers)
+        elif call.action == "check_in":
+            path = f"/events/{call.event_id}/check-in"
+            response = await client.post(path, json=call.body, headers=headers)
+        elif call.action == "cancel_event":
+            response = await client.post(f"/events/{call.event_id}/cancel", headers=headers)
+        elif call.action == "transfer":
+            body = {"eventId": call.event_id, **(call.body or {})}
+            response = await client.post("/tickets/transfer", json=body, headers=headers)
         else:
             response = await client.post(
-                f"/{call.action}", json={"eventId": call.event_id}, headers=call.user.headers
+                f"/{call.action}", json={"eventId": call.event_id}, headers=headers
             )
         retry_after = response.headers.get("retry-after")
         return Answer(call, response.status_code, response.json(), retry_after)

@@ -2,7 +2,16 @@
 
 from fastapi import APIRouter
 
-from booking_service.api import auth, bookings, events, health, metrics, offers, organizer
+from booking_service.api import (
+    auth,
+    bookings,
+    events,
+    health,
+    metrics,
+    offers,
+    organizer,
+    tickets,
+)
 
 # Included straight into the app, busiest first: every request is matched against them in
 # this order, and each level of nesting costs every request a little more.
@@ -12,6 +21,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     offers.router,
     organizer.router,
+    tickets.router,
     health.router,
     metrics.router,
 )

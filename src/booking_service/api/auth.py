@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from booking_service.deps import AccountServiceDep, AuthServiceDep, CurrentUser
-from booking_service.errors import InvalidCredentials, UsernameTaken, WrongPassword
+from booking_service.errors import CheckedIn, InvalidCredentials, UsernameTaken, WrongPassword
 from booking_service.openapi import error_responses
 from booking_service.ratelimit import PER_ADDRESS_AUTH, PER_USER_AUTH, rate_limited
 from booking_service.schemas.auth import (
@@ -60,7 +60,7 @@ async def login(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     response_description="The account is closed.",
-    responses=error_responses(WrongPassword(), auth=True, validates="body"),
+    responses=error_responses(WrongPassword(), CheckedIn(), auth=True, validates="body"),
     operation_id="close_account",
     summary="Close your account",
 )
@@ -74,5 +74,6 @@ async def close_account(
 ) -> None:
     """Close your account, confirming with your password. Your tickets go to the people in
     line (or back to the pool), you leave every line, and your token stops working. The
-    username stays taken, and the history stays on record."""
+    username stays taken, and the history stays on record. A ticket already checked in at the
+    door cannot be given back, so an account holding one stays open (409 `checked_in`)."""
     await accounts.close(user.id, body.password)

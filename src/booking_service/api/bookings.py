@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from fastapi import APIRouter, Request, Response, status
@@ -14,10 +15,13 @@ from booking_service.deps import (
 )
 from booking_service.errors import (
     AlreadyBooked,
+    CheckedIn,
     EventCancelled,
     EventClosed,
     EventNotFound,
     NothingToCancel,
+    SalesEnded,
+    SalesNotStarted,
 )
 from booking_service.models import BookingStatus
 from booking_service.openapi import REPLAYED_RESPONSE_HEADERS, error_responses
@@ -38,6 +42,10 @@ from booking_service.services.cancels import CancelOutcome
 from booking_service.services.idempotency import Reply
 
 router = APIRouter(tags=["bookings"])
+
+# The documented 409 of a booking half a minute before sales open.
+SALES_OPEN_AT = datetime(2025, 6, 1, 18, 0, tzinfo=UTC)
+EXAMPLE_TOO_EARLY = SalesNotStarted(SALES_OPEN_AT, SALES_OPEN_AT - timedelta(seconds=30))
 
 CANCEL_MESSAGES = {
     CancelOutcome.REASSIGNED: Message.CANCELLED_REASSIGNED,
@@ -67,6 +75,8 @@ CANCEL_MESSAGES = {
             AlreadyBooked(),
             EventClosed(),
             EventCancelled(),
+            EXAMPLE_TOO_EARLY,
+            SalesEnded(),
             auth=True,
             validates="body",
             idempotent=True,
@@ -86,7 +96,9 @@ async def book_ticket(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Book a ticket; when the event is sold out you join its waiting list instead. A closed
-    or cancelled event takes no bookings (409)."""
+    or cancelled event takes no bookings (409), nor does one whose sales have not started
+    (409 `sales_not_started`, with `sales_start` and `Retry-After`) or have ended (409
+    `sales_ended`). The sale window is judged by the database's clock."""
     return await answer(
         request,
         key=idempotency_key,
@@ -125,7 +137,12 @@ def _booking_reply(event_id: int, result: BookResult) -> Reply:
     responses={
         200: {"headers": REPLAYED_RESPONSE_HEADERS},
         **error_responses(
-            EventNotFound(), NothingToCancel(), auth=True, validates="body", idempotent=True
+            EventNotFound(),
+            NothingToCancel(),
+            CheckedIn(),
+            auth=True,
+            validates="body",
+            idempotent=True,
         ),
     },
     operation_id="cancel_booking",
@@ -142,7 +159,7 @@ async def cancel_booking(
 ) -> Response:
     """Give back your ticket (the first person in line gets it at once, or is offered it in
     `offer` mode), turn down an open offer, or leave the line. This works on a closed event
-    too."""
+    too. A ticket checked in at the door can no longer be given back (409 `checked_in`)."""
 
     def render(outcome: CancelOutcome) -> Reply:
         result = CancelResult(
@@ -173,8 +190,8 @@ async def cancel_booking(
 async def list_my_bookings(
     request: Request, response: Response, user: CurrentUser, service: BookingServiceDep
 ) -> MyBookings:
-    """Your tickets, open offers (with their deadline) and places in line across all events,
-    newest first."""
+    """Your tickets (each with the code to show at the door), open offers (with their
+    deadline) and places in line across all events, newest first."""
     items = await service.list_mine(user.id)
     return MyBookings(
         items=[
@@ -188,6 +205,8 @@ async def list_my_bookings(
                 confirmed_at=item.confirmed_at,
                 promoted_at=item.promoted_at,
                 offer_expires_at=item.offer_expires_at,
+                checked_in_at=item.checked_in_at,
+                ticket_code=service.ticket_code(item),
             )
             for item in items
         ]

@@ -18,8 +18,13 @@ from booking_service.schemas.events import (
     EventStatus,
 )
 from booking_service.services.idempotency import Reply
+from booking_service.services.sale_window import shown_state
 
 router = APIRouter(tags=["events"])
+
+
+def _state(event: EventSnapshot) -> str:
+    return shown_state(event.state, event.sales_start, event.sales_end, event.read_at).value
 
 
 def event_read(event: EventSnapshot) -> EventRead:
@@ -33,9 +38,13 @@ def event_read(event: EventSnapshot) -> EventRead:
         offered_tickets=event.offered_count,
         owner_id=event.owner_id,
         created_at=event.created_at,
-        state=event.state.value,
+        state=_state(event),
         waitlist_mode=event.waitlist_mode,
         offer_seconds=event.offer_seconds,
+        sales_start=event.sales_start,
+        sales_end=event.sales_end,
+        transfers_allowed=event.transfers_allowed,
+        checked_in_tickets=event.checked_in_count,
     )
 
 
@@ -62,7 +71,9 @@ async def create_event(
 ) -> Response:
     """Create an event with a number of tickets. You become its owner. Optionally choose what
     happens to a freed ticket while people wait: booked for the first in line at once
-    (`instant`, the default) or offered to them for `offer_seconds` (`offer`)."""
+    (`instant`, the default) or offered to them for `offer_seconds` (`offer`); a sale window
+    (`sales_start`, `sales_end`, judged by the database's clock); and whether holders may
+    transfer their tickets (`transfers_allowed`, true unless said otherwise)."""
 
     def render(event_id: int) -> Reply:
         created = EventCreated(message=Message.EVENT_CREATED, event_id=event_id)
@@ -80,6 +91,9 @@ async def create_event(
             tickets=body.tickets,
             waitlist_mode=body.waitlist_mode,
             offer_seconds=body.offer_seconds,
+            sales_start=body.sales_start,
+            sales_end=body.sales_end,
+            transfers_allowed=body.transfers_allowed,
             then=then,
         ),
         render=render,
@@ -111,7 +125,10 @@ async def get_event_status(
         total_ticket_booked=event.booked,
         waiting_list_count=event.waiting_count,
         offered_tickets=event.offered_count,
-        state=event.state.value,
+        state=_state(event),
+        sales_start=event.sales_start,
+        sales_end=event.sales_end,
+        checked_in_tickets=event.checked_in_count,
     )
 
 

@@ -16,6 +16,7 @@ from booking_service.errors import (
     EventCancelled,
     EventNotFound,
     NotEventOwner,
+    SaleWindowEmpty,
 )
 from booking_service.models import BookingStatus
 from booking_service.openapi import error_responses
@@ -42,6 +43,7 @@ OWNER_PAGE_ERRORS = error_responses(EventNotFound(), NotEventOwner(), auth=True,
         NotEventOwner(),
         EventCancelled(),
         CapacityBelowHeld(),
+        SaleWindowEmpty(),
         auth=True,
         validates="body",
     ),
@@ -57,12 +59,19 @@ async def update_event(
     user: CurrentUser,
     service: OrganizerServiceDep,
 ) -> EventRead:
-    """Change the number of tickets, the waiting-list mode or the offer time, all in one
-    transaction. More tickets go to the people in line at once (booked for them, or offered
-    in `offer` mode); fewer may not go below the tickets confirmed or offered (409). A closed
-    event can still be changed; a cancelled one cannot."""
+    """Change the number of tickets, the waiting-list mode, the offer time, the sale window or
+    whether transfers are allowed, all in one transaction. More tickets go to the people in
+    line at once (booked for them, or offered in `offer` mode); fewer may not go below the
+    tickets confirmed or offered (409). `sales_end` must come after `sales_start`: 422 when
+    the body names both, 409 `sale_window_empty` when it moves one end past the other as
+    stored. A closed event can still be changed; a cancelled one cannot."""
     change = EventChange(
-        tickets=body.tickets, waitlist_mode=body.waitlist_mode, offer_seconds=body.offer_seconds
+        tickets=body.tickets,
+        waitlist_mode=body.waitlist_mode,
+        offer_seconds=body.offer_seconds,
+        sales_start=body.sales_start,
+        sales_end=body.sales_end,
+        transfers_allowed=body.transfers_allowed,
     )
     return event_read(await service.update(user.id, event_id, change))
 
@@ -142,9 +151,10 @@ async def list_event_bookings(
     limit: PageLimit = 20,
     offset: PageOffset = 0,
 ) -> EventBookingPage:
-    """Who holds what on your event: confirmed tickets first, then open offers with their
-    deadlines, then the line in order with each place. Ended bookings are in the history."""
-    claims, total = await service.list_bookings(
+    """Who holds what on your event: confirmed tickets first (with when each was checked in),
+    then open offers with their deadlines, then the line in order with each place, and how
+    many tickets were checked in. Ended bookings are in the history."""
+    claims, total, checked_in = await service.list_bookings(
         user.id,
         event_id,
         status=None if status == "all" else BookingStatus(status),
@@ -162,10 +172,13 @@ async def list_event_bookings(
             confirmed_at=claim.confirmed_at,
             promoted_at=claim.promoted_at,
             offer_expires_at=claim.offer_expires_at,
+            checked_in_at=claim.checked_in_at,
         )
         for claim in claims
     ]
-    return EventBookingPage(items=items, total=total, limit=limit, offset=offset)
+    return EventBookingPage(
+        items=items, total=total, checked_in_tickets=checked_in, limit=limit, offset=offset
+    )
 
 
 @router.get(

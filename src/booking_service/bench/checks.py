@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy import func, select
 
 from booking_service.bench.invariants import InvariantReport, active_claims, find_invariant_breaks
 from booking_service.bench.scenarios import (
@@ -15,6 +18,8 @@ from booking_service.bench.scenarios import (
     Scenario,
     WorkloadOutcome,
 )
+from booking_service.db import connect
+from booking_service.models import Booking, Event
 
 MAX_EXAMPLES = 5
 
@@ -83,7 +88,9 @@ async def check_run(
                 detail,
             )
         )
-    if scenario is Scenario.HOT and booking_failures == 0:
+    if scenario is Scenario.OPENING:
+        results.checks += await _opening_checks(url, event_ids[0], outcome)
+    if scenario in (Scenario.HOT, Scenario.OPENING) and booking_failures == 0:
         positions = sorted(outcome.positions)
         expected = list(range(1, len(positions) + 1))
         in_order = positions == expected
@@ -97,6 +104,35 @@ async def check_run(
             )
         )
     return results
+
+
+async def _opening_checks(url: str, event_id: int, outcome: WorkloadOutcome) -> list[Check]:
+    """Nobody holds anything from before the moment sales opened (by the database's clock,
+    which stamps each claim), and every answer before it was a 409 with Retry-After."""
+    async with connect(url) as engine, engine.connect() as conn:
+        sales_start: datetime | None = await conn.scalar(
+            select(Event.sales_start).where(Event.id == event_id)
+        )
+        first: datetime | None = await conn.scalar(
+            select(func.min(Booking.created_at)).where(Booking.event_id == event_id)
+        )
+    on_time = sales_start is not None and (first is None or first >= sales_start)
+    lead = (first - sales_start).total_seconds() * 1000 if first and sales_start else None
+    refused = outcome.early - outcome.early_without_retry_after
+    return [
+        Check(
+            "nobody is booked before sales open",
+            on_time,
+            f"sales opened at {sales_start}, first claim {lead:.1f} ms later"
+            if lead is not None
+            else f"sales_start {sales_start}, first claim {first}",
+        ),
+        Check(
+            "every booking before the opening got 409 sales_not_started with Retry-After",
+            outcome.early > 0 and outcome.early_without_retry_after == 0,
+            f"{outcome.early:,} refused early, {refused:,} of them with Retry-After",
+        ),
+    ]
 
 
 def _disagreements(

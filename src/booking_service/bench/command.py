@@ -63,14 +63,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="hot: one event, fewer tickets than users, everyone books once at the same moment; "
         "spread: many events, plenty of tickets; churn: book, cancel and leave the line, mixed, "
         "for --duration; read: GET /status polling for --duration; ceiling: the generator "
-        "alone, against a trivial responder it starts itself",
+        "alone, against a trivial responder it starts itself; opening: hot, with everyone "
+        "firing from 200 ms before the sale opens",
     )
     parser.add_argument("--users", type=int, help="bench users (default per scenario)")
     parser.add_argument("--events", type=int, help="events (default per scenario)")
     parser.add_argument(
         "--tickets",
         type=int,
-        help="tickets per event (hot: users/2, churn: users/4, spread: twice the demand)",
+        help="tickets per event (hot, opening: users/2, churn: users/4, spread: twice the demand)",
     )
     parser.add_argument("--duration", type=float, help="seconds, for churn, read and ceiling")
     parser.add_argument("--connections", type=int, default=256, help="concurrent connections")
@@ -128,11 +129,11 @@ def _options(args: argparse.Namespace, scenario: Scenario) -> dict[str, Any]:
     defaults = DEFAULTS[scenario]
     users = defaults.users if args.users is None else args.users
     events = defaults.events if args.events is None else args.events
-    if scenario is Scenario.HOT:
+    if scenario in (Scenario.HOT, Scenario.OPENING):
         events = 1
     tickets = default_tickets(scenario, users, events) if args.tickets is None else args.tickets
     duration = args.duration if args.duration is not None else defaults.duration
-    if scenario in (Scenario.HOT, Scenario.SPREAD):
+    if scenario in (Scenario.HOT, Scenario.SPREAD, Scenario.OPENING):
         duration = None
     if scenario is not Scenario.CEILING and (users < 1 or events < 1 or tickets < 1):
         raise ValueError("--users, --events and --tickets must be at least 1")

@@ -36,6 +36,7 @@ class HttpConnection(asyncio.Protocol):
         self._body_start = -1
         self._body_length = 0
         self._closing = False
+        self.retry_after = False  # whether the last answer carried a Retry-After header
         self.sent_at = 0.0  # perf_counter() when the request in flight was sent; 0 when idle
 
     # asyncio.Protocol
@@ -93,6 +94,7 @@ class HttpConnection(asyncio.Protocol):
             self._fail(TransportFailure(PROTOCOL, "unreadable Content-Length"))
             return False
         self._status = int(head[9:12])
+        self.retry_after = head.find(b"\r\nretry-after:") >= 0
         self._closing = head.find(_CLOSE) >= 0
         self._body_start = end + 4
         return True

@@ -68,6 +68,8 @@ async def check_invariants(url: str, event_ids: Sequence[int]) -> dict[int, Inva
       is sold or offered twice and none is lost; the event's counters match the rows;
     - no ticket is free while anyone waits (a freed ticket goes to the line, booked or offered);
     - every open offer has a deadline; a cancelled event holds nothing;
+    - checked_in_count matches the confirmed tickets checked in, and a ticket checked in was
+      never given back or moved; every ticket transferred away was received by one new booking;
     - nobody holds two live claims on one event; line numbers are unique;
     - the history, replayed in id order (ids are given under the event's lock), is a valid life
       for every claim that ends in the claim's current status, each change recorded once; the
@@ -138,6 +140,16 @@ async def _check_event(conn: AsyncConnection, event_id: int) -> InvariantReport:
     _require(all(count == 1 for count in live.values()), f"{where}: double claim")
     seqs = [r.line_seq for r in rows if r.line_seq is not None]
     _require(len(seqs) == len(set(seqs)), f"{where}: line number used twice")
+    checked_in = [r for r in confirmed if r.checked_in_at is not None]
+    _require(len(checked_in) == event.checked_in_count, f"{where}: checked_in_count drift")
+    _require(
+        all(
+            r.status in (S.CONFIRMED, S.EVENT_CANCELLED)
+            for r in rows
+            if r.checked_in_at is not None
+        ),
+        f"{where}: a ticket checked in was given back or moved",
+    )
     _replay_history(where, rows, entries)
     return InvariantReport(
         confirmed=len(confirmed),
@@ -165,8 +177,16 @@ CLAIM_LIFE: dict[str | None, dict[str, str]] = {
         H.EXPIRED: S.EXPIRED,
         H.EVENT_CANCELLED: S.EVENT_CANCELLED,
     },
-    S.CONFIRMED: {H.CANCELLED: S.CANCELLED, H.EVENT_CANCELLED: S.EVENT_CANCELLED},
+    S.CONFIRMED: {
+        H.CANCELLED: S.CANCELLED,
+        H.EVENT_CANCELLED: S.EVENT_CANCELLED,
+        H.TRANSFERRED: S.TRANSFERRED,
+        H.CHECKED_IN: S.CONFIRMED,
+    },
 }
+CLAIM_LIFE[None][H.RECEIVED] = S.CONFIRMED
+# What a ticket checked in at the door can still undergo: nothing but the event's end.
+AFTER_CHECK_IN = {H.EVENT_CANCELLED}
 
 
 def _replay_history(where: str, rows: Sequence[Row[Any]], entries: Sequence[Row[Any]]) -> None:
@@ -180,6 +200,8 @@ def _replay_history(where: str, rows: Sequence[Row[Any]], entries: Sequence[Row[
     line: list[int] = []  # a heap of the line numbers of the people waiting
     in_line: set[int] = set()
     last_joined = 0
+    checked_in: set[int] = set()
+    transferred = received = 0
     for entry in entries:
         booking = bookings.get(entry.booking_id)
         _require(booking is not None, f"{where}: history {entry.id} of another event's booking")
@@ -191,6 +213,17 @@ def _replay_history(where: str, rows: Sequence[Row[Any]], entries: Sequence[Row[
             after is not None,
             f"{where}: booking {booking.id} went {before} -> {entry.action} (history {entry.id})",
         )
+        _require(
+            booking.id not in checked_in or entry.action in AFTER_CHECK_IN,
+            f"{where}: booking {booking.id} went {entry.action} after its check-in",
+        )
+        if entry.action == H.CHECKED_IN:
+            checked_in.add(booking.id)
+        elif entry.action == H.TRANSFERRED:
+            transferred += 1
+        elif entry.action == H.RECEIVED:
+            received += 1
+            _require(received <= transferred, f"{where}: ticket received before given")
         if entry.action == H.BOOKED:
             _require(
                 not in_line,
@@ -221,6 +254,7 @@ def _replay_history(where: str, rows: Sequence[Row[Any]], entries: Sequence[Row[
         )
     waiting = {r.line_seq for r in rows if r.status == BookingStatus.WAITLISTED}
     _require(in_line == waiting, f"{where}: the line replayed is not the line")
+    _require(transferred == received, f"{where}: {transferred} given, {received} received")
 
 
 async def active_claims(url: str, event_ids: Sequence[int]) -> dict[tuple[int, int], str]:

@@ -149,7 +149,8 @@ class Shard:
                     await asyncio.sleep(0.1)  # the server is gone: don't spin
                 continue
             end = perf_counter()
-            records.add(end, end - sent, status, workload.answered(request, status, body))
+            kind = workload.answered(request, status, body, retry_after=conn.retry_after)
+            records.add(end, end - sent, status, kind)
 
     async def _tick(self, on_tick: Callable[[], None], start_at: float, every: float) -> None:
         timeout = self.spec.timeout

@@ -13,6 +13,8 @@ PING = 4  # the trivial endpoint of the `ceiling` scenario
 CANCEL_PROMOTED = 5  # the ticket went straight to the first in line
 CANCEL_RELEASED = 6  # the ticket went back to the pool
 LEAVE = 7  # a place in line given up
+BOOK_EARLY = 8  # `opening`: a booking refused because sales have not opened yet
+OPEN_SALES = 9  # `opening`: the owner setting the opening moment
 KIND_NAMES = {
     BOOK: "book",
     CANCEL: "cancel",
@@ -21,6 +23,8 @@ KIND_NAMES = {
     CANCEL_PROMOTED: "cancel+promote",
     CANCEL_RELEASED: "cancel+release",
     LEAVE: "leave line",
+    BOOK_EARLY: "book (too early)",
+    OPEN_SALES: "set opening",
 }
 
 # Outcomes below 100 are requests that got no HTTP answer; the rest are HTTP status codes.

@@ -8,7 +8,9 @@ always knows what the user holds and what answer to expect.
 from __future__ import annotations
 
 import itertools
+import json
 import random
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -17,10 +19,12 @@ from enum import StrEnum
 from booking_service.bench.http import build_request
 from booking_service.bench.records import (
     BOOK,
+    BOOK_EARLY,
     CANCEL,
     CANCEL_PROMOTED,
     CANCEL_RELEASED,
     LEAVE,
+    OPEN_SALES,
     PING,
     STATUS,
 )
@@ -32,6 +36,7 @@ class Scenario(StrEnum):
     CHURN = "churn"  # book, cancel (promoting the first in line) and leave the line, mixed
     READ = "read"  # GET /status polling
     CEILING = "ceiling"  # the generator against a trivial responder: its own limit
+    OPENING = "opening"  # `hot`, but everyone fires from 200 ms before sales open until booked
 
 
 @dataclass(frozen=True)
@@ -47,12 +52,16 @@ DEFAULTS = {
     Scenario.CHURN: Defaults(users=1_000, events=1, duration=15.0),
     Scenario.READ: Defaults(users=1_000, events=10, duration=10.0),
     Scenario.CEILING: Defaults(users=0, events=0, duration=5.0),
+    Scenario.OPENING: Defaults(users=10_000, events=1, duration=None),
 }
+
+# `opening`: how long before sales open the load starts firing, in seconds.
+OPENING_LEAD_SECONDS = 0.2
 
 
 def default_tickets(scenario: Scenario, users: int, events: int) -> int:
     """Tickets per event: scarce for hot and churn, plenty (twice the demand) for spread."""
-    if scenario is Scenario.HOT:
+    if scenario in (Scenario.HOT, Scenario.OPENING):
         return max(1, users // 2)
     if scenario is Scenario.CHURN:
         return max(1, users // 4)
@@ -74,6 +83,11 @@ EXPECTED: dict[Scenario, dict[int, frozenset[int]]] = {
     },
     Scenario.READ: {STATUS: frozenset({200})},
     Scenario.CEILING: {PING: frozenset({200})},
+    Scenario.OPENING: {
+        BOOK: frozenset({201, 202}),
+        BOOK_EARLY: frozenset({409}),
+        OPEN_SALES: frozenset({200}),
+    },
 }
 
 # What the client believes a user holds, from the answers it got.
@@ -101,13 +115,20 @@ class Plan:
     cancel_rate: float
     leave_rate: float
     seed: int
+    # `opening`: the event owner's token, in the one shard that sets the opening moment.
+    owner_token: str = ""
 
     def event_for(self, user_index: int) -> int:
         return self.event_ids[user_index % len(self.event_ids)]
 
     def shard(self, index: int, count: int) -> Plan:
         """Every count-th user from `index` on, with the same events (users keep their event)."""
-        return replace(self, users=self.users[index::count], seed=self.seed + index)
+        return replace(
+            self,
+            users=self.users[index::count],
+            seed=self.seed + index,
+            owner_token=self.owner_token if index == 0 else "",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +144,15 @@ class WorkloadOutcome:
 
     beliefs: dict[tuple[int, int], str] = field(default_factory=dict)  # (event, user): state
     positions: list[int] = field(default_factory=list)  # places in line handed out (202)
+    # `opening`: refusals before sales opened, and those of them without a Retry-After.
+    early: int = 0
+    early_without_retry_after: int = 0
 
     def merge(self, other: WorkloadOutcome) -> None:
         self.beliefs.update(other.beliefs)
         self.positions.extend(other.positions)
+        self.early += other.early
+        self.early_without_retry_after += other.early_without_retry_after
 
 
 class Workload:
@@ -156,7 +182,9 @@ class Workload:
         user = self._idle.popleft()
         return Request(BOOK, self._book_requests[user], user)
 
-    def answered(self, request: Request, status: int, body: bytes) -> int:
+    def answered(
+        self, request: Request, status: int, body: bytes, *, retry_after: bool = False
+    ) -> int:
         """Learn from an answer; returns the kind to record it under."""
         if request.kind == BOOK:
             if status == 201:
@@ -221,7 +249,9 @@ class ChurnWorkload(Workload):
             return Request(CANCEL, self._cancel_requests[user], user)
         return Request(STATUS, self._status_requests[user], user)
 
-    def answered(self, request: Request, status: int, body: bytes) -> int:
+    def answered(
+        self, request: Request, status: int, body: bytes, *, retry_after: bool = False
+    ) -> int:
         kind = super().answered(request, status, body)
         if request.kind == CANCEL and status == 200:
             self._state[request.user] = NONE
@@ -258,7 +288,9 @@ class PollWorkload(Workload):
             return None
         return next(self._requests)
 
-    def answered(self, request: Request, status: int, body: bytes) -> int:
+    def answered(
+        self, request: Request, status: int, body: bytes, *, retry_after: bool = False
+    ) -> int:
         return request.kind
 
     def failed(self, request: Request) -> None:
@@ -268,9 +300,53 @@ class PollWorkload(Workload):
         return self.outcome
 
 
+class OpeningWorkload(Workload):
+    """`opening`: the event's sales are set to open OPENING_LEAD_SECONDS after the start line
+    (the first request, the owner's PATCH), and every user books from the start line on,
+    asking again at once after each 409 `sales_not_started`, until they hold a ticket or a
+    place in line."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(plan)
+        self._opening: bytes | None = None
+
+    def start(self, start_at: float) -> None:
+        super().start(start_at)
+        if not self.plan.owner_token:
+            return
+        opens = time.time() + OPENING_LEAD_SECONDS
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(opens))
+        body = json.dumps({"sales_start": f"{stamp}.{int(opens % 1 * 1e6):06d}Z"}).encode()
+        self._opening = build_request(
+            "PATCH",
+            f"/events/{self.plan.event_ids[0]}",
+            host=self.plan.host_header,
+            token=self.plan.owner_token,
+            body=body,
+        )
+
+    def next_request(self, now: float) -> Request | None:
+        if self._opening is not None:
+            request, self._opening = Request(OPEN_SALES, self._opening), None
+            return request
+        return super().next_request(now)
+
+    def answered(
+        self, request: Request, status: int, body: bytes, *, retry_after: bool = False
+    ) -> int:
+        if request.kind == BOOK and status == 409 and b'"sales_not_started"' in body:
+            self.outcome.early += 1
+            self.outcome.early_without_retry_after += not retry_after
+            self._idle.append(request.user)  # and again, at once
+            return BOOK_EARLY
+        return super().answered(request, status, body)
+
+
 def build_workload(plan: Plan) -> Workload:
     if plan.scenario is Scenario.CHURN:
         return ChurnWorkload(plan)
+    if plan.scenario is Scenario.OPENING:
+        return OpeningWorkload(plan)
     if plan.scenario in (Scenario.READ, Scenario.CEILING):
         return PollWorkload(plan)
     return Workload(plan)

@@ -81,11 +81,24 @@ class PreparationFailed(Exception):
     """The server would not create the bench's events; the message says what to fix."""
 
 
+# Far enough ahead never to open before the load sets the real moment.
+OPENING_PLACEHOLDER = "9000-01-01T00:00:00Z"
+
+
 async def create_events(
-    host: str, port: int, *, host_header: str, token: str, count: int, tickets: int, name: str
+    host: str,
+    port: int,
+    *,
+    host_header: str,
+    token: str,
+    count: int,
+    tickets: int,
+    name: str,
+    fields: dict[str, Any] | None = None,
 ) -> list[int]:
-    """Create `count` events through `POST /initialize`, as the owner whose token this is."""
-    body = json.dumps({"name": name, "tickets": tickets}).encode()
+    """Create `count` events through `POST /initialize`, as the owner whose token this is;
+    `fields` adds to the body."""
+    body = json.dumps({"name": name, "tickets": tickets, **(fields or {})}).encode()
     request = build_request("POST", "/initialize", host=host_header, token=token, body=body)
     event_ids: list[int] = []
     remaining = count
@@ -155,6 +168,8 @@ async def prepare_plan(
         count=options["events"],
         tickets=options["tickets"],
         name=f"bench {scenario.value} {run_id}",
+        # `opening`: not on sale until the load's first request sets the moment.
+        fields={"sales_start": OPENING_PLACEHOLDER} if scenario is Scenario.OPENING else None,
     )
     print(
         f"prepare: {len(event_ids):,} event(s) of {options['tickets']:,} tickets created via "
@@ -171,6 +186,7 @@ async def prepare_plan(
         cancel_rate=options.get("cancel_rate", 0.0),
         leave_rate=options.get("leave_rate", 0.0),
         seed=int(run_id, 16),
+        owner_token=tokens[0] if scenario is Scenario.OPENING else "",
     )
 
 

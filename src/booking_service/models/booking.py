@@ -27,6 +27,7 @@ class BookingStatus(enum.StrEnum):
     DECLINED = "declined"  # turned an offer down
     EXPIRED = "expired"  # let an offer lapse
     EVENT_CANCELLED = "event_cancelled"  # released when the organizer cancelled the event
+    TRANSFERRED = "transferred"  # given to another user, whose own booking holds it now
 
 
 ACTIVE_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED, BookingStatus.OFFERED)
@@ -48,6 +49,8 @@ class Booking(Base):
         Index(None, "user_id", "active"),
         # Lapsed offers, for the expiry sweep.
         Index(None, "status", "offer_expires_at"),
+        # Check-in finds a ticket by the seed its code carries.
+        UniqueConstraint("ticket_seed"),
         CheckConstraint(f"status IN ({sql_list(BookingStatus)})", name="status_known"),
         # `active IS NOT NULL` first: with `active = 1` alone, a NULL active makes the whole
         # rule NULL, and a CHECK passes on NULL.
@@ -79,3 +82,8 @@ class Booking(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     # Deadline of the latest offer; kept after it was accepted, declined or lapsed.
     offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The random half of the ticket code (hex); the other half is a tag keyed with a secret the
+    # database never sees (services/ticket_codes.py), so a leaked table yields no valid code.
+    ticket_seed: Mapped[str | None] = mapped_column(String(32), default=None)
+    # When the ticket was checked in at the door; a checked-in ticket cannot be given back.
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

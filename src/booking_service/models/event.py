@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booking_service.db import MYSQL_TABLE_OPTIONS, Base
@@ -49,6 +49,14 @@ class Event(Base):
             f"offer_seconds >= 1 AND offer_seconds <= {MAX_OFFER_SECONDS}",
             name="offer_seconds_in_range",
         ),
+        CheckConstraint(
+            "sales_start IS NULL OR sales_end IS NULL OR sales_end > sales_start",
+            name="sales_window_ordered",
+        ),
+        CheckConstraint(
+            "checked_in_count >= 0 AND checked_in_count <= capacity",
+            name="checked_in_count_in_range",
+        ),
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -72,3 +80,11 @@ class Event(Base):
     offer_seconds: Mapped[int] = mapped_column(Integer, server_default=str(DEFAULT_OFFER_SECONDS))
     # Tickets held by open offers: neither available nor confirmed.
     offered_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The sale window, judged by the database's clock: bookings are taken from sales_start
+    # (if set) until sales_end (if set).
+    sales_start: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    sales_end: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Whether holders may give their confirmed tickets to another user.
+    transfers_allowed: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    # Confirmed tickets checked in at the door.
+    checked_in_count: Mapped[int] = mapped_column(Integer, server_default="0")

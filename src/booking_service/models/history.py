@@ -23,6 +23,9 @@ class HistoryAction(enum.StrEnum):
     LEFT = "left"  # left the line
     CANCELLED = "cancelled"  # gave the ticket back
     EVENT_CANCELLED = "event_cancelled"  # released because the organizer cancelled the event
+    TRANSFERRED = "transferred"  # gave the ticket to another user
+    RECEIVED = "received"  # got a ticket from another user
+    CHECKED_IN = "checked_in"  # the ticket was checked in at the door
 
 
 class BookingHistory(Base):

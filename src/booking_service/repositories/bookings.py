@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict
 
 from sqlalchemy import and_, case, func, insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from booking_service.db import insert_returning_id
 from booking_service.models import Booking, BookingStatus, Event, User
-from booking_service.models.types import utcnow
+from booking_service.models.types import db_utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,7 @@ class LockedBooking:
     status: BookingStatus
     line_seq: int | None
     offer_expires_at: datetime | None = None
+    checked_in_at: datetime | None = None
 
 
 LOCKED_COLUMNS = (
@@ -33,16 +34,30 @@ LOCKED_COLUMNS = (
     Booking.status,
     Booking.line_seq,
     Booking.offer_expires_at,
+    Booking.checked_in_at,
 )
 
 
-def _locked(row: Row[int, int, str, int | None, datetime | None]) -> LockedBooking:
-    booking_id, user_id, status, line_seq, offer_expires_at = row
-    return LockedBooking(booking_id, user_id, BookingStatus(status), line_seq, offer_expires_at)
+def _locked(row: Any) -> LockedBooking:
+    return LockedBooking(
+        id=row.id,
+        user_id=row.user_id,
+        status=BookingStatus(row.status),
+        line_seq=row.line_seq,
+        offer_expires_at=row.offer_expires_at,
+        checked_in_at=row.checked_in_at,
+    )
+
+
+def new_ticket_seed() -> str:
+    """The random half of a claim's ticket code: 128 bits from `secrets`, as hex. Every claim
+    gets one when it is made, so a place in line promoted later already has its code."""
+    return secrets.token_hex(16)
 
 
 async def add_confirmed(session: AsyncSession, *, event_id: int, user_id: int) -> int:
-    now = utcnow()
+    """A ticket taken just now, stamped by the database's clock, which judged the sale window."""
+    now = db_utcnow()
     return await insert_returning_id(
         session,
         insert(Booking).values(
@@ -52,6 +67,7 @@ async def add_confirmed(session: AsyncSession, *, event_id: int, user_id: int) -
             active=1,
             created_at=now,
             confirmed_at=now,
+            ticket_seed=new_ticket_seed(),
         ),
     )
 
@@ -67,7 +83,8 @@ async def add_waitlisted(
             status=BookingStatus.WAITLISTED,
             active=1,
             line_seq=line_seq,
-            created_at=utcnow(),
+            created_at=db_utcnow(),
+            ticket_seed=new_ticket_seed(),
         ),
     )
 
@@ -180,6 +197,30 @@ async def end(
     )
 
 
+async def ticket_for_update(
+    session: AsyncSession, *, event_id: int, ticket_seed: str
+) -> LockedBooking | None:
+    """Lock the event's booking whose ticket code carries this seed, whatever its status.
+    Call with the event row already locked."""
+    row = (
+        await session.execute(
+            select(*LOCKED_COLUMNS)
+            .where(Booking.event_id == event_id, Booking.ticket_seed == ticket_seed)
+            .with_for_update()
+        )
+    ).one_or_none()
+    return None if row is None else _locked(row)
+
+
+async def check_in(session: AsyncSession, booking_id: int, at: datetime) -> None:
+    """Mark a confirmed ticket (locked just before) as used at the door."""
+    await session.execute(
+        update(Booking)
+        .where(Booking.id == booking_id, Booking.checked_in_at.is_(None))
+        .values(checked_in_at=at)
+    )
+
+
 async def end_all_live(session: AsyncSession, event_id: int, at: datetime) -> None:
     """Release every live claim of the event: the organizer cancelled it."""
     await session.execute(
@@ -207,13 +248,12 @@ async def lapsed_offers_for_update(
     return [_locked(row) for row in rows]
 
 
-async def events_with_lapsed_offers(
-    session: AsyncSession, now: datetime, *, limit: int
-) -> list[int]:
-    """Events that have an open offer past its deadline (a hint: re-checked under the lock)."""
+async def events_with_lapsed_offers(session: AsyncSession, *, limit: int) -> list[int]:
+    """Events that have an open offer past its deadline by the database's clock (a hint:
+    re-checked under the lock)."""
     rows = await session.execute(
         select(Booking.event_id)
-        .where(Booking.status == BookingStatus.OFFERED, Booking.offer_expires_at <= now)
+        .where(Booking.status == BookingStatus.OFFERED, Booking.offer_expires_at <= db_utcnow())
         .distinct()
         .limit(limit)
     )
@@ -227,6 +267,7 @@ class _ClaimState(TypedDict):
     confirmed_at: datetime | None
     promoted_at: datetime | None
     offer_expires_at: datetime | None
+    checked_in_at: datetime | None
 
 
 def _claim_state_columns(position: ColumnElement[int]) -> tuple[Any, ...]:
@@ -234,25 +275,27 @@ def _claim_state_columns(position: ColumnElement[int]) -> tuple[Any, ...]:
     own three (booking id, then the other party's id and name)."""
     return (
         Booking.status,
-        position,
+        position.label("position"),
         Booking.created_at,
         Booking.confirmed_at,
         Booking.promoted_at,
         Booking.offer_expires_at,
+        Booking.checked_in_at,
     )
 
 
-def _claim_state(row: Sequence[Any]) -> _ClaimState:
+def _claim_state(row: Any) -> _ClaimState:
     """The claim's state from a listing row; a place in line only while waiting, a deadline
     only while offered."""
-    status = BookingStatus(row[3])
+    status = BookingStatus(row.status)
     return _ClaimState(
         status=status,
-        position=row[4] if status is BookingStatus.WAITLISTED else None,
-        created_at=row[5],
-        confirmed_at=row[6],
-        promoted_at=row[7],
-        offer_expires_at=row[8] if status is BookingStatus.OFFERED else None,
+        position=row.position if status is BookingStatus.WAITLISTED else None,
+        created_at=row.created_at,
+        confirmed_at=row.confirmed_at,
+        promoted_at=row.promoted_at,
+        offer_expires_at=row.offer_expires_at if status is BookingStatus.OFFERED else None,
+        checked_in_at=row.checked_in_at,
     )
 
 
@@ -267,6 +310,8 @@ class UserBooking:
     confirmed_at: datetime | None
     promoted_at: datetime | None
     offer_expires_at: datetime | None
+    checked_in_at: datetime | None
+    ticket_seed: str | None
 
 
 async def list_active_for_user(session: AsyncSession, user_id: int) -> Sequence[UserBooking]:
@@ -284,14 +329,26 @@ async def list_active_for_user(session: AsyncSession, user_id: int) -> Sequence[
     )
     rows = (
         await session.execute(
-            select(Booking.id, Booking.event_id, Event.name, *_claim_state_columns(position))
+            select(
+                Booking.id,
+                Booking.event_id,
+                Event.name,
+                *_claim_state_columns(position),
+                Booking.ticket_seed,
+            )
             .join(Event, Event.id == Booking.event_id)
             .where(Booking.user_id == user_id, Booking.active == 1)
             .order_by(Booking.id.desc())
         )
     ).all()
     return [
-        UserBooking(id=row[0], event_id=row[1], event_name=row[2], **_claim_state(row))
+        UserBooking(
+            id=row.id,
+            event_id=row.event_id,
+            event_name=row.name,
+            ticket_seed=row.ticket_seed,
+            **_claim_state(row),
+        )
         for row in rows
     ]
 
@@ -307,6 +364,7 @@ class EventClaim:
     confirmed_at: datetime | None
     promoted_at: datetime | None
     offer_expires_at: datetime | None
+    checked_in_at: datetime | None
 
 
 # An event's claims in the order an organizer reads them: tickets, then offers, then the line.
@@ -338,7 +396,7 @@ async def list_live_for_event(
                 Booking.user_id,
                 User.username,
                 *_claim_state_columns(position),
-                func.count().over(),
+                func.count().over().label("total"),
             )
             .join(User, User.id == Booking.user_id)
             .where(and_(*conditions))
@@ -348,13 +406,14 @@ async def list_live_for_event(
         )
     ).all()
     if rows:
-        total = int(rows[0][9])
+        total = int(rows[0].total)
     else:  # past the last page: the window had no rows to count
         total = int(
             await session.scalar(select(func.count()).select_from(Booking).where(*conditions)) or 0
         )
     claims = [
-        EventClaim(id=row[0], user_id=row[1], username=row[2], **_claim_state(row)) for row in rows
+        EventClaim(id=row.id, user_id=row.user_id, username=row.username, **_claim_state(row))
+        for row in rows
     ]
     return claims, total
 
@@ -406,6 +465,7 @@ async def add_claims(
                 "line_seq": claim.line_seq,
                 "created_at": at,
                 "confirmed_at": at if claim.status is BookingStatus.CONFIRMED else None,
+                "ticket_seed": new_ticket_seed(),
             }
             for claim in claims
         ],

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from booking_service.db import execute_write, insert_returning_id, note_event_changed
 from booking_service.models import Event, EventState, WaitlistMode
+from booking_service.models.types import db_utcnow, db_utcnow_locked
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,13 @@ class LockedEvent:
     waiting_count: int
     offered_count: int
     next_line_seq: int
+    sales_start: datetime | None
+    sales_end: datetime | None
+    transfers_allowed: bool
+    checked_in_count: int
+    # The database's clock once the lock is held: the one reading of time the transaction
+    # judges by (sale window, offer deadlines) and stamps its changes with.
+    now: datetime
 
     @property
     def held(self) -> int:
@@ -43,6 +52,9 @@ async def add_event(
     capacity: int,
     waitlist_mode: WaitlistMode,
     offer_seconds: int,
+    sales_start: datetime | None,
+    sales_end: datetime | None,
+    transfers_allowed: bool,
 ) -> int:
     return await insert_returning_id(
         session,
@@ -57,6 +69,10 @@ async def add_event(
             waitlist_mode=waitlist_mode,
             offer_seconds=offer_seconds,
             offered_count=0,
+            sales_start=sales_start,
+            sales_end=sales_end,
+            transfers_allowed=transfers_allowed,
+            checked_in_count=0,
         ),
     )
 
@@ -72,6 +88,11 @@ LOCKED_COLUMNS = (
     Event.waiting_count,
     Event.offered_count,
     Event.next_line_seq,
+    Event.sales_start,
+    Event.sales_end,
+    Event.transfers_allowed,
+    Event.checked_in_count,
+    db_utcnow_locked().label("now"),
 )
 
 
@@ -87,6 +108,11 @@ def _locked_event(row: Any) -> LockedEvent:
         waiting_count=row.waiting_count,
         offered_count=row.offered_count,
         next_line_seq=row.next_line_seq,
+        sales_start=row.sales_start,
+        sales_end=row.sales_end,
+        transfers_allowed=bool(row.transfers_allowed),
+        checked_in_count=row.checked_in_count,
+        now=row.now,
     )
 
 
@@ -112,14 +138,28 @@ async def get_events_for_update(
     return {row.id: _locked_event(row) for row in rows}
 
 
+def _selling_now() -> ColumnElement[bool]:
+    """The event's sale window holds the database's clock, now."""
+    now = db_utcnow()
+    return and_(
+        or_(Event.sales_start.is_(None), Event.sales_start <= now),
+        or_(Event.sales_end.is_(None), Event.sales_end > now),
+    )
+
+
 async def take_ticket(session: AsyncSession, event_id: int) -> bool:
-    """Take one free ticket of an open event if there is one. Locks the event row either way on
-    MariaDB/MySQL."""
+    """Take one free ticket of an open event whose sales are on, if there is one. Locks the
+    event row either way on MariaDB/MySQL."""
     note_event_changed(session, event_id)
     result = await execute_write(
         session,
         update(Event)
-        .where(Event.id == event_id, Event.available > 0, Event.state == EventState.OPEN)
+        .where(
+            Event.id == event_id,
+            Event.available > 0,
+            Event.state == EventState.OPEN,
+            _selling_now(),
+        )
         .values(available=Event.available - 1),
     )
     return result.rowcount == 1
@@ -198,6 +238,11 @@ EVENT_COLUMNS = (
     Event.state,
     Event.waitlist_mode,
     Event.offer_seconds,
+    Event.sales_start,
+    Event.sales_end,
+    Event.transfers_allowed,
+    Event.checked_in_count,
+    db_utcnow().label("read_at"),
 )
 
 
@@ -216,6 +261,12 @@ class EventSnapshot:
     state: EventState
     waitlist_mode: WaitlistMode
     offer_seconds: int
+    sales_start: datetime | None
+    sales_end: datetime | None
+    transfers_allowed: bool
+    checked_in_count: int
+    # The database's clock as of the read: what the shown state is judged by.
+    read_at: datetime
 
     @property
     def booked(self) -> int:
@@ -224,10 +275,24 @@ class EventSnapshot:
 
 
 def _snapshot(row: Any) -> EventSnapshot:
-    values = list(row)
-    values[8] = EventState(values[8])
-    values[9] = WaitlistMode(values[9])
-    return EventSnapshot(*values)
+    return EventSnapshot(
+        id=row.id,
+        name=row.name,
+        capacity=row.capacity,
+        available=row.available,
+        waiting_count=row.waiting_count,
+        offered_count=row.offered_count,
+        owner_id=row.owner_id,
+        created_at=row.created_at,
+        state=EventState(row.state),
+        waitlist_mode=WaitlistMode(row.waitlist_mode),
+        offer_seconds=row.offer_seconds,
+        sales_start=row.sales_start,
+        sales_end=row.sales_end,
+        transfers_allowed=bool(row.transfers_allowed),
+        checked_in_count=row.checked_in_count,
+        read_at=row.read_at,
+    )
 
 
 async def get_event(session: AsyncSession, event_id: int) -> EventSnapshot | None:

@@ -24,6 +24,7 @@ from booking_service.models.types import utcnow
 # Kinds of message, as receivers see them in the body's `type` and a header.
 BOOKING_PROMOTED = "booking.promoted"
 BOOKING_OFFERED = "booking.offered"
+TICKET_TRANSFERRED = "ticket.transferred"
 
 
 def _new_row(kind: str, data: Mapping[str, Any], now: datetime) -> dict[str, Any]:

@@ -37,6 +37,23 @@ async def is_active(session: AsyncSession, user_id: int) -> bool:
     return found is not None
 
 
+async def get_username(session: AsyncSession, user_id: int) -> str | None:
+    found: str | None = await session.scalar(select(User.username).where(User.id == user_id))
+    return found
+
+
+async def open_account_for_share(session: AsyncSession, username: str) -> int | None:
+    """The id of the open account with this (lower-case) name, share-locking its row until
+    commit like lock_open_accounts: it cannot be closed while this transaction gives it a
+    claim."""
+    found: int | None = await session.scalar(
+        select(User.id)
+        .where(User.username == username, User.deleted_at.is_(None))
+        .with_for_update(read=True)
+    )
+    return found
+
+
 async def lock_open_accounts(session: AsyncSession, user_ids: Collection[int]) -> set[int]:
     """Which of these users have an open account, share-locking their rows until commit.
 

@@ -84,7 +84,10 @@ EXAMPLE_MY_BOOKING = {
     "confirmed_at": EXAMPLE_TIME,
     "promoted_at": None,
     "offer_expires_at": None,
+    "checked_in_at": None,
+    "ticket_code": "2WUnCGv3YD1VjkdBw1KZNd9vlzHvi7wHmOYHf8zOeTQ",
 }
+CHECKED_IN_AT = "When the ticket was checked in at the door (UTC); null until then."
 
 
 class MyBooking(BaseModel):
@@ -121,6 +124,15 @@ class MyBooking(BaseModel):
         description="While `offered`: the deadline to accept (UTC); otherwise null.",
         examples=[None],
     )
+    checked_in_at: datetime | None = Field(default=None, description=CHECKED_IN_AT, examples=[None])
+    ticket_code: str | None = Field(
+        default=None,
+        description=(
+            "While `confirmed`: the code to show at the door, for you only (keep it to yourself: "
+            "whoever shows it first gets in). A transfer voids it. Null otherwise."
+        ),
+        examples=["2WUnCGv3YD1VjkdBw1KZNd9vlzHvi7wHmOYHf8zOeTQ"],
+    )
 
 
 class MyBookings(BaseModel):
@@ -153,6 +165,7 @@ EXAMPLE_EVENT_BOOKING = {
     "confirmed_at": None,
     "promoted_at": None,
     "offer_expires_at": None,
+    "checked_in_at": None,
 }
 
 
@@ -186,6 +199,7 @@ class EventBooking(BaseModel):
         description="While `offered`: the deadline to accept (UTC); otherwise null.",
         examples=[None],
     )
+    checked_in_at: datetime | None = Field(default=None, description=CHECKED_IN_AT, examples=[None])
 
 
 class EventBookingPage(BaseModel):
@@ -198,5 +212,9 @@ class EventBookingPage(BaseModel):
         examples=[[EXAMPLE_EVENT_BOOKING]],
     )
     total: int = Field(description="Bookings in all (with the filter).", examples=[1])
+    checked_in_tickets: int = Field(
+        description="The event's tickets checked in at the door (whatever the filter).",
+        examples=[0],
+    )
     limit: int = Field(description="Page size asked for.", examples=[20])
     offset: int = Field(description="Bookings skipped before this page.", examples=[0])

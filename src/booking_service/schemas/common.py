@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
@@ -111,6 +113,45 @@ OfferSeconds = Annotated[
     BeforeValidator(_json_integer),
 ]
 
+# Years a sale window may name, written in the text itself: inside what every database
+# stores, and far enough from the edges that converting any zone to UTC stays a valid date.
+# Said as a pattern so that the published schema and the validator agree exactly.
+SALE_YEAR_PATTERN = r"^(?:[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9])-"
+SALE_YEARS = "2000 to 9998"
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """Only the JSON string the schema promises: lax parsing would also take a number (as
+    Unix time), which the published `format: date-time` does not allow."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 date-time string")
+    if not re.match(SALE_YEAR_PATTERN, value):
+        raise PydanticCustomError(
+            "datetime_out_of_range", f"Input should be a time in the years {SALE_YEARS}"
+        )
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+SaleMoment = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339_text),
+    Field(
+        # Not strict: strict mode refuses every string for a datetime outside JSON parsing.
+        strict=False,
+        description=(
+            f"RFC 3339 date and time with a zone (`Z` or an offset), in the years {SALE_YEARS}; "
+            "stored and shown in UTC."
+        ),
+        examples=["2025-06-01T18:00:00Z"],
+        json_schema_extra={"pattern": SALE_YEAR_PATTERN},
+    ),
+    AfterValidator(_in_utc),
+]
+
 # Examples shared by several models.
 EXAMPLE_TIME = "2025-06-01T18:30:00.123456Z"
 
@@ -129,3 +170,5 @@ class Message:
     CANCELLED_OFFERED = "Booking canceled, ticket offered to the next user on the waiting list"
     OFFER_DECLINED = "Offer declined"
     EVENT_CANCELLED = "Event cancelled"
+    TRANSFERRED = "Ticket transferred"
+    CHECKED_IN = "Ticket checked in"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
 from booking_service.schemas.common import RESPONSE_CONFIG
@@ -35,4 +37,17 @@ class ErrorResponse(BaseModel):
         default=None,
         description="Per-field problems, for validation errors only; otherwise null.",
         examples=[[{"loc": ["body", "eventId"], "msg": "Field required", "type": "missing"}]],
+    )
+    # Present only with the codes that name a moment; absent (not null) otherwise.
+    sales_start: datetime | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="With `sales_not_started` only: when sales open (UTC).",
+        examples=["2025-06-01T18:00:00Z"],
+    )
+    checked_in_at: datetime | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="With `already_checked_in` only: when the ticket was first checked in (UTC).",
+        examples=["2025-06-01T18:30:00.123456Z"],
     )

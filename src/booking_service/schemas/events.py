@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
 
 from booking_service.limits import DEFAULT_OFFER_SECONDS
 from booking_service.models import WaitlistMode
@@ -13,6 +13,7 @@ from booking_service.schemas.common import (
     RESPONSE_CONFIG,
     Message,
     OfferSeconds,
+    SaleMoment,
     TicketCount,
 )
 
@@ -20,11 +21,30 @@ from booking_service.schemas.common import (
 # strict: a strict enum field refuses the JSON string that names a value.
 WAITLIST_MODE = "What happens to a freed ticket while people wait (see `WaitlistMode`)."
 
-EventStateName = Literal["open", "closed", "cancelled"]
+EventStateName = Literal["upcoming", "open", "closed", "cancelled"]
 STATE_DESCRIPTION = (
-    "`open`: takes bookings; `closed`: takes no new bookings or places in line, but tickets, "
-    "offers and places already held carry on; `cancelled`: everything was released."
+    "`upcoming`: sales have not started (`sales_start` is ahead); `open`: takes bookings; "
+    "`closed`: closed by its owner or past `sales_end`, it takes no new bookings or places in "
+    "line, but tickets, offers and places already held carry on; `cancelled`: everything was "
+    "released. Judged by the database's clock."
 )
+SALES_START = (
+    "When sales open (UTC); null: bookable from creation. Before it, booking answers 409 "
+    "`sales_not_started` with `Retry-After`."
+)
+SALES_END = (
+    "When sales end (UTC), after `sales_start`; null: no end. From it, booking answers 409 "
+    "`sales_ended`; tickets and places already held carry on."
+)
+TRANSFERS_ALLOWED = "Whether holders may transfer their confirmed tickets to another user."
+
+
+def _after_sales_start(sales_end: datetime | None, info: ValidationInfo) -> datetime | None:
+    sales_start = info.data.get("sales_start")
+    if sales_end is not None and sales_start is not None and sales_end <= sales_start:
+        raise ValueError("sales_end must be after sales_start")
+    return sales_end
+
 
 # White space, as Unicode defines it (the White_Space property), spelled out: regex dialects
 # disagree on what `\s` covers (Python counts U+001C-U+001F, ECMA-262 does not; ECMA-262
@@ -72,6 +92,15 @@ class EventCreate(BaseModel):
         default=WaitlistMode.INSTANT, strict=False, description=WAITLIST_MODE, examples=["instant"]
     )
     offer_seconds: OfferSeconds = DEFAULT_OFFER_SECONDS
+    sales_start: SaleMoment | None = Field(
+        default=None, description=SALES_START, examples=["2025-06-01T18:00:00Z"]
+    )
+    sales_end: SaleMoment | None = Field(
+        default=None, description=SALES_END, examples=["2025-06-08T18:00:00Z"]
+    )
+    transfers_allowed: bool = Field(default=True, description=TRANSFERS_ALLOWED, examples=[True])
+
+    _check_window = field_validator("sales_end")(_after_sales_start)
 
 
 class EventCreated(BaseModel):
@@ -104,6 +133,11 @@ class EventStatus(BaseModel):
         examples=[0],
     )
     state: EventStateName = Field(description=STATE_DESCRIPTION, examples=["open"])
+    sales_start: datetime | None = Field(description=SALES_START, examples=[None])
+    sales_end: datetime | None = Field(description=SALES_END, examples=[None])
+    checked_in_tickets: int = Field(
+        description="Confirmed tickets checked in at the door.", examples=[0]
+    )
 
 
 EXAMPLE_EVENT = {
@@ -119,6 +153,10 @@ EXAMPLE_EVENT = {
     "state": "open",
     "waitlist_mode": "instant",
     "offer_seconds": 900,
+    "sales_start": None,
+    "sales_end": None,
+    "transfers_allowed": True,
+    "checked_in_tickets": 0,
 }
 
 
@@ -151,6 +189,12 @@ class EventRead(BaseModel):
     offer_seconds: int = Field(
         description="How long an offer stays open, in seconds (used in `offer` mode).",
         examples=[900],
+    )
+    sales_start: datetime | None = Field(description=SALES_START, examples=[None])
+    sales_end: datetime | None = Field(description=SALES_END, examples=[None])
+    transfers_allowed: bool = Field(description=TRANSFERS_ALLOWED, examples=[True])
+    checked_in_tickets: int = Field(
+        description="Confirmed tickets checked in at the door.", examples=[0]
     )
 
 
@@ -190,6 +234,19 @@ class EventUpdate(BaseModel):
         description="How long future offers stay open, in seconds (1 to 604800).",
         examples=[900],
     )
+    sales_start: SaleMoment | None = Field(
+        default=None, description="The new opening of sales (UTC).", examples=[None]
+    )
+    sales_end: SaleMoment | None = Field(
+        default=None,
+        description="The new end of sales (UTC): after `sales_start`, the new or the current one.",
+        examples=[None],
+    )
+    transfers_allowed: bool | None = Field(
+        default=None, description=TRANSFERS_ALLOWED, examples=[False]
+    )
+
+    _check_window = field_validator("sales_end")(_after_sales_start)
 
 
 class EventCancelled(BaseModel):

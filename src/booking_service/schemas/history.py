@@ -18,6 +18,9 @@ HistoryActionName = Literal[
     "left",
     "cancelled",
     "event_cancelled",
+    "transferred",
+    "received",
+    "checked_in",
 ]
 
 EXAMPLE_HISTORY_ENTRY = {
@@ -57,7 +60,9 @@ class HistoryEntry(BaseModel):
             "ticket from the line; `offered`: was offered a freed ticket; `accepted`, "
             "`declined`, `expired`: what became of the offer; `left`: left the line; "
             "`cancelled`: gave the ticket back; `event_cancelled`: released because the "
-            "organizer cancelled the event."
+            "organizer cancelled the event; `transferred`: gave the ticket to another user; "
+            "`received`: got a ticket from another user; `checked_in`: the ticket was checked "
+            "in at the door."
         ),
         examples=["booked"],
     )

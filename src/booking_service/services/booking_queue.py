@@ -46,11 +46,11 @@ from booking_service.errors import (
     AccountGone,
     AlreadyBooked,
     AppError,
-    EventCancelled,
-    EventClosed,
     EventNotFound,
+    SalesEnded,
+    SalesNotStarted,
 )
-from booking_service.models import BookingStatus, EventState, HistoryAction
+from booking_service.models import BookingStatus, HistoryAction
 from booking_service.models.types import utcnow
 from booking_service.repositories import bookings, events, history, users
 from booking_service.repositories.bookings import EventUser, NewClaim
@@ -58,6 +58,7 @@ from booking_service.repositories.events import ClaimCounts, LockedEvent
 from booking_service.repositories.history import NewEntry
 from booking_service.services.cancels import CancelOutcome, cancel_claims
 from booking_service.services.idempotency import ResultHook
+from booking_service.services.sale_window import booking_refusal
 from booking_service.services.waiting_list import EventChanges
 
 log = logging.getLogger(__name__)
@@ -350,15 +351,12 @@ def _claim_refused(exc: IntegrityError) -> Exception:
     return exc
 
 
-def _refusal(event: LockedEvent | None) -> type[AppError] | None:
-    """Why this event takes no booking, if it takes none."""
+def _refusal(event: LockedEvent | None) -> AppError | None:
+    """Why this event takes no booking, if it takes none: judged from its locked row and the
+    database's clock read with it."""
     if event is None:
-        return EventNotFound
-    if event.state is EventState.CANCELLED:
-        return EventCancelled
-    if event.state is EventState.CLOSED:
-        return EventClosed
-    return None
+        return EventNotFound()
+    return booking_refusal(event.state, event.sales_start, event.sales_end, event.now)
 
 
 async def _book_one(session: AsyncSession, user_id: int, event_id: int) -> BookResult:
@@ -371,11 +369,18 @@ async def _book_one(session: AsyncSession, user_id: int, event_id: int) -> BookR
     await _require_open_account(session, user_id)
     refusal = _refusal(event)
     if refusal is not None:
-        raise refusal()
+        raise refusal
     assert event is not None
-    if event.available > 0:  # a ticket came back between the two statements
-        await events.take_ticket(session, event_id)
-        return await _confirm(session, user_id, event_id)
+    if event.available > 0:  # a ticket came back, or sales opened, between the two statements
+        if await events.take_ticket(session, event_id):
+            return await _confirm(session, user_id, event_id)
+        # Under the lock only the clock moves: past sales_end since the row was read (or, on
+        # a clock set back, before sales_start again).
+        raise (
+            SalesEnded()
+            if event.sales_end is not None
+            else SalesNotStarted(event.sales_start, event.now)
+        )
     booking_id = await bookings.add_waitlisted(
         session, event_id=event_id, user_id=user_id, line_seq=event.next_line_seq
     )
@@ -419,7 +424,8 @@ async def _book_group(
         locked = await events.get_events_for_update(session, {event_id for event_id, _ in requests})
     open_accounts = await users.lock_open_accounts(session, {user_id for _, user_id in requests})
     holders = await bookings.live_claimants(session, requests)
-    now = utcnow()
+    # The database's clock, read with the locks (one statement, so one reading for all).
+    now = next(iter(locked.values())).now if locked else utcnow()
     claims: list[NewClaim] = []
     counts: dict[int, ClaimCounts] = {event_id: ClaimCounts() for event_id in locked}
     refusals: dict[EventUser, AppError] = {}
@@ -430,7 +436,7 @@ async def _book_group(
             # A closed account is told so first, as the token guard would have.
             refusals[event_id, user_id] = AccountGone()
         elif refusal is not None:
-            refusals[event_id, user_id] = refusal()
+            refusals[event_id, user_id] = refusal
         elif (event_id, user_id) in holders:
             refusals[event_id, user_id] = AlreadyBooked()
         else:

@@ -22,6 +22,7 @@ from booking_service.repositories.history import HistoryItem
 from booking_service.services.booking_queue import BookingQueue, BookResult
 from booking_service.services.cancels import CancelOutcome
 from booking_service.services.idempotency import ResultHook
+from booking_service.ticket_codes import TicketCodes
 
 # What each committed result counts as in the booking_outcomes metric.
 BOOKED_OUTCOMES = {
@@ -38,10 +39,16 @@ CANCEL_OUTCOMES = {
 
 class BookingService:
     def __init__(
-        self, session: AsyncSession, *, booking_queue: BookingQueue, lock_retries: int
+        self,
+        session: AsyncSession,
+        *,
+        booking_queue: BookingQueue,
+        ticket_codes: TicketCodes,
+        lock_retries: int,
     ) -> None:
         self._session = session
         self._queue = booking_queue
+        self._codes = ticket_codes
         self._retries = lock_retries
 
     async def book(
@@ -76,6 +83,12 @@ class BookingService:
             read_only=True,
             causal=True,  # a booking just made through another node is listed
         )
+
+    def ticket_code(self, booking: UserBooking) -> str | None:
+        """The code a confirmed ticket is let in with, for its holder's eyes only."""
+        if booking.status is not BookingStatus.CONFIRMED or booking.ticket_seed is None:
+            return None
+        return self._codes.code(booking.ticket_seed)
 
     async def history_mine(
         self, user_id: int, *, limit: int, offset: int

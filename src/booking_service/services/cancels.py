@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking_service.errors import NothingToCancel
+from booking_service.errors import AppError, CheckedIn, NothingToCancel
 from booking_service.models import BookingStatus, HistoryAction
 from booking_service.repositories import bookings
 from booking_service.repositories.bookings import LockedBooking
@@ -33,23 +33,26 @@ class CancelOutcome(enum.StrEnum):
 
 async def cancel_claims(
     session: AsyncSession, changes: EventChanges, user_ids: Sequence[int]
-) -> dict[int, CancelOutcome | NothingToCancel]:
+) -> dict[int, CancelOutcome | AppError]:
     """Cancel each of these distinct users' live claim on the event (locked by the caller,
     which writes `changes` afterwards), as if one after another: first everyone who leaves
     the line, then the tickets and offers given back, in the order of `user_ids`. Freed
     tickets go to the head of the line at once (or are offered to them): a ticket is never
     free while someone waits.
 
-    Users without a live claim get NothingToCancel and change nothing.
+    Users without a live claim get NothingToCancel, and those whose ticket was checked in at
+    the door CheckedIn; neither changes anything.
     """
     claims = await bookings.live_claims_for_update(session, changes.event.id, user_ids)
-    outcomes: dict[int, CancelOutcome | NothingToCancel] = {}
+    outcomes: dict[int, CancelOutcome | AppError] = {}
     ending: dict[HistoryAction, list[LockedBooking]] = {action: [] for action in ENDED_AS}
     freeing: list[int] = []  # users whose claim frees a ticket, in order
     for user_id in user_ids:
         claim = claims.get(user_id)
         if claim is None:
             outcomes[user_id] = NothingToCancel()
+        elif claim.checked_in_at is not None:
+            outcomes[user_id] = CheckedIn()
         elif claim.status is BookingStatus.WAITLISTED:
             ending[HistoryAction.LEFT].append(claim)
             outcomes[user_id] = CancelOutcome.LEFT_WAITING_LIST

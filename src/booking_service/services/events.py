@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -105,6 +106,9 @@ class EventService:
         tickets: int,
         waitlist_mode: WaitlistMode,
         offer_seconds: int,
+        sales_start: datetime | None = None,
+        sales_end: datetime | None = None,
+        transfers_allowed: bool = True,
         then: ResultHook[int] | None = None,
     ) -> int:
         """The new event's id. `then(session, event_id)`, if given, runs in the transaction."""
@@ -120,6 +124,9 @@ class EventService:
                 capacity=tickets,
                 waitlist_mode=waitlist_mode,
                 offer_seconds=offer_seconds,
+                sales_start=sales_start,
+                sales_end=sales_end,
+                transfers_allowed=transfers_allowed,
             )
             if then is not None:
                 await then(session, event_id)

@@ -12,9 +12,9 @@ A request that carries a key runs in up to three transactions:
    rolls its effect back and answers 409: one effect, whoever wins.
 3. Only if the effect failed: a refusal that depends on the request and the data (404 unknown
    event or nothing to cancel, 409 already booked) is stored like an answer, so retries keep
-   getting it; any other failure (401 account closed, 422, 503 busy, 500), storing such a
-   refusal included, releases the key, so a retry runs the request afresh. No failure leaves
-   an effect behind to protect.
+   getting it; any other failure (401 account closed, 409 sales not started yet, 422, 503
+   busy, 500), storing such a refusal included, releases the key, so a retry runs the request
+   afresh. No failure leaves an effect behind to protect.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from booking_service.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     NotFound,
+    SalesNotStarted,
     error_body,
 )
 from booking_service.models.types import utcnow
@@ -53,6 +54,8 @@ ResultHook = Callable[[AsyncSession, T], Awaitable[None]]
 # Refusals stored and replayed like answers: they depend on the request and the data, not on
 # the moment (a 503) or the caller's credentials (a 401).
 STORED_REFUSALS: tuple[type[AppError], ...] = (NotFound, Conflict)
+# ...except those that only hold until a moment passes: a retry after it must run afresh.
+MOMENTARY_REFUSALS: tuple[type[AppError], ...] = (SalesNotStarted,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,9 @@ class Reply:
 
     @classmethod
     def of_error(cls, error: AppError) -> Reply:
-        return cls.of(error.status_code, error_body(error.message, error.code, error.details))
+        return cls.of(
+            error.status_code, error_body(error.message, error.code, error.details, error.fields)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +162,9 @@ class IdempotencyService:
         try:
             await effect(recorder)
         except IdempotencyKeyInUse:
+            raise
+        except MOMENTARY_REFUSALS:
+            await self._release(claimed)
             raise
         except STORED_REFUSALS as exc:
             reply = Reply.of_error(exc)

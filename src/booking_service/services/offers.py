@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from booking_service.db import run_transaction
 from booking_service.errors import EventCancelled, EventNotFound, OfferExpired, OfferNotFound
 from booking_service.models import BookingStatus, EventState, HistoryAction
-from booking_service.models.types import utcnow
 from booking_service.repositories import bookings, events
 from booking_service.repositories.bookings import LockedBooking
 from booking_service.services.waiting_list import (
@@ -125,7 +124,7 @@ class OfferSweeper:
         async with self._session_factory() as session:
             event_ids = await run_transaction(
                 session,
-                lambda: bookings.events_with_lapsed_offers(session, utcnow(), limit=SWEEP_BATCH),
+                lambda: bookings.events_with_lapsed_offers(session, limit=SWEEP_BATCH),
                 retries=self._retries,
                 read_only=True,
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,7 @@ from booking_service.errors import (
     EventCancelled,
     EventNotFound,
     NotEventOwner,
+    SaleWindowEmpty,
     TooManyTickets,
 )
 from booking_service.models import BookingStatus, EventState, HistoryAction, WaitlistMode
@@ -37,6 +39,9 @@ class EventChange:
     tickets: int | None = None
     waitlist_mode: WaitlistMode | None = None
     offer_seconds: int | None = None
+    sales_start: datetime | None = None
+    sales_end: datetime | None = None
+    transfers_allowed: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +92,9 @@ class OrganizerService:
         return snapshot
 
     async def update(self, user_id: int, event_id: int, update: EventChange) -> EventSnapshot:
-        """Change the waiting-list mode, the offer time and the number of tickets, in that
-        order: an increase in the same request already follows the new mode."""
+        """Change the waiting-list mode, the offer time, the sale window, whether transfers are
+        allowed, and the number of tickets, in that order: an increase in the same request
+        already follows the new mode."""
         if update.tickets is not None and update.tickets > self._max_tickets:
             raise TooManyTickets(self._max_tickets)
 
@@ -100,9 +106,17 @@ class OrganizerService:
                 waitlist_mode=update.waitlist_mode or event.waitlist_mode,
                 offer_seconds=update.offer_seconds or event.offer_seconds,
             )
+            sales_start = update.sales_start or event.sales_start
+            sales_end = update.sales_end or event.sales_end
+            if sales_start is not None and sales_end is not None and sales_end <= sales_start:
+                raise SaleWindowEmpty()
             changes = EventChanges(event)
             changes.fields[Event.waitlist_mode.key] = event.waitlist_mode
             changes.fields[Event.offer_seconds.key] = event.offer_seconds
+            changes.fields[Event.sales_start.key] = sales_start
+            changes.fields[Event.sales_end.key] = sales_end
+            if update.transfers_allowed is not None:
+                changes.fields[Event.transfers_allowed.key] = update.transfers_allowed
             if update.tickets is not None and update.tickets != event.capacity:
                 if update.tickets < event.held:
                     raise CapacityBelowHeld(event.held)
@@ -140,7 +154,8 @@ class OrganizerService:
                 return Released(0, 0, 0)
             changes = EventChanges(
                 event,
-                fields={Event.state.key: EventState.CANCELLED},
+                # Every ticket is released, those checked in too.
+                fields={Event.state.key: EventState.CANCELLED, Event.checked_in_count.key: 0},
                 available=event.held,
                 offered=-event.offered_count,
                 waiting=-event.waiting_count,
@@ -167,14 +182,17 @@ class OrganizerService:
         status: BookingStatus | None,
         limit: int,
         offset: int,
-    ) -> tuple[list[EventClaim], int]:
-        return await self._owned_read(
-            user_id,
-            event_id,
-            lambda: bookings.list_live_for_event(
+    ) -> tuple[list[EventClaim], int, int]:
+        """A page of the event's live claims, how many there are, and how many tickets were
+        checked in."""
+
+        async def read() -> tuple[list[EventClaim], int, int]:
+            claims, total = await bookings.list_live_for_event(
                 self._session, event_id, status=status, limit=limit, offset=offset
-            ),
-        )
+            )
+            return claims, total, (await self._snapshot(event_id)).checked_in_count
+
+        return await self._owned_read(user_id, event_id, read)
 
     async def history(
         self, user_id: int, event_id: int, *, limit: int, offset: int

@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.models import BookingStatus, HistoryAction, WaitlistMode
-from booking_service.models.types import utcnow
 from booking_service.repositories import bookings, events, history, outbox
 from booking_service.repositories.bookings import LockedBooking
 from booking_service.repositories.events import LockedEvent
@@ -30,9 +29,6 @@ class EventChanges:
     """Counter deltas and history entries of one transaction on one locked event."""
 
     event: LockedEvent
-    # One clock reading per transaction, taken once the event is locked: deadlines are judged
-    # and every change is stamped with it.
-    now: datetime = field(default_factory=utcnow)
     available: int = 0
     waiting: int = 0
     offered: int = 0
@@ -41,6 +37,12 @@ class EventChanges:
     entries: list[NewEntry] = field(default_factory=list)
     # Webhook messages (kind, data), announced if and only if the transaction commits.
     messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def now(self) -> datetime:
+        """The one clock reading of the transaction: the database's, taken with the event's
+        lock. Deadlines are judged and every change is stamped with it."""
+        return self.event.now
 
     def record(self, claim: LockedBooking, action: HistoryAction) -> None:
         self.entries.append(NewEntry(claim.id, claim.user_id, action))
