@@ -246,6 +246,77 @@ async function organizer(server: Server): Promise<void> {
   expectError(gone, 404, "event_not_found");
 }
 
+/** Sales not yet open; a ticket given to another user; the door checks codes in once. */
+async function ticketsAndDoor(server: Server): Promise<void> {
+  const [seller, giver, taker] = await signUpAll(server, ["seller", "giver", "taker"]);
+  const opensAt = new Date(Date.now() + 3600 * 1000).toISOString();
+  const later = expectData(
+    await seller.POST("/initialize", {
+      body: { name: "Later", tickets: 5, sales_start: opensAt },
+    }),
+    201,
+  );
+  const laterPath = { params: { path: { eventId: later.eventId } } };
+  const upcoming = expectData(await giver.GET("/events/{eventId}", laterPath), 200);
+  assert.equal(upcoming.state, "upcoming");
+  const early = await giver.POST("/book", { body: { eventId: later.eventId } });
+  const notYet = expectError(early, 409, "sales_not_started");
+  assert.ok(notYet.sales_start != null && Date.parse(notYet.sales_start) > Date.now());
+  assert.equal(Date.parse(notYet.sales_start), Date.parse(opensAt));
+  assert.ok(Number(early.response.headers.get("retry-after")) > 3500);
+
+  const created = expectData(
+    await seller.POST("/initialize", { body: { name: "Now", tickets: 1 } }),
+    201,
+  );
+  const event = { eventId: created.eventId };
+  const path = { params: { path: event } };
+  expectData(await giver.POST("/book", { body: event }), 201);
+  const [given] = expectData(await giver.GET("/me/bookings"), 200).items;
+  assert.ok(given?.ticket_code);
+
+  const moved = expectData(
+    await giver.POST("/tickets/transfer", { body: { ...event, toUsername: "taker" } }),
+    200,
+  );
+  assert.deepEqual([moved.eventId, moved.toUsername, moved.quantity], [event.eventId, "taker", 1]);
+  assert.deepEqual(expectData(await giver.GET("/me/bookings"), 200).items, []);
+  const [received, ...others] = expectData(await taker.GET("/me/bookings"), 200).items;
+  assert.deepEqual(others, []);
+  assert.ok(received?.ticket_code);
+  assert.equal(received.bookingId, moved.bookingId);
+  assert.notEqual(received.ticket_code, given.ticket_code);
+
+  const voided = await seller.POST("/events/{eventId}/check-in", {
+    ...path,
+    body: { code: given.ticket_code },
+  });
+  expectError(voided, 404, "ticket_not_found");
+  const door = expectData(
+    await seller.POST("/events/{eventId}/check-in", {
+      ...path,
+      body: { code: received.ticket_code },
+    }),
+    200,
+  );
+  assert.deepEqual([door.username, door.quantity, door.bookingId], ["taker", 1, moved.bookingId]);
+  assert.ok(!Number.isNaN(Date.parse(door.checked_in_at)));
+  const again = await seller.POST("/events/{eventId}/check-in", {
+    ...path,
+    body: { code: received.ticket_code },
+  });
+  const twice = expectError(again, 409, "already_checked_in");
+  assert.ok(twice.checked_in_at != null);
+  assert.equal(Date.parse(twice.checked_in_at), Date.parse(door.checked_in_at));
+  const notTheOwner = await taker.POST("/events/{eventId}/check-in", {
+    ...path,
+    body: { code: received.ticket_code },
+  });
+  expectError(notTheOwner, 403, "not_event_owner");
+  const back = await taker.POST("/tickets/transfer", { body: { ...event, toUsername: "giver" } });
+  expectError(back, 409, "checked_in");
+}
+
 /** Closing an account needs its password; its token is refused afterwards. */
 async function closeAccount(server: Server): Promise<void> {
   const leaving = await server.signUp("leaving");
@@ -272,6 +343,7 @@ const STEPS: ReadonlyArray<readonly [string, Step]> = [
   ["idempotent retries", idempotentRetries],
   ["offers: declined, accepted, lapsed", offers],
   ["organizer: change, bookings, history, close, cancel", organizer],
+  ["tickets: sale window, transfer, check-in", ticketsAndDoor],
   ["account closed", closeAccount],
 ];
 
