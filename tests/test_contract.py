@@ -68,6 +68,8 @@ def test_dates_are_checked_as_dates(contract: Contract) -> None:
                 "confirmed_at": None,
                 "promoted_at": None,
                 "offer_expires_at": None,
+                "checked_in_at": None,
+                "ticket_code": "2WUnCGv3YD1VjkdBw1KZNd9vlzHvi7wHmOYHf8zOeTQ",
             }
         ]
     }
