@@ -42,6 +42,8 @@ def candidates() -> list[str]:
     strings += ["user_1.x-y", "Ünïcode", "é", "ab\x7f", "ab~", "!", "~", "a b c", "\x00ab"]
     strings += ["😀", "a😀b", "😀" * 200, "😀" * 201, "a" * 200, "a" * 201, "a" * 199 + "\x1c"]
     strings += [" " + "a" * 200 + " ", "\t" + "a" * 201, "a" * 200 + "\x1c"]
+    # A ticket code's length, one off, and a valid code with a final newline or a stray character.
+    strings += ["a" * 42, "aZ09_-" * 7 + "x", "a" * 44, "a" * 43 + "\n", "a" * 42 + "~"]
     for space in SPACE_LIKE:
         strings += [space, space + "ab", "ab" + space, "a" + space + "b"]
         strings += ["a" * 199 + space, space + "a" * 200 + space]
@@ -96,9 +98,25 @@ async def _idempotency_key(
     return await client.post("/book", json={"eventId": 1}, headers=headers)
 
 
+async def _transfer_recipient(
+    client: httpx.AsyncClient, auth: dict[str, str], value: str
+) -> httpx.Response:
+    return await client.post(
+        "/tickets/transfer", json={"eventId": 1, "toUsername": value}, headers=auth
+    )
+
+
+async def _ticket_code(
+    client: httpx.AsyncClient, auth: dict[str, str], value: str
+) -> httpx.Response:
+    return await client.post("/events/1/check-in", json={"code": value}, headers=auth)
+
+
 SENDERS: dict[tuple[str, str, str], tuple[Send, list[str]]] = {
     ("body", "EventCreate", "name"): (_event_name, ["body", "name"]),
     ("body", "UserCreate", "username"): (_username, ["body", "username"]),
+    ("body", "TransferRequest", "toUsername"): (_transfer_recipient, ["body", "toUsername"]),
+    ("body", "CheckInRequest", "code"): (_ticket_code, ["body", "code"]),
     ("header", "Idempotency-Key", "Idempotency-Key"): (
         _idempotency_key,
         ["header", "Idempotency-Key"],
