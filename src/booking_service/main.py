@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.password_hasher = hasher
         app.state.redis_probe = redis_probe = _redis_probe(settings)
+        await app.state.rate_limiter.start()
         app.state.offer_sweeper = offer_sweeper = OfferSweeper(
             session_factory, lock_retries=settings.db_lock_retries
         )

@@ -106,13 +106,22 @@ def rate_limited(
 
 
 @dataclass(frozen=True, slots=True)
+class _Window:
+    """One limit of a route, with its Redis key around the client's key: `head + key + tail`."""
+
+    item: RateLimitItem
+    head: str
+    tail: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Budget:
-    """What one limit on one route counts with: slowapi's decorated route (memory) and the
-    parsed limits with their Redis key scope (shared)."""
+    """What a limited route counts with: slowapi's decorated route (memory), and its limits
+    with their Redis keys (shared)."""
 
     in_memory: Callable[..., Awaitable[Any]]
-    items: Sequence[RateLimitItem]
-    scope: str
+    windows: Sequence[_Window]
+    shortest: int  # the window the headers of a served request speak of (slowapi's choice)
 
 
 class RateLimiter:
@@ -141,7 +150,11 @@ class RateLimiter:
         self.shared = _shared_windows(settings)
         if self.shared is None:
             metrics.set_rate_limit_storage_up(True)  # memory does not fail
-        self._budgets: dict[tuple[Callable[..., Any], RouteLimit], _Budget] = {}
+        self._budgets: dict[Callable[..., Any], _Budget] = {}  # a route has one limit
+
+    async def start(self) -> None:
+        if self.shared is not None:
+            await self.shared.start()
 
     async def close(self) -> None:
         if self.shared is not None:
@@ -156,9 +169,9 @@ class RateLimiter:
     ) -> R:
         if not self.enabled:
             return await endpoint(**kwargs)
-        budget = self._budgets.get((endpoint, limit))
+        budget = self._budgets.get(endpoint)
         if budget is None:
-            budget = self._budgets[(endpoint, limit)] = self._budget(endpoint, limit)
+            budget = self._budgets[endpoint] = self._budget(endpoint, limit)
         if self.shared is not None:
             headers = await self._count_shared(budget, limit.key(request))
             if headers is not None:
@@ -175,26 +188,33 @@ class RateLimiter:
         text = self._limits[limit.budget]
         in_memory = self._memory.limit(text, key_func=limit.key)(endpoint)
         scope = f"{endpoint.__module__}.{endpoint.__name__}"  # slowapi's endpoint key style
-        return _Budget(in_memory, parse_many(text), scope)
+        items = parse_many(text)
+        windows = []
+        for item in items:
+            head, tail = item.key_for(self._prefix, "\0", scope).split("\0")
+            windows.append(_Window(item, head, tail))
+        shortest = min(range(len(items)), key=lambda index: items[index])
+        return _Budget(in_memory, windows, shortest)
 
     async def _count_shared(self, budget: _Budget, key: str) -> dict[str, str] | None:
         """Count in Redis; the headers of a served request, None to count in memory instead.
         Raises RateLimited when over."""
         assert self.shared is not None
-        windows = [
-            WindowHit(item.key_for(self._prefix, key, budget.scope), item.amount, item.get_expiry())
-            for item in budget.items
-        ]
-        counts = await self.shared.hit(windows)
+        counts = await self.shared.hit(
+            [
+                WindowHit(
+                    window.head + key + window.tail, window.item.amount, window.item.get_expiry()
+                )
+                for window in budget.windows
+            ]
+        )
         if counts is None:
             return None
-        for item, count in zip(budget.items, counts, strict=True):
-            if count.count > item.amount:
-                raise _refusal(item, count.reset_at)
-        # Served: the headers speak of the shortest window (slowapi's choice, kept).
-        shortest = min(range(len(budget.items)), key=lambda index: budget.items[index])
-        item, count = budget.items[shortest], counts[shortest]
-        return budget_headers(item, item.amount - count.count, count.reset_at, refused=False)
+        for window, count in zip(budget.windows, counts, strict=True):
+            if count.count > window.item.amount:
+                raise _refusal(window.item, count.reset_at)
+        item, count = budget.windows[budget.shortest].item, counts[budget.shortest]
+        return budget_headers(item, item.amount - count.count, count.reset_at)
 
     def _memory_window(self, request: Request) -> tuple[RateLimitItem, int, float]:
         """The window slowapi chose for the headers (the one over, else the shortest), read
@@ -248,5 +268,9 @@ def _with_headers(result: R, kwargs: dict[str, Any], headers: dict[str, str]) ->
     # `response` parameter's headers into the one it builds.
     answered = result if isinstance(result, Response) else kwargs["response"]
     assert isinstance(answered, Response)
-    answered.headers.update(headers)
+    # Appended as they are (no header of these names is there yet): MutableHeaders.update
+    # would scan the list once per header, on every limited request.
+    answered.raw_headers.extend(
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    )
     return result

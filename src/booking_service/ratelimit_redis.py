@@ -8,8 +8,9 @@ queue); a lone request is sent at once.
 
 When Redis fails, the caller counts in memory instead (`hit` answers None):
 - refused connections fail at once;
-- a Redis that hangs (a stopped process, a network dropping packets) costs at most
-  `timeout_seconds` per request, and after the first failure Redis is left alone for
+- a Redis that hangs (a stopped process, a network dropping packets) costs a request at most
+  `timeout_seconds` for its own call, after waiting for the one on its way (so at most twice
+  that in all), and after the first failure Redis is left alone for
   `retry_seconds` rather than paying that timeout on every request;
 - once it answers again, limits are shared again: no restart, no stale connection (a failed
   connection is dropped and the next call opens a new one, and the script is loaded again if
@@ -33,40 +34,38 @@ from booking_service import metrics
 
 log = logging.getLogger("booking_service.ratelimit")
 
-# KEYS: every window of every request in the group, request after request.
-# ARGV: per request, its number of windows, then per window its limit and its length (seconds).
+START_SECONDS = 2.0
+
+# ARGV[1]: every window of every request in the group, one per line: `more limit seconds key`,
+# where `more` is 1 when the next line is another window of the same request. (One string each
+# way, rather than an argument per number and a reply element per number: packing and parsing
+# those in redis-py cost more client CPU than the whole script costs Redis.)
 # A request's windows are counted in order, and counting stops at the first one over its limit
 # (as slowapi does), so a refused request does not use up its longer windows.
-# Returns per window its count (0: not counted) and milliseconds until it resets.
+# Returns per window `count ttl`, space-separated: its count (0: not counted) and the
+# milliseconds until it resets.
 HIT_SCRIPT = """
-local result = {}
-local key = 1
-local arg = 1
-while arg <= #ARGV do
-  local windows = tonumber(ARGV[arg])
-  arg = arg + 1
-  local over = false
-  for _ = 1, windows do
-    local limit, seconds = tonumber(ARGV[arg]), tonumber(ARGV[arg + 1])
-    arg = arg + 2
-    if over then
-      result[#result + 1] = 0
-      result[#result + 1] = 0
-    else
-      local count = redis.call('INCR', KEYS[key])
-      local ttl = redis.call('PTTL', KEYS[key])
-      if ttl < 0 then
-        redis.call('EXPIRE', KEYS[key], seconds)
-        ttl = seconds * 1000
-      end
-      result[#result + 1] = count
-      result[#result + 1] = ttl
-      over = count > limit
+local out = {}
+local over = false
+for line in string.gmatch(ARGV[1], '[^\\n]+') do
+  local more, limit, seconds, key = string.match(line, '^(%d) (%d+) (%d+) (.+)$')
+  if over then
+    out[#out + 1] = '0 0'
+  else
+    local count = redis.call('INCR', key)
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then
+      redis.call('EXPIRE', key, seconds)
+      ttl = tonumber(seconds) * 1000
     end
-    key = key + 1
+    out[#out + 1] = count .. ' ' .. ttl
+    over = count > tonumber(limit)
+  end
+  if more == '0' then
+    over = false
   end
 end
-return result
+return table.concat(out, ' ')
 """
 
 
@@ -90,7 +89,8 @@ def redis_client_url(storage_url: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class WindowHit:
-    """One window of a request: its Redis key, its limit and its length in seconds."""
+    """One window of a request: its Redis key (no line breaks), its limit and its length in
+    seconds."""
 
     key: str
     limit: int
@@ -109,7 +109,6 @@ class WindowCount:
 @dataclass(slots=True)
 class _Waiting:
     windows: Sequence[WindowHit]
-    deadline: float  # loop time after which this request no longer waits for Redis
     future: asyncio.Future[list[WindowCount] | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -140,15 +139,23 @@ class RedisWindows:
         self.up = True
         metrics.set_rate_limit_storage_up(True)
 
+    async def start(self) -> None:
+        """Connect and load the script before the first request needs them (a worker starting
+        may wait longer than a request would)."""
+        try:
+            async with asyncio.timeout(max(self._timeout, START_SECONDS)):
+                await self._client.script_load(HIT_SCRIPT)
+        except (RedisError, OSError, TimeoutError) as exc:
+            await self._went_down(exc)
+
     async def hit(self, windows: Sequence[WindowHit]) -> list[WindowCount] | None:
         """Count a request's windows; None when Redis cannot answer in time (count in memory)."""
         if self._retry_at and time.monotonic() < self._retry_at:
             return None
-        loop = asyncio.get_running_loop()
-        waiting = _Waiting(windows, loop.time() + self._timeout)
+        waiting = _Waiting(windows)
         self._waiting.append(waiting)
         if self._sender is None:
-            self._sender = loop.create_task(self._send_groups())
+            self._sender = asyncio.get_running_loop().create_task(self._send_groups())
         return await waiting.future
 
     async def close(self) -> None:
@@ -171,31 +178,34 @@ class RedisWindows:
 
     async def _run(self, group: list[_Waiting]) -> list[list[WindowCount]] | None:
         """Each request's counts, or None when Redis failed."""
-        keys: list[str] = []
-        args: list[int] = []
+        lines = []
         for waiting in group:
-            args.append(len(waiting.windows))
-            for window in waiting.windows:
-                keys.append(window.key)
-                args += (window.limit, window.seconds)
+            last = len(waiting.windows) - 1
+            lines += [
+                f"{int(index < last)} {window.limit} {window.seconds} {window.key}"
+                for index, window in enumerate(waiting.windows)
+            ]
         try:
-            # The oldest request in the group decides how long the group may wait.
-            async with asyncio.timeout_at(group[0].deadline):
-                reply = await self._script(keys, args)
+            # Counted from the send: a worker that was not scheduled for a while (a busy
+            # machine) is not a sign of a Redis in trouble.
+            async with asyncio.timeout(self._timeout):
+                reply = await self._script(args=["\n".join(lines)])
         except (RedisError, OSError, TimeoutError) as exc:
             await self._went_down(exc)
             return None
         self._answered()
+        numbers = [int(number) for number in reply.split()]
         now = time.time()
-        counts = [
-            WindowCount(int(reply[i]), now + int(reply[i + 1]) / 1000)
-            for i in range(0, len(reply), 2)
-        ]
         answers = []
         at = 0
         for waiting in group:
-            answers.append(counts[at : at + len(waiting.windows)])
-            at += len(waiting.windows)
+            answers.append(
+                [
+                    WindowCount(numbers[at + 2 * i], now + numbers[at + 2 * i + 1] / 1000)
+                    for i in range(len(waiting.windows))
+                ]
+            )
+            at += 2 * len(waiting.windows)
         return answers
 
     async def _went_down(self, exc: BaseException) -> None:
