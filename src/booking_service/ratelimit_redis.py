@@ -190,11 +190,13 @@ class RedisWindows:
             # machine) is not a sign of a Redis in trouble.
             async with asyncio.timeout(self._timeout):
                 reply = await self._script(args=["\n".join(lines)])
-        except (RedisError, OSError, TimeoutError) as exc:
+            numbers = [int(number) for number in reply.split()]
+            if len(numbers) != 2 * len(lines):
+                raise ValueError(f"{len(numbers)} numbers for {len(lines)} windows")
+        except Exception as exc:  # whatever went wrong, count in memory
             await self._went_down(exc)
             return None
         self._answered()
-        numbers = [int(number) for number in reply.split()]
         now = time.time()
         answers = []
         at = 0
@@ -238,4 +240,6 @@ class RedisWindows:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError) and not isinstance(exc, RedisError):
         return "no answer in time"
+    if not isinstance(exc, RedisError | OSError):
+        log.error("rate limit storage call failed", exc_info=exc)  # a bug: keep the traceback
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
