@@ -655,6 +655,15 @@ class RedisProcess:
             self.process.kill()
             self.process.wait(timeout=15)
 
+    def pause(self) -> None:
+        """SIGSTOP: the kernel still accepts connections, and nothing ever answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=1)
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from booking_service.cli import build_parser
 from booking_service.config import Settings
 from booking_service.main import create_app
-from booking_service.readiness import redis_url_to_probe
+from booking_service.ratelimit_redis import redis_client_url
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
@@ -244,7 +244,7 @@ def test_api_environment_makes_settings_for_the_stack(compose: dict[str, Any]) -
     redis = make_url(settings.rate_limit_storage_url)
     assert redis.host == "redis"
     assert redis.host in compose["services"]
-    assert redis_url_to_probe(settings.rate_limit_storage_url), "GET /ready checks it"
+    assert redis_client_url(settings.rate_limit_storage_url), "GET /ready checks it"
 
 
 def test_database_is_mariadb_10_11_or_mysql_8_on_a_volume(compose: dict[str, Any]) -> None:

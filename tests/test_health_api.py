@@ -80,13 +80,31 @@ async def test_ready_checks_redis_when_rate_limits_live_there(empty_sqlite: str)
 @pytest.mark.parametrize(
     "storage", ["redis://127.0.0.1:{port}/0", "redis+unix:///nonexistent/redis-{port}.sock"]
 )
-async def test_not_ready_when_redis_is_down(storage: str, empty_sqlite: str) -> None:
+async def test_redis_down_is_degraded_but_ready(storage: str, empty_sqlite: str) -> None:
+    # Rate limits fail open without Redis: one shared Redis out must not take every replica
+    # out of its load balancer.
     storage = storage.format(port=free_port())
     settings = make_settings(empty_sqlite, rate_limit_enabled=True, rate_limit_storage_url=storage)
     async with app_client(settings) as http:
         response = await http.get("/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {"database": "ok", "redis": "degraded"}}
+
+
+async def test_not_ready_names_redis_degraded_beside_the_database() -> None:
+    settings = make_settings(
+        UNREACHABLE_MARIADB.format(port=free_port()),
+        rate_limit_enabled=True,
+        rate_limit_storage_url=f"redis://127.0.0.1:{free_port()}/0",
+    )
+    async with app_client(settings) as http:
+        response = await http.get("/ready")
     assert response.status_code == 503
-    assert [detail["loc"] for detail in response.json()["details"]] == [["redis"]]
+    details = response.json()["details"]
+    assert [(d["loc"], d["type"]) for d in details] == [
+        (["database"], "unavailable"),
+        (["redis"], "degraded"),
+    ]
 
 
 async def test_redis_is_not_checked_when_rate_limits_are_off_or_in_memory(

@@ -7,6 +7,7 @@ test_rate_limit_servers.py. Limits do not depend on the database, so these run o
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
@@ -29,6 +31,7 @@ from tests.support import (
     http_client,
     make_settings,
     register_and_login,
+    require_redis,
     started_app,
     wipe_tables,
 )
@@ -195,3 +198,43 @@ async def test_unreachable_storage_fails_open_with_a_warning(
     warnings = [r.getMessage() for r in caplog.records if r.name == "booking_service.ratelimit"]
     assert len(warnings) == 1, warnings
     assert "unreachable" in warnings[0]
+
+
+def _budget(response: httpx.Response) -> tuple[int, str, str, str | None]:
+    headers = response.headers
+    return (
+        response.status_code,
+        headers["x-ratelimit-limit"],
+        headers["x-ratelimit-remaining"],
+        headers.get("retry-after"),
+    )
+
+
+async def _answers(app: FastAPI, name: str, count: int) -> list[tuple[int, str, str, str | None]]:
+    async with http_client(app) as http:
+        user = await register_and_login(http, name)
+        return [_budget(await http.get("/me/bookings", headers=user)) for _ in range(count)]
+
+
+async def test_redis_and_memory_count_and_answer_alike(limited_app: LimitedApp) -> None:
+    # Two windows: the second is used up only by requests the first one let through.
+    url = require_redis()
+    prefix = f"booking-test-{secrets.token_hex(6)}"
+    answers = {}
+    for name, storage in (("alice", "memory://"), ("bob", url)):
+        overrides = {"rate_limit": "3/minute;4/hour", "rate_limit_storage_url": storage}
+        async with limited_app(**overrides, rate_limit_key_prefix=prefix) as app:
+            answers[storage] = await _answers(app, name, 6)
+            assert (app.state.rate_limiter.shared is not None) == (storage == url)
+    for storage in ("memory://", url):
+        served, refused = answers[storage][:3], answers[storage][3:]
+        assert served == [(200, "3", "2", None), (200, "3", "1", None), (200, "3", "0", None)]
+        assert [answer[:3] for answer in refused] == [(429, "3", "0")] * 3
+        assert all(1 <= int(answer[3] or 0) <= 60 for answer in refused), refused
+    client = redis.Redis.from_url(url)
+    try:
+        hourly = [key for key in client.scan_iter(match=f"*{prefix}*") if key.endswith(b"/hour")]
+        assert [int(client.get(key) or 0) for key in hourly] == [3], "refusals spent nothing"
+        client.delete(*client.scan_iter(match=f"*{prefix}*"))
+    finally:
+        client.close()

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         description="How long a worker trusts that a token's user still exists (0: always ask).",
     )
 
-    # Rate limiting (slowapi; see ratelimit.py).
+    # Rate limiting (see ratelimit.py).
     rate_limit_enabled: bool = Field(default=True, description="Turn rate limiting on or off.")
     rate_limit: str = Field(
         default="1/second",
@@ -104,6 +104,24 @@ class Settings(BaseSettings):
         description=(
             "Where counts are kept: `memory://` (per worker process) or `redis://host:6379/0` "
             "(shared by every worker and machine)."
+        ),
+    )
+    rate_limit_storage_timeout_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        le=5,
+        description=(
+            "Most a limited request waits for Redis before it is counted in the worker's memory "
+            "instead (fail open)."
+        ),
+    )
+    rate_limit_storage_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=300,
+        description=(
+            "After Redis failed or gave no answer in time, how long a worker counts in memory "
+            "before asking Redis again."
         ),
     )
     rate_limit_key_prefix: str = Field(
@@ -312,7 +330,10 @@ class Settings(BaseSettings):
         default=2.0,
         gt=0,
         le=30,
-        description="How long GET /ready waits for the database (and Redis) before answering 503.",
+        description=(
+            "How long GET /ready waits for the database before answering 503 (and for Redis "
+            "before reporting it degraded)."
+        ),
     )
     shutdown_timeout_seconds: int = Field(
         default=20,

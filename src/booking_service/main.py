@@ -21,7 +21,8 @@ from booking_service.instrumentation import RequestInstrumentation
 from booking_service.middleware import BodySizeLimit, EnvelopeCORSMiddleware, Utf8JsonBody
 from booking_service.openapi import REPLAYED_HEADER, TAGS, install_openapi
 from booking_service.ratelimit import RateLimiter
-from booking_service.readiness import RedisProbe, redis_url_to_probe
+from booking_service.ratelimit_redis import redis_client_url
+from booking_service.readiness import RedisProbe
 from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services import housekeeping
 from booking_service.services.auth import ActiveUserCache
@@ -50,7 +51,7 @@ class BookingApp(FastAPI):
 
 
 def _redis_probe(settings: Settings) -> RedisProbe | None:
-    url = redis_url_to_probe(settings.rate_limit_storage_url)
+    url = redis_client_url(settings.rate_limit_storage_url)
     if url is None or not settings.rate_limit_enabled:
         return None
     return RedisProbe(url, settings.ready_timeout_seconds)
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.password_hasher = hasher
         app.state.redis_probe = redis_probe = _redis_probe(settings)
+        await app.state.rate_limiter.start()
         app.state.offer_sweeper = offer_sweeper = OfferSweeper(
             session_factory, lock_retries=settings.db_lock_retries
         )
@@ -122,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hasher.close()
             if redis_probe is not None:
                 await redis_probe.close()
+            await app.state.rate_limiter.close()
             await engine.dispose()
             metrics.worker_stopped()
 

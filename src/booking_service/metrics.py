@@ -17,6 +17,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -60,6 +61,13 @@ TRANSACTIONS_GAVE_UP = Counter(
     "Transactions that still met lock conflicts after every retry (answered 503).",
 )
 
+RATE_LIMIT_STORAGE_UP = Gauge(
+    "rate_limit_storage_up",
+    "1 while the rate limiter's storage answers (limits shared), 0 while this worker counts in "
+    "its own memory instead; over several workers, the lowest.",
+    multiprocess_mode="livemin",
+)
+
 # Labelled children looked up once: every outcome is exported from the start, even at zero.
 _OUTCOME_COUNTERS = {outcome: BOOKING_OUTCOMES.labels(outcome.value) for outcome in BookingOutcome}
 
@@ -87,6 +95,10 @@ def count_lock_retry() -> None:
 
 def count_gave_up() -> None:
     TRANSACTIONS_GAVE_UP.inc()
+
+
+def set_rate_limit_storage_up(up: bool) -> None:
+    RATE_LIMIT_STORAGE_UP.set(1 if up else 0)
 
 
 def multiprocess_dir() -> str | None:

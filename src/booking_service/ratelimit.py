@@ -1,12 +1,20 @@
-"""Rate limits (slowapi): who is counted, how much each may do, and the answer when over.
+"""Rate limits: who is counted, how much each may do, and the answer when over.
 
 Routes are marked where they are declared, with `@rate_limited(PER_USER)` and the like. Each
-app builds its own slowapi `Limiter` from its Settings (`RateLimiter`, kept in
-`app.state.rate_limiter`), and a marked route consults its app's limiter on every call, just
-before its body runs: after the JWT guard and body validation, before any password hashing.
-Routes that are not marked (docs, health, readiness) are never limited.
+app builds its own `RateLimiter` from its Settings (kept in `app.state.rate_limiter`), and a
+marked route consults it on every call, just before its body runs: after the JWT guard and body
+validation, before any password hashing. Routes that are not marked (docs, health, readiness)
+are never limited.
 
 Budgets are per endpoint, not per URL: `/status/1` and `/status/2` draw on one budget.
+
+Where the counts live:
+- `memory://`: slowapi's Limiter on its in-memory storage, in each worker. Its calls are
+  synchronous, which costs nothing when the storage is a dict in the same process.
+- `redis://` and the like: ratelimit_redis.RedisWindows, awaited (one script call per request,
+  never a blocking call on the event loop). slowapi's Redis storage is synchronous, so it is not
+  used. While Redis cannot answer, the worker counts in slowapi's memory instead (fail open).
+Either way the X-RateLimit-* headers and the 429 are built here, the same way.
 """
 
 from __future__ import annotations
@@ -15,21 +23,22 @@ import functools
 import inspect
 import logging
 import math
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, ParamSpec, TypeVar, cast
+from typing import Any, Literal, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from limits import RateLimitItem, parse_many
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
-from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
 
+from booking_service import metrics
 from booking_service.config import Settings
 from booking_service.errors import RateLimited
+from booking_service.ratelimit_redis import RedisWindows, WindowHit, redis_client_url
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +46,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 ROUTE_LIMIT_ATTRIBUTE = "booking_rate_limit"
-
-# slowapi talks to its storage synchronously, on the event loop: a Redis that stops answering
-# must fail fast, without redis-py's default retries, so the limiter can fall back at once.
-REDIS_OPTIONS: dict[str, Any] = {
-    "socket_connect_timeout": 0.25,
-    "socket_timeout": 0.25,
-    "retry": Retry(NoBackoff(), 0),
-}
 
 
 def client_address(request: Request) -> str:
@@ -104,12 +105,27 @@ def rate_limited(
     return decorate
 
 
-class RateLimiter:
-    """One app's slowapi Limiter, configured from its Settings.
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """One limit of a route, with its Redis key around the client's key: `head + key + tail`."""
 
-    Two slowapi internals are read here: `_storage_dead` (to log when the storage fails and
-    recovers) and `_inject_headers` (the 429's headers, as slowapi's own handler builds them).
-    """
+    item: RateLimitItem
+    head: str
+    tail: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    """What a limited route counts with: slowapi's decorated route (memory), and its limits
+    with their Redis keys (shared)."""
+
+    in_memory: Callable[..., Awaitable[Any]]
+    windows: Sequence[_Window]
+    shortest: int  # the window the headers of a served request speak of (slowapi's choice)
+
+
+class RateLimiter:
+    """One app's rate limiter, configured from its Settings (see the module's docstring)."""
 
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.rate_limit_enabled
@@ -117,29 +133,32 @@ class RateLimiter:
             "rate_limit": settings.rate_limit,
             "auth_rate_limit": settings.auth_rate_limit,
         }
-        storage_url = settings.rate_limit_storage_url
-        parts = urlsplit(storage_url)
-        self._storage_name = f"{parts.scheme}://{parts.hostname or ''}:{parts.port or ''}"
-        self._limiter = Limiter(
+        self._prefix = settings.rate_limit_key_prefix
+        self._memory = Limiter(
             key_func=address_key,
-            storage_uri=storage_url,
-            storage_options=REDIS_OPTIONS if parts.scheme != "memory" else {},
-            key_prefix=settings.rate_limit_key_prefix,
+            storage_uri="memory://",
+            key_prefix=self._prefix,
             key_style="endpoint",
             strategy="fixed-window",
-            headers_enabled=True,
-            # Fail open: when the storage fails, each worker counts in its own memory until
-            # the storage answers again (checked with backoff); never a 500.
-            in_memory_fallback_enabled=True,
-            swallow_errors=True,
+            headers_enabled=False,  # built here, for both storages
             enabled=settings.rate_limit_enabled,
         )
         # slowapi also reads RATELIMIT_ENABLED from the environment or `.env`: ours decides.
-        self._limiter.enabled = settings.rate_limit_enabled
+        self._memory.enabled = settings.rate_limit_enabled
         # slowapi logs a WARNING for every refused request; we log what operators need.
         logging.getLogger("slowapi").setLevel(logging.ERROR)
-        self._routes: dict[tuple[Callable[..., Any], RouteLimit], Callable[..., Any]] = {}
-        self._storage_down = False
+        self.shared = _shared_windows(settings)
+        if self.shared is None:
+            metrics.set_rate_limit_storage_up(True)  # memory does not fail
+        self._budgets: dict[Callable[..., Any], _Budget] = {}  # a route has one limit
+
+    async def start(self) -> None:
+        if self.shared is not None:
+            await self.shared.start()
+
+    async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.close()
 
     async def call(
         self,
@@ -150,60 +169,108 @@ class RateLimiter:
     ) -> R:
         if not self.enabled:
             return await endpoint(**kwargs)
-        limited = self._routes.get((endpoint, limit))
-        if limited is None:
-            limited = self._limiter.limit(self._limits[limit.budget], key_func=limit.key)(endpoint)
-            self._routes[(endpoint, limit)] = limited
+        budget = self._budgets.get(endpoint)
+        if budget is None:
+            budget = self._budgets[endpoint] = self._budget(endpoint, limit)
+        if self.shared is not None:
+            headers = await self._count_shared(budget, limit.key(request))
+            if headers is not None:
+                return _with_headers(await endpoint(**kwargs), kwargs, headers)
+        # memory://, or Redis cannot answer now: slowapi counts as it calls the route.
         try:
-            result = await limited(**kwargs)
-        except RateLimitExceeded as exc:
-            raise RateLimited(
-                f"Too many requests: the limit is {exc.detail}",
-                headers=self._refusal_headers(request),
-            ) from None
-        finally:
-            self._report_storage_state()
-        # slowapi wrote its headers into the returned response, or else into `response`.
-        answered = result if isinstance(result, Response) else kwargs["response"]
-        assert isinstance(answered, Response)
-        _tidy_headers(answered.headers, refused=False)
-        return cast(R, result)
+            result: R = await budget.in_memory(**kwargs)
+        except RateLimitExceeded:
+            raise self._memory_refusal(request) from None
+        item, remaining, reset_at = self._memory_window(request)
+        return _with_headers(result, kwargs, budget_headers(item, remaining, reset_at))
 
-    def _refusal_headers(self, request: Request) -> dict[str, str]:
-        # X-RateLimit-* and Retry-After, computed the way slowapi's own 429 handler does.
-        scratch = Response()
-        current_limit = getattr(request.state, "view_rate_limit", None)
-        if current_limit is not None:
-            self._limiter._inject_headers(scratch, current_limit)
-        _tidy_headers(scratch.headers, refused=True)
-        return {
-            name: value
-            for name, value in scratch.headers.items()
-            if name not in ("content-length", "content-type")
-        }
+    def _budget(self, endpoint: Callable[..., Awaitable[Any]], limit: RouteLimit) -> _Budget:
+        text = self._limits[limit.budget]
+        in_memory = self._memory.limit(text, key_func=limit.key)(endpoint)
+        scope = f"{endpoint.__module__}.{endpoint.__name__}"  # slowapi's endpoint key style
+        items = parse_many(text)
+        windows = []
+        for item in items:
+            head, tail = item.key_for(self._prefix, "\0", scope).split("\0")
+            windows.append(_Window(item, head, tail))
+        shortest = min(range(len(items)), key=lambda index: items[index])
+        return _Budget(in_memory, windows, shortest)
 
-    def _report_storage_state(self) -> None:
-        down = bool(self._limiter._storage_dead)
-        if down == self._storage_down:
-            return
-        self._storage_down = down
-        if down:
-            log.warning(
-                "rate limit storage %s is unreachable: limits are counted per worker, in "
-                "memory, until it answers again",
-                self._storage_name,
-            )
-        else:
-            log.warning("rate limit storage %s answers again", self._storage_name)
+    async def _count_shared(self, budget: _Budget, key: str) -> dict[str, str] | None:
+        """Count in Redis; the headers of a served request, None to count in memory instead.
+        Raises RateLimited when over."""
+        assert self.shared is not None
+        counts = await self.shared.hit(
+            [
+                WindowHit(
+                    window.head + key + window.tail, window.item.amount, window.item.get_expiry()
+                )
+                for window in budget.windows
+            ]
+        )
+        if counts is None:
+            return None
+        for window, count in zip(budget.windows, counts, strict=True):
+            if count.count > window.item.amount:
+                raise _refusal(window.item, count.reset_at)
+        item, count = budget.windows[budget.shortest].item, counts[budget.shortest]
+        return budget_headers(item, item.amount - count.count, count.reset_at)
+
+    def _memory_window(self, request: Request) -> tuple[RateLimitItem, int, float]:
+        """The window slowapi chose for the headers (the one over, else the shortest), read
+        back from its in-memory storage."""
+        item, identifiers = request.state.view_rate_limit
+        reset_at, remaining = self._memory.limiter.get_window_stats(item, *identifiers)
+        return item, remaining, reset_at
+
+    def _memory_refusal(self, request: Request) -> RateLimited:
+        item, _, reset_at = self._memory_window(request)
+        return _refusal(item, reset_at)
 
 
-def _tidy_headers(headers: MutableHeaders, *, refused: bool) -> None:
-    """X-RateLimit-Reset as whole epoch seconds; Retry-After only on a refusal (slowapi puts
-    it on every answer, which would tell clients that were served to wait)."""
-    reset = headers.get("x-ratelimit-reset")
-    if reset is not None:
-        headers["X-RateLimit-Reset"] = str(math.ceil(float(reset)))
-    if not refused:
-        del headers["retry-after"]
-    elif "retry-after" not in headers:  # the storage failed while computing it
-        headers["Retry-After"] = "1"
+def _shared_windows(settings: Settings) -> RedisWindows | None:
+    url = redis_client_url(settings.rate_limit_storage_url)
+    if url is None or not settings.rate_limit_enabled:
+        return None
+    parts = urlsplit(settings.rate_limit_storage_url)
+    return RedisWindows(
+        url,
+        name=f"{parts.scheme}://{parts.hostname or ''}:{parts.port or ''}",
+        timeout_seconds=settings.rate_limit_storage_timeout_seconds,
+        retry_seconds=settings.rate_limit_storage_retry_seconds,
+    )
+
+
+def budget_headers(
+    item: RateLimitItem, remaining: int, reset_at: float, *, refused: bool = False
+) -> dict[str, str]:
+    """X-RateLimit-* (the reset in whole epoch seconds) for every limited answer, and
+    Retry-After on a refusal only: a served client has nothing to wait for."""
+    headers = {
+        "X-RateLimit-Limit": str(item.amount),
+        "X-RateLimit-Remaining": str(max(0, remaining)),
+        "X-RateLimit-Reset": str(math.ceil(reset_at)),
+    }
+    if refused:
+        headers["Retry-After"] = str(max(1, math.ceil(reset_at - time.time())))
+    return headers
+
+
+def _refusal(item: RateLimitItem, reset_at: float) -> RateLimited:
+    return RateLimited(
+        f"Too many requests: the limit is {item}",
+        headers=budget_headers(item, 0, reset_at, refused=True),
+    )
+
+
+def _with_headers(result: R, kwargs: dict[str, Any], headers: dict[str, str]) -> R:
+    # A route returning its own Response carries the headers; otherwise FastAPI merges the
+    # `response` parameter's headers into the one it builds.
+    answered = result if isinstance(result, Response) else kwargs["response"]
+    assert isinstance(answered, Response)
+    # Appended as they are (no header of these names is there yet): MutableHeaders.update
+    # would scan the list once per header, on every limited request.
+    answered.raw_headers.extend(
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    )
+    return result

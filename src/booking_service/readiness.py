@@ -1,5 +1,8 @@
 """Readiness: can this worker reach its database, and Redis when the rate limiter uses it?
 
+The database is a condition of readiness. Redis is not: while it is out the rate limiter fails
+open (each worker counts in memory), so the worker still serves, and a Redis outage shared by
+every replica must not take them all out of their load balancer. It is reported as degraded.
 Each check is bounded by a short timeout, so a probe never hangs on a dead dependency.
 """
 
@@ -8,20 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
-
-# The Redis schemes RATE_LIMIT_STORAGE_URL accepts (config.RATE_LIMIT_STORAGE_SCHEMES), and the
-# URL scheme redis-py understands for each.
-REDIS_SCHEMES = {
-    "redis": "redis",
-    "rediss": "rediss",
-    "redis+unix": "unix",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,25 +27,34 @@ class Problem:
     reason: str
 
 
-def redis_url_to_probe(storage_url: str) -> str | None:
-    """The redis-py URL for a rate-limit storage URL on Redis; None for any other storage."""
-    scheme, separator, rest = storage_url.partition("://")
-    target = REDIS_SCHEMES.get(scheme.lower())
-    if not separator or target is None:
-        return None
-    return f"{target}://{rest}"
+@dataclass(frozen=True, slots=True)
+class Report:
+    unready: list[Problem] = field(default_factory=list)  # the worker should get no traffic
+    degraded: list[Problem] = field(default_factory=list)  # it serves, with less
 
 
 class RedisProbe:
-    """A small client kept for the worker's lifetime: a probe reuses its connection."""
+    """A small client kept for the worker's lifetime: a probe reuses its connection.
+
+    A connection that died with an old server is found out on its first use; redis-py then
+    retries once on a new one (no backoff), so the first probe after a restart already answers.
+    """
 
     def __init__(self, url: str, timeout_seconds: float) -> None:
         self._client = Redis.from_url(
-            url, socket_connect_timeout=timeout_seconds, socket_timeout=timeout_seconds
+            url,
+            socket_connect_timeout=timeout_seconds,
+            socket_timeout=timeout_seconds,
+            retry=Retry(NoBackoff(), 1),
         )
 
     async def ping(self) -> None:
-        await self._client.ping()
+        try:
+            await self._client.ping()
+        except BaseException:
+            # Whatever failed (a timeout, a cancelled probe), start the next one afresh.
+            await self._client.connection_pool.disconnect()
+            raise
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -72,12 +78,13 @@ async def _check(component: str, probe: Awaitable[None], seconds: float) -> Prob
     return None
 
 
-async def find_problems(
-    engine: AsyncEngine, redis: RedisProbe | None, timeout_seconds: float
-) -> list[Problem]:
-    """Run the checks side by side; an empty list means ready."""
+async def check(engine: AsyncEngine, redis: RedisProbe | None, timeout_seconds: float) -> Report:
+    """Run the checks side by side."""
     checks = [_check("database", _ping_database(engine), timeout_seconds)]
     if redis is not None:
         checks.append(_check("redis", redis.ping(), timeout_seconds))
-    results = await asyncio.gather(*checks)
-    return [problem for problem in results if problem is not None]
+    database, *rest = await asyncio.gather(*checks)
+    return Report(
+        unready=[database] if database else [],
+        degraded=[problem for problem in rest if problem is not None],
+    )

@@ -9,7 +9,7 @@ from booking_service import readiness
 from booking_service.errors import NotReady
 from booking_service.openapi import error_responses
 from booking_service.schemas.errors import ErrorDetail
-from booking_service.schemas.health import Liveness, Readiness
+from booking_service.schemas.health import Check, Liveness, Readiness
 
 router = APIRouter(tags=["operations"])
 
@@ -31,23 +31,28 @@ async def health() -> Liveness:
     response_model=Readiness,
     responses=error_responses(NotReady(), auth=False, limited=False, uses_database=False),
     operation_id="ready",
-    summary="Readiness: the database (and Redis) answer",
+    summary="Readiness: the database answers (Redis reported, degraded when out)",
 )
 async def ready(request: Request) -> Readiness:
     """Checks the database, and Redis when rate limits are kept there, each with a short timeout.
 
-    A 503 means: send no traffic here for now; the details name what is unreachable.
+    A 503 means: send no traffic here for now; the details name what is unreachable. Redis
+    out is not a reason: rate limits then fail open (each worker counts in its own memory), so
+    the answer stays 200 with `"redis": "degraded"`.
     """
     state = request.app.state
-    problems = await readiness.find_problems(
+    report = await readiness.check(
         state.engine, state.redis_probe, state.settings.ready_timeout_seconds
     )
-    if problems:
+    if report.unready:
         raise NotReady(
             details=[
-                ErrorDetail(loc=[problem.component], msg=problem.reason, type="unavailable")
-                for problem in problems
+                ErrorDetail(loc=[problem.component], msg=problem.reason, type=kind)
+                for kind, found in (("unavailable", report.unready), ("degraded", report.degraded))
+                for problem in found
             ]
         )
-    checks = {"database": "ok"} | ({"redis": "ok"} if state.redis_probe else {})
+    checks: dict[str, Check] = {"database": "ok"}
+    if state.redis_probe is not None:
+        checks["redis"] = "degraded" if report.degraded else "ok"
     return Readiness(status="ready", checks=checks)

@@ -12,5 +12,6 @@ checks      the rules plus "every answer agrees with the database", after a run
 report      the summary (and JSON) and its text
 chart       the PNG
 ceiling     a trivial responder, to measure the generator alone
+delay_proxy a TCP proxy adding a round trip (Redis "1 ms away" on loopback)
 command     the command line
 """

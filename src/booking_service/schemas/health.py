@@ -13,11 +13,18 @@ class Liveness(BaseModel):
     status: Literal["ok"] = Field(description="The process is up and serving.", examples=["ok"])
 
 
-class Readiness(BaseModel):
-    """Every dependency answered (readiness probe)."""
+# `degraded`: out, but the worker serves without it (Redis: rate limits counted per worker).
+Check = Literal["ok", "degraded"]
 
-    status: Literal["ready"] = Field(description="Every dependency answered.", examples=["ready"])
-    checks: dict[str, Literal["ok"]] = Field(
-        description="Each dependency checked: `database`, and `redis` when rate limits use it.",
-        examples=[{"database": "ok", "redis": "ok"}],
+
+class Readiness(BaseModel):
+    """The worker can serve (readiness probe): its database answers."""
+
+    status: Literal["ready"] = Field(description="The database answered.", examples=["ready"])
+    checks: dict[str, Check] = Field(
+        description=(
+            "Each dependency checked: `database` (always `ok` in a 200), and `redis` when rate "
+            "limits use it: `degraded` while it is out, limits then counted by each worker."
+        ),
+        examples=[{"database": "ok", "redis": "ok"}, {"database": "ok", "redis": "degraded"}],
     )
