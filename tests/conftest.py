@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Callable
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from fastapi import FastAPI
 
 from booking_service.config import Settings
@@ -25,6 +27,7 @@ from tests.support import (
     http_client,
     make_settings,
     require_mariadb,
+    require_redis,
     wipe_tables,
 )
 
@@ -32,6 +35,22 @@ from tests.support import (
 # in. (TEST_DATABASE_URL is the suite's own variable and is kept.)
 for _field in Settings.model_fields:
     os.environ.pop(_field.upper(), None)
+
+
+@pytest.fixture
+def shared_redis() -> Iterator[tuple[str, str]]:
+    """The suite's Redis (TEST_REDIS_URL), and a key prefix of this test's own, whose keys are
+    deleted afterwards."""
+    url = require_redis()
+    prefix = f"booking-test-{secrets.token_hex(6)}"
+    yield url, prefix
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"*{prefix}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")

@@ -3,26 +3,22 @@ blocking the event loop, and failing open (Redis killed, hung, back) with /ready
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from booking_service.bench.delay_proxy import DelayProxy
 from tests.support import (
     RedisProcess,
     ServerProcess,
     private_redis,
-    redis_url,
-    require_redis,
     serve,
 )
 from tests.test_rate_limit_servers import Answer, login, request_on_new_connection
@@ -34,25 +30,10 @@ TIMEOUT_SECONDS = 0.05  # RATE_LIMIT_STORAGE_TIMEOUT_SECONDS
 MARGIN_SECONDS = 0.5
 
 
-@pytest.fixture
-def redis_prefix() -> Iterator[tuple[str, str]]:
-    """The suite's Redis (TEST_REDIS_URL), and a key prefix of this test's own."""
-    url = require_redis(redis_url())
-    prefix = f"booking-test-{secrets.token_hex(6)}"
-    yield url, prefix
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"*{prefix}*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
 def test_a_burst_gets_one_answer_across_workers_and_servers(
-    tmp_path: Path, redis_prefix: tuple[str, str]
+    tmp_path: Path, shared_redis: tuple[str, str]
 ) -> None:
-    url, prefix = redis_prefix
+    url, prefix = shared_redis
     env = {"RATE_LIMIT": "1/second", "RATE_LIMIT_STORAGE_URL": url, "RATE_LIMIT_KEY_PREFIX": prefix}
     # Two servers from one directory: one SQLite database and one dev secret, so one token.
     with serve(tmp_path, workers=2, **env) as first, serve(tmp_path, **env) as second:

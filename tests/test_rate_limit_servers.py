@@ -6,23 +6,18 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from tests.support import (
     RedisProcess,
     ServerProcess,
     private_redis,
-    redis_url,
-    require_redis,
     serve,
 )
 
@@ -124,22 +119,6 @@ def _summary(answers: list[Answer]) -> dict[int, dict[int, int]]:
     for answer in answers:
         by_worker.setdefault(answer.worker, Counter())[answer.status] += 1
     return {worker: dict(statuses) for worker, statuses in by_worker.items()}
-
-
-@pytest.fixture
-def shared_redis() -> Iterator[tuple[str, str]]:
-    """The suite's Redis (TEST_REDIS_URL), and a key prefix of this test's own."""
-    url = redis_url()
-    require_redis(url)
-    prefix = f"booking-test-{secrets.token_hex(6)}"
-    yield url, prefix
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"*{prefix}*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 def test_two_workers_share_one_budget_on_redis(
