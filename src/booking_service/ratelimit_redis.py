@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -186,9 +187,7 @@ class RedisWindows:
                 for index, window in enumerate(waiting.windows)
             ]
         try:
-            # Counted from the send: a worker that was not scheduled for a while (a busy
-            # machine) is not a sign of a Redis in trouble.
-            async with asyncio.timeout(self._timeout):
+            async with _timeout_of_redis(self._timeout):
                 reply = await self._script(args=["\n".join(lines)])
             numbers = [int(number) for number in reply.split()]
             if len(numbers) != 2 * len(lines):
@@ -235,6 +234,37 @@ class RedisWindows:
             self.up = True
             metrics.set_rate_limit_storage_up(True)
             log.warning("rate limit storage %s answers again: limits are shared", self._name)
+
+
+@asynccontextmanager
+async def _timeout_of_redis(seconds: float) -> AsyncIterator[None]:
+    """asyncio.timeout(seconds), not counting the event loop's own lateness.
+
+    A worker serving a burst can spend longer than the timeout in one turn of its loop; on the
+    next turn the reply that arrived meanwhile and the expired timer are both due, and the
+    timer wins, so a healthy Redis would be given up on just because this worker was busy.
+    A timer that fires late by more than half the timeout therefore grants one more period:
+    enough for a reply already in the socket to be read, while a Redis that really hangs still
+    costs no more than twice the timeout plus the loop's lateness.
+    """
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(None) as timeout:
+        handle: asyncio.TimerHandle
+
+        def expire(due: float, forgiven: bool) -> None:
+            nonlocal handle
+            now = loop.time()
+            if not forgiven and now - due > seconds / 2:
+                handle = loop.call_at(now + seconds, expire, now + seconds, True)
+            else:
+                timeout.reschedule(now)
+
+        due = loop.time() + seconds
+        handle = loop.call_at(due, expire, due, False)
+        try:
+            yield
+        finally:
+            handle.cancel()
 
 
 def _describe(exc: BaseException) -> str:
