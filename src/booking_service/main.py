@@ -16,7 +16,7 @@ from booking_service.background import BackgroundWork, repeat
 from booking_service.config import Settings, get_settings
 from booking_service.db import RetryBackoff, create_engine, create_session_factory
 from booking_service.docs import install_docs
-from booking_service.errors import install_error_handlers
+from booking_service.http_errors import install_error_handlers
 from booking_service.instrumentation import RequestInstrumentation
 from booking_service.middleware import BodySizeLimit, EnvelopeCORSMiddleware, Utf8JsonBody
 from booking_service.openapi import REPLAYED_HEADER, TAGS, install_openapi

@@ -24,10 +24,9 @@ from booking_service.errors import (
     NotAuthenticated,
     RateLimited,
     ServiceBusy,
-    error_body,
 )
 from booking_service.middleware import CHARSET_MESSAGE, NOT_UTF8_MESSAGE, TOO_LARGE_MESSAGE
-from booking_service.schemas.errors import ErrorDetail, ErrorResponse
+from booking_service.schemas.errors import ErrorDetail, ErrorResponse, error_body
 from booking_service.services.idempotency import STORED_REFUSALS
 
 EXPORT_PATH = "openapi.json"
