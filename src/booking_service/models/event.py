@@ -6,8 +6,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from booking_service.db import MYSQL_TABLE_OPTIONS, Base
 from booking_service.limits import DEFAULT_OFFER_SECONDS, MAX_OFFER_SECONDS
+from booking_service.models.base import MYSQL_TABLE_OPTIONS, Base
 from booking_service.models.types import BigIntId, UTCDateTime, sql_list, utcnow
 
 
