@@ -21,7 +21,8 @@ from booking_service.engine import create_engine
 from booking_service.http_errors import install_error_handlers
 from booking_service.instrumentation import RequestInstrumentation
 from booking_service.middleware import BodySizeLimit, EnvelopeCORSMiddleware, Utf8JsonBody
-from booking_service.openapi import REPLAYED_HEADER, TAGS, install_openapi
+from booking_service.openapi import REPLAYED_HEADER
+from booking_service.openapi_document import TAGS, install_openapi
 from booking_service.ratelimit import RateLimiter
 from booking_service.ratelimit_redis import redis_client_url
 from booking_service.readiness import Readiness, RedisProbe
