@@ -17,6 +17,27 @@ class EventState(enum.StrEnum):
     CANCELLED = "cancelled"  # every claim released; nothing more happens
 
 
+class ShownState(enum.StrEnum):
+    """An event's state as clients see it: the stored state, with the sale window applied."""
+
+    UPCOMING = "upcoming"  # open, but sales have not started yet
+    OPEN = "open"
+    CLOSED = "closed"  # closed by its owner, or its sales have ended
+    CANCELLED = "cancelled"
+
+
+def shown_state(
+    state: EventState, sales_start: datetime | None, sales_end: datetime | None, now: datetime
+) -> ShownState:
+    if state is not EventState.OPEN:
+        return ShownState(state.value)
+    if sales_start is not None and now < sales_start:
+        return ShownState.UPCOMING
+    if sales_end is not None and now >= sales_end:
+        return ShownState.CLOSED
+    return ShownState.OPEN
+
+
 class WaitlistMode(enum.StrEnum):
     """What happens to a freed ticket while people wait: `instant` books it for the first in
     line at once; `offer` holds it for them until they accept or decline, or until the offer
