@@ -11,8 +11,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import booking_service.models  # noqa: F401 - registers every table
-from booking_service.db import Base
 from booking_service.migration_lock import LEASE_TABLE, migration_lock
+from booking_service.models.base import Base
 
 config = context.config
 if config.config_file_name is not None:

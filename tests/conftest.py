@@ -14,6 +14,7 @@ import pytest
 import redis
 from fastapi import FastAPI
 
+from booking_service.app_state import app_state
 from booking_service.config import Settings
 from booking_service.main import create_app
 from tests.contract import Contract
@@ -86,12 +87,12 @@ async def client(app: FastAPI, database: Database) -> AsyncIterator[httpx.AsyncC
     async with http_client(app) as http:
         yield http
     await wipe_tables(database.url)
-    app.state.user_cache.clear()
+    app_state(app).user_cache.clear()
 
 
 @pytest.fixture
 def tokens(app: FastAPI) -> TokenFactory:
-    return TokenFactory(app.state.settings)
+    return TokenFactory(app_state(app).settings)
 
 
 @pytest.fixture

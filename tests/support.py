@@ -38,10 +38,10 @@ from booking_service import migrations
 from booking_service.bench.invariants import check_invariants as check_invariants
 from booking_service.bench.seed import create_users as create_users
 from booking_service.config import Settings
-from booking_service.db import Base
 from booking_service.db import connect as connect
 from booking_service.main import create_app
 from booking_service.models import Booking, BookingHistory, BookingStatus, HistoryAction
+from booking_service.models.base import Base
 from booking_service.security import TokenCodec
 
 TEST_SECRET = "test-secret-" + "x" * 40
@@ -98,7 +98,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "password_hash_memory_kib": 8 * 1024,
         "password_hash_time_cost": 1,
         "rate_limit_enabled": False,
-        # Tests expire offers when they choose (app.state.offer_sweeper.sweep()); the
+        # Tests expire offers when they choose (app_state(app).offer_sweeper.sweep()); the
         # background sweep has a test of its own.
         "offer_sweep_interval_seconds": 3600,
         # Tests read /status right after writing; the poll cache has tests of its own.

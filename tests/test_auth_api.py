@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
 
+from booking_service.app_state import app_state
 from booking_service.models import User
 from booking_service.models.types import utcnow
 from booking_service.repositories import users
@@ -93,14 +94,14 @@ async def test_login_failures_are_indistinguishable(
 ) -> None:
     await client.post("/register", json=CREDENTIALS)
     verified: list[str | None] = []
-    original = app.state.password_hasher.verify
+    original = app_state(app).password_hasher.verify
 
     async def spy(password: str, password_hash: str | None) -> bool:
         verified.append(password_hash)
         result: bool = await original(password, password_hash)
         return result
 
-    monkeypatch.setattr(app.state.password_hasher, "verify", spy)
+    monkeypatch.setattr(app_state(app).password_hasher, "verify", spy)
     wrong_password = await client.post("/login", json={**CREDENTIALS, "password": "wrong-password"})
     unknown_user = await client.post("/login", json={**CREDENTIALS, "username": "nobody"})
     assert wrong_password.status_code == unknown_user.status_code == 401
@@ -156,7 +157,7 @@ async def test_token_of_a_closed_account_is_refused(
     assert (await client.get("/me/bookings", headers=headers)).status_code == 200
     async with connect(database.url) as engine, engine.begin() as conn:
         await conn.execute(update(User).where(User.id == user_id).values(deleted_at=utcnow()))
-    app.state.user_cache.clear()  # as on another worker, or once the cache entry expires
+    app_state(app).user_cache.clear()  # as on another worker, or once the cache entry expires
     _assert_401(await client.get("/me/bookings", headers=headers))
 
 

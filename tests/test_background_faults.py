@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
 
+from booking_service.app_state import app_state
 from booking_service.models import IdempotencyKey, OutboxMessage
 from booking_service.models.types import utcnow
 from booking_service.repositories import outbox
@@ -59,7 +60,7 @@ async def test_an_event_the_sweep_cannot_expire_does_not_hold_up_the_others(
     offers = await my_bookings(client, waiter.headers)
     await wait_past(max(datetime.fromisoformat(offer["offer_expires_at"]) for offer in offers))
     stuck = event_ids[1]
-    sweeper = app.state.offer_sweeper
+    sweeper = app_state(app).offer_sweeper
 
     async with failing_rows(
         database,
@@ -80,7 +81,7 @@ async def test_an_event_the_sweep_cannot_expire_does_not_hold_up_the_others(
 async def test_an_unexpected_error_posting_one_message_fails_that_message_alone(
     client: httpx.AsyncClient, app: FastAPI, database: Database
 ) -> None:
-    async with app.state.session_factory() as session, session.begin():
+    async with app_state(app).session_factory() as session, session.begin():
         ids = await outbox.enqueue_many(
             session, [("test.message", {"n": n, "at": utcnow()}) for n in range(3)]
         )
@@ -93,7 +94,7 @@ async def test_an_unexpected_error_posting_one_message_fails_that_message_alone(
 
     settings = webhook_settings(database, "http://127.0.0.1:9/hooks")
     async with httpx.AsyncClient(transport=httpx.MockTransport(receive)) as http:
-        sender = WebhookSender(app.state.session_factory, settings, http)
+        sender = WebhookSender(app_state(app).session_factory, settings, http)
         assert await sender.deliver_due() == 3
 
     rows = {row.message_id: row for row in await messages(database.url)}
@@ -118,7 +119,7 @@ async def test_a_purge_that_fails_does_not_keep_the_other_from_running(
     long_ago = utcnow() - timedelta(days=30)
     async with connect(database.url) as engine, engine.begin() as conn:
         await conn.execute(update(IdempotencyKey).values(expires_at=long_ago))
-    async with app.state.session_factory() as session, session.begin():
+    async with app_state(app).session_factory() as session, session.begin():
         await outbox.enqueue_many(session, [("test.message", {"at": utcnow()})])
     async with connect(database.url) as engine, engine.begin() as conn:
         await conn.execute(update(OutboxMessage).values(created_at=long_ago))
@@ -132,11 +133,11 @@ async def test_a_purge_that_fails_does_not_keep_the_other_from_running(
         fault=Fault.UNFORESEEN,
     ):
         with caplog.at_level(logging.ERROR, logger=housekeeping.__name__):
-            await housekeeping.tidy(app.state.session_factory, app.state.settings)
+            await housekeeping.tidy(app_state(app).session_factory, app_state(app).settings)
     assert "idempotency keys" in caplog.text
     assert await messages(database.url) == [], "old messages purged all the same"
     async with connect(database.url) as engine, engine.connect() as conn:
         assert len((await conn.execute(IdempotencyKey.__table__.select())).all()) == 1
-    await housekeeping.tidy(app.state.session_factory, app.state.settings)
+    await housekeeping.tidy(app_state(app).session_factory, app_state(app).settings)
     async with connect(database.url) as engine, engine.connect() as conn:
         assert (await conn.execute(IdempotencyKey.__table__.select())).all() == []

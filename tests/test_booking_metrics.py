@@ -8,7 +8,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking_service.db import create_session_factory, run_transaction
+from booking_service import metrics
+from booking_service.db import RetryHooks, create_session_factory, run_transaction
 from booking_service.errors import ServiceBusy
 from booking_service.metrics import BookingOutcome
 from booking_service.models import User
@@ -70,7 +71,9 @@ async def test_lock_retries_and_giving_up_are_counted(mariadb_database: Database
         async with connect(url) as engine, engine.connect() as holder:
             await holder.begin()
             await holder.execute(select(User.id).where(User.id == user_id).with_for_update())
-            async with create_session_factory(engine)() as session:
+            # As the app wires them: the metrics hear of retries through the hooks.
+            hooks = RetryHooks(retried=metrics.count_lock_retry, gave_up=metrics.count_gave_up)
+            async with create_session_factory(engine, retry_hooks=hooks)() as session:
 
                 async def wait_for_the_locked_row(s: AsyncSession = session) -> None:
                     await s.execute(text("SET SESSION innodb_lock_wait_timeout = 1"))

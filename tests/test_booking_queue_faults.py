@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from booking_service.app_state import app_state
 from booking_service.models import BookingStatus
 from booking_service.services.booking_queue import BookingQueue
 from tests.faults import Fault, event_locked, failing_rows
@@ -65,7 +66,7 @@ async def test_a_failure_in_the_one_by_one_fallback_answers_that_request_alone(
     owner, first, *group = await create_users(database.url, 9)
     refused, busy = group[2], group[4]
     event_id = await create_event(client, tokens.headers(owner), tickets=4)
-    queue: BookingQueue = app.state.booking_queue
+    queue: BookingQueue = app_state(app).booking_queue
     served_before = queue.stats.transactions
 
     # A 500 is an answer here, not an exception for the test.
@@ -139,7 +140,7 @@ async def test_a_failed_repeat_after_the_group_committed_answers_that_request_al
     failure is its own, and the group's bookings are answered as booked."""
     owner, first, one, two, repeater = await create_users(database.url, 5)
     event_id = await create_event(client, tokens.headers(owner), tickets=10)
-    queue: BookingQueue = app.state.booking_queue
+    queue: BookingQueue = app_state(app).booking_queue
     served_before = queue.stats.transactions
 
     async with (
@@ -189,7 +190,7 @@ async def test_a_group_failed_by_one_request_serves_the_others_one_by_one(
     owner, first, *group = await create_users(database.url, 6)
     failing = group[1]
     event_id = await create_event(client, tokens.headers(owner), tickets=10)
-    queue: BookingQueue = app.state.booking_queue
+    queue: BookingQueue = app_state(app).booking_queue
     served_before = queue.stats.transactions
 
     async with (

@@ -25,6 +25,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from booking_service.app_state import app_state
 from booking_service.repositories import events
 from booking_service.repositories.events import LockedEvent
 from booking_service.services.booking_queue import BookingQueue
@@ -67,7 +68,7 @@ async def paused_before_locking(
 
 
 async def cancel_in_another_worker(app: FastAPI, user_id: int, event_id: int) -> CancelOutcome:
-    queue = BookingQueue(app.state.session_factory, max_batch=1, lock_retries=3)
+    queue = BookingQueue(app_state(app).session_factory, max_batch=1, lock_retries=3)
     return await queue.cancel(user_id=user_id, event_id=event_id)
 
 

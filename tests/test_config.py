@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
-from booking_service.config import DEFAULT_DATABASE_URL, Settings, load_or_create_secret
+from booking_service.config import DEFAULT_DATABASE_URL, Settings
+from booking_service.config_checks import load_or_create_secret
 
 SECRET = "s" * 32
 
@@ -97,7 +98,7 @@ def test_dev_generates_a_secret_once_and_keeps_it(workdir: Path) -> None:
 def test_dev_secret_is_agreed_on_by_workers_starting_together(workdir: Path) -> None:
     code = (
         "import sys; from pathlib import Path; "
-        "from booking_service.config import load_or_create_secret; "
+        "from booking_service.config_checks import load_or_create_secret; "
         "print(load_or_create_secret(Path(sys.argv[1])))"
     )
     target = workdir / "shared" / ".jwt-secret"

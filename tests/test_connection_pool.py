@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from booking_service.db import create_engine
+from booking_service.engine import create_engine
 from tests.support import create_mariadb_database, make_settings, require_mariadb
 
 pytestmark = pytest.mark.mariadb

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from booking_service.app_state import app_state
 from booking_service.schemas.common import MAX_DB_ID
 from booking_service.services.events import EventService
 from tests.support import (
@@ -211,7 +212,7 @@ async def test_ids_stop_where_json_numbers_stay_exact(
 async def test_bodies_over_the_limit_get_413_even_when_content_length_lies(
     client: httpx.AsyncClient, auth: dict[str, str], app: FastAPI
 ) -> None:
-    limit = app.state.settings.max_request_body_bytes
+    limit = app_state(app).settings.max_request_body_bytes
     padding = b'{"eventId": 1, "pad": "' + b"x" * limit + b'"}'
     declared = await client.post("/book", content=padding, headers={**auth, **JSON})
     assert_envelope(declared, 413, "payload_too_large")

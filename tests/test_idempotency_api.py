@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, func, select, update
 
+from booking_service.app_state import app_state
 from booking_service.errors import IdempotencyKeyInUse, ServiceBusy
 from booking_service.models import Booking, Event, IdempotencyKey
 from booking_service.models.types import utcnow
@@ -216,8 +217,8 @@ async def test_a_malformed_key_is_422_in_the_envelope(
 async def _claim(
     app: FastAPI, user_id: int, operation: str, body: dict[str, int], **kw: float
 ) -> Claim:
-    settings = app.state.settings
-    async with app.state.session_factory() as session:
+    settings = app_state(app).settings
+    async with app_state(app).session_factory() as session:
         service = IdempotencyService(
             session,
             ttl_seconds=kw.get("ttl", settings.idempotency_key_ttl_seconds),
@@ -278,7 +279,7 @@ async def test_a_request_that_lost_its_key_undoes_its_effect(
     def render(result: BookResult) -> Reply:
         return Reply.of(201, {"bookingId": result.booking_id})
 
-    queue = app.state.booking_queue
+    queue = app_state(app).booking_queue
     with pytest.raises(IdempotencyKeyInUse):
         await queue.book_alone(
             user_id=users[1].id, event_id=event_id, then=AnswerRecorder(slow, render)
@@ -297,7 +298,7 @@ async def test_a_failure_that_is_not_a_refusal_releases_the_key(
     async def busy_effect(then: object) -> BookResult:
         raise ServiceBusy()
 
-    async with app.state.session_factory() as session:
+    async with app_state(app).session_factory() as session:
         service = IdempotencyService(session, ttl_seconds=3600, lease_seconds=60, lock_retries=0)
         with pytest.raises(ServiceBusy):
             await service.run(
@@ -340,7 +341,7 @@ async def test_an_expired_key_is_forgotten_and_purged(
 
     await _claim(app, users[2].id, "book_ticket", {"event_id": first}, ttl=0)
     assert await count(database.url, IdempotencyKey) == 2
-    async with app.state.session_factory() as session:
+    async with app_state(app).session_factory() as session:
         service = IdempotencyService(session, ttl_seconds=3600, lease_seconds=60, lock_retries=0)
         assert await service.purge_expired() == 1
     assert await count(database.url, IdempotencyKey) == 1, "the live key stays"
@@ -411,7 +412,7 @@ async def test_requests_without_a_key_never_touch_the_keys(
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(statement)
 
-    engine = app.state.engine.sync_engine
+    engine = app_state(app).engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
     try:
         event_id = await create_event(client, owner, tickets=1)

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from booking_service import migrations
-from booking_service.db import Base
 from booking_service.models import Booking, BookingHistory, Event, User
+from booking_service.models.base import Base
 from booking_service.models.types import utcnow
 from tests.support import (
     BOOKING_SERVICE,

@@ -32,6 +32,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from booking_service.app_state import app_state
 from booking_service.main import create_app
 from tests.support import Database, check_invariants, make_settings, wipe_tables
 
@@ -134,7 +135,7 @@ class BookingMachine(RuleBasedStateMachine):
         self.users: list[User] = []
         self.event_ids: list[int] = []
         self.run(wipe_tables(self.database_url))
-        self.app.state.user_cache.clear()
+        app_state(self.app).user_cache.clear()
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)

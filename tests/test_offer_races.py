@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import httpx
 from fastapi import FastAPI
 
+from booking_service.app_state import app_state
 from tests.support import (
     Database,
     OfferAnswer,
@@ -56,7 +57,7 @@ async def test_answers_racing_the_deadline_and_the_sweeps(
 
     async def sweep_until_past_deadline() -> None:
         while (datetime.now(UTC) - deadline).total_seconds() < 0.5:
-            await app.state.offer_sweeper.sweep()
+            await app_state(app).offer_sweeper.sweep()
             await asyncio.sleep(0.02)
 
     async def leave(user: int) -> int:
@@ -74,7 +75,7 @@ async def test_answers_racing_the_deadline_and_the_sweeps(
 
     async def every_offer_is_settled() -> bool:
         # Offers the race handed on to the rest of the line lapse in their turn.
-        await app.state.offer_sweeper.sweep()
+        await app_state(app).offer_sweeper.sweep()
         status = await event_status(client, tokens.headers(owner), event_id)
         return bool(status["offered_tickets"] == 0)
 

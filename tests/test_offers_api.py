@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
 
+from booking_service.app_state import app_state
 from booking_service.models import Event
 from tests.support import (
     Database,
@@ -232,7 +233,7 @@ async def test_sweeps_racing_each_other_expire_each_offer_once(
     assert (carols["status"], daves["status"]) == ("offered", "offered")
     await wait_past(max(_deadline(carols), _deadline(daves)))
 
-    sweeper = app.state.offer_sweeper
+    sweeper = app_state(app).offer_sweeper
     expired = await asyncio.gather(*(sweeper.sweep() for _ in range(6)))
     assert sum(expired) == 2, expired
     assert await my_bookings(client, people["carol"]) == []

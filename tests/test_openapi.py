@@ -16,9 +16,9 @@ from fastapi import FastAPI
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
+from booking_service.cli import EXPORT_COMMAND, EXPORT_PATH, published_openapi
 from booking_service.config import Settings
 from booking_service.main import create_app
-from booking_service.openapi import EXPORT_COMMAND, EXPORT_PATH, published_openapi
 from booking_service.schemas.errors import ErrorResponse
 from tests.contract import Answer, Contract
 from tests.support import (

@@ -19,6 +19,7 @@ import redis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from booking_service.app_state import app_state
 from booking_service.config import Settings
 from booking_service.deps import get_current_user, get_token_user
 from booking_service.main import create_app
@@ -100,7 +101,7 @@ async def test_login_and_register_are_limited_per_address_before_hashing(
 ) -> None:
     async with limited_app(auth_rate_limit="2/minute") as app:
         hashed: list[str] = []
-        hasher = app.state.password_hasher
+        hasher = app_state(app).password_hasher
         original_hash, original_verify = hasher.hash, hasher.verify
 
         async def counting_hash(password: str) -> str:
@@ -225,7 +226,7 @@ async def test_redis_and_memory_count_and_answer_alike(limited_app: LimitedApp) 
         overrides = {"rate_limit": "3/minute;4/hour", "rate_limit_storage_url": storage}
         async with limited_app(**overrides, rate_limit_key_prefix=prefix) as app:
             answers[storage] = await _answers(app, name, 6)
-            assert (app.state.rate_limiter.shared is not None) == (storage == url)
+            assert (app_state(app).rate_limiter.shared is not None) == (storage == url)
     for storage in ("memory://", url):
         served, refused = answers[storage][:3], answers[storage][3:]
         assert served == [(200, "3", "2", None), (200, "3", "1", None), (200, "3", "0", None)]

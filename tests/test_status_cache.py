@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import update
 
+from booking_service.app_state import app_state
 from booking_service.models import Event
 from booking_service.services.events import StatusCache
 from tests.support import (
@@ -47,7 +48,7 @@ async def test_polls_share_reads_and_lag_at_most_the_configured_age(database: Da
             if statement.lstrip().upper().startswith("SELECT EVENT.ID, EVENT.NAME"):
                 reads.append(statement)
 
-        sqlalchemy_event.listen(app.state.engine.sync_engine, "before_cursor_execute", count)
+        sqlalchemy_event.listen(app_state(app).engine.sync_engine, "before_cursor_execute", count)
         try:
             polls = await asyncio.gather(
                 *(event_status(http, tokens.headers(owner), event_id) for _ in range(20))
@@ -75,7 +76,9 @@ async def test_polls_share_reads_and_lag_at_most_the_configured_age(database: Da
             assert fresh["event_name"] == "Renamed elsewhere", "past the age: read again"
             assert len(reads) == 3
         finally:
-            sqlalchemy_event.remove(app.state.engine.sync_engine, "before_cursor_execute", count)
+            sqlalchemy_event.remove(
+                app_state(app).engine.sync_engine, "before_cursor_execute", count
+            )
 
 
 @pytest.mark.usefixtures("wipe_tables_after")

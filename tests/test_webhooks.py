@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from booking_service.app_state import app_state
 from booking_service.config import Settings
 from booking_service.errors import IdempotencyKeyInUse
 from booking_service.models import OutboxMessage
@@ -172,7 +173,7 @@ async def test_a_promotion_rolled_back_leaves_no_message(
 ) -> None:
     owner, holder, waiter = (u.headers for u in users[:3])
     event_id = await fill_event(client, owner, [holder, waiter], 1)
-    async with app.state.session_factory() as session:
+    async with app_state(app).session_factory() as session:
         keys = IdempotencyService(session, ttl_seconds=60, lease_seconds=0, lock_retries=0)
         claimed = await keys.claim(
             user_id=users[1].id, key_digest="a" * 64, request_digest="r" * 64
@@ -183,8 +184,8 @@ async def test_a_promotion_rolled_back_leaves_no_message(
         # the promotion and its message go together.
         service = BookingService(
             session,
-            booking_queue=app.state.booking_queue,
-            ticket_codes=app.state.ticket_codes,
+            booking_queue=app_state(app).booking_queue,
+            ticket_codes=app_state(app).ticket_codes,
             lock_retries=0,
         )
         lost: AnswerRecorder[CancelOutcome] = AnswerRecorder(claimed, lambda _: Reply(200, "{}"))
@@ -205,7 +206,7 @@ async def test_a_failing_receiver_gets_the_message_until_it_accepts_it_once(
 
             message = await eventually(message_when(database, "delivered_at"), what="delivery")
             # Nothing more to send: the outbox is done with it.
-            assert await app.state.webhook_sender.deliver_due() == 0
+            assert await app_state(app).webhook_sender.deliver_due() == 0
         posts = receiver.posts()
 
     assert message.attempts == 3
@@ -233,7 +234,7 @@ async def test_an_unreachable_receiver_never_fails_a_booking_and_is_given_up_at_
             await promote_someone(http, users)
 
         message = await eventually(message_when(database, "gave_up_at"), what="giving up")
-        assert await app.state.webhook_sender.deliver_due() == 0
+        assert await app_state(app).webhook_sender.deliver_due() == 0
     assert message.attempts == 3
     assert (message.due_at, message.delivered_at) == (None, None)
     assert message.last_error.startswith("ConnectError")
@@ -256,7 +257,7 @@ async def test_a_receiver_too_slow_to_answer_counts_as_a_failure(
 async def test_two_senders_racing_post_each_message_once(
     client: httpx.AsyncClient, app: FastAPI, database: Database
 ) -> None:
-    async with app.state.session_factory() as session, session.begin():
+    async with app_state(app).session_factory() as session, session.begin():
         ids = await outbox.enqueue_many(
             session, [("test.message", {"n": n, "at": utcnow()}) for n in range(30)]
         )
@@ -264,7 +265,9 @@ async def test_two_senders_racing_post_each_message_once(
     with WebhookReceiver() as receiver:
         settings = webhook_settings(database, receiver.url, webhook_batch_size=4)
         async with httpx.AsyncClient() as http:
-            senders = [WebhookSender(app.state.session_factory, settings, http) for _ in range(2)]
+            senders = [
+                WebhookSender(app_state(app).session_factory, settings, http) for _ in range(2)
+            ]
 
             async def drain(sender: WebhookSender) -> int:
                 total = 0
@@ -344,4 +347,4 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
 
 async def test_without_a_url_no_worker_delivers(database: Database) -> None:
     async with started_app(make_settings(database.url)) as app:
-        assert not hasattr(app.state, "webhook_sender")
+        assert app_state(app).webhook_sender is None

@@ -23,6 +23,9 @@ log = logging.getLogger("booking_service")
 
 # Read by prometheus-client when a worker imports it (see booking_service.metrics).
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# The committed document, and the command that writes it.
+EXPORT_PATH = "openapi.json"
+EXPORT_COMMAND = f"booking-service openapi --output {EXPORT_PATH}"
 
 
 def _load_settings() -> Settings:
@@ -111,9 +114,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_openapi(args: argparse.Namespace) -> int:
-    from booking_service.openapi import published_openapi
+def published_openapi() -> str:
+    """The document of an app with default settings, as committed in `openapi.json`."""
+    from booking_service.main import create_app
+    from booking_service.openapi_document import published_settings, render_openapi
 
+    return render_openapi(create_app(published_settings()).openapi())
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
     # The defaults' document, whatever the environment says: the same bytes on every machine.
     document = published_openapi()
     if args.output is None:
@@ -124,10 +133,20 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from booking_service.bench.command import run
+BENCH_DESCRIPTION = (
+    "Benchmark a running server (see README, Benchmark). Exit codes: 0 ok, 1 an invariant "
+    "broke, 2 could not run, 3 the run had errors (5xx, lost or unexpected answers), 4 the "
+    "bench crashed."
+)
 
-    return run(args, _load_settings)
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    # The load generator is imported here, by its own command only: `serve` never loads it.
+    from booking_service.bench.command import configure, run
+
+    parser = argparse.ArgumentParser(prog="booking-service bench", description=BENCH_DESCRIPTION)
+    configure(parser)
+    return run(parser.parse_args(args.bench_args), _load_settings)
 
 
 def _positive_int(text: str) -> int:
@@ -164,22 +183,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     openapi.set_defaults(handler=cmd_openapi)
 
-    from booking_service.bench.command import configure as configure_bench
-
+    # Its options (and --help) are read by cmd_bench, which alone imports the bench.
     bench = commands.add_parser(
         "bench",
         help="drive load at a running server, then check the database's invariants",
-        description="Benchmark a running server (see README, Benchmark). Exit codes: 0 ok, "
-        "1 an invariant broke, 2 could not run, 3 the run had errors (5xx, lost or "
-        "unexpected answers), 4 the bench crashed.",
+        description=BENCH_DESCRIPTION,
+        add_help=False,
     )
-    configure_bench(bench)
     bench.set_defaults(handler=cmd_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     handler = args.handler
     result: int = handler(args)
     return result

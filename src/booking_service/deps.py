@@ -1,4 +1,6 @@
-"""Request dependencies: the session, the services and the JWT guard.
+"""Request dependencies, as typed `Annotated` aliases: the app's state, the session, the
+services and the JWT guard. Each reads the one AppState; FastAPI resolves a dependency once per
+request, so every service of a request shares the request's session.
 
 All are `async def`, even those that never await: FastAPI runs a plain `def` dependency in a
 worker thread, a hop that costs more than building the object itself.
@@ -13,9 +15,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from booking_service.config import Settings
+from booking_service.app_state import AppState, app_state
 from booking_service.errors import NotAuthenticated
-from booking_service.security import TokenCodec
+from booking_service.readiness import Readiness
 from booking_service.services.accounts import AccountService
 from booking_service.services.auth import AuthenticatedUser, AuthService, read_token
 from booking_service.services.bookings import BookingService
@@ -27,30 +29,32 @@ from booking_service.services.organizer import OrganizerService
 from booking_service.services.transfers import TransferService
 
 
-async def get_session(request: Request) -> AsyncSession:
+async def get_app_state(request: Request) -> AppState:
+    return app_state(request.app)
+
+
+AppStateDep = Annotated[AppState, Depends(get_app_state)]
+
+
+async def get_session(request: Request, state: AppStateDep) -> AsyncSession:
     """The request's one session, made on first use. Services run every transaction through
     db.run_transaction, which always ends it (commit, or rollback on error) and so hands the
     connection back to the pool: nothing is left for a close. Not a `yield` dependency on
     purpose: FastAPI's context-manager machinery around one costs more per request than the
-    whole session."""
+    whole session. Kept on the request, so that the idempotency service (made only for keyed
+    requests, see get_idempotency_service) shares it too."""
     session: AsyncSession | None = getattr(request.state, "session", None)
     if session is None:
-        session = request.state.session = request.app.state.session_factory()
+        session = request.state.session = state.session_factory()
     return session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-# Services are built from the app's state, with the request's one session, and without
-# sub-dependencies: FastAPI resolves every dependency node of every request, so on the hot
-# paths (bookings, /status polls) each node is paid for thousands of times a second.
-
-
-async def get_auth_service(request: Request) -> AuthService:
-    state = request.app.state
+async def get_auth_service(session: SessionDep, state: AppStateDep) -> AuthService:
     return AuthService(
-        await get_session(request),
+        session,
         hasher=state.password_hasher,
         tokens=state.token_codec,
         user_cache=state.user_cache,
@@ -94,7 +98,9 @@ bearer_token = BearerToken()
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_token)]
 
 
-async def get_token_user(request: Request, credentials: Credentials) -> AuthenticatedUser:
+async def get_token_user(
+    request: Request, credentials: Credentials, state: AppStateDep
+) -> AuthenticatedUser:
     """Whom a valid token speaks for, from the token alone: no database.
 
     Only for routes whose service checks the account itself, inside the transaction that acts
@@ -102,8 +108,7 @@ async def get_token_user(request: Request, credentials: Credentials) -> Authenti
     """
     if credentials is None:
         raise NotAuthenticated("Missing or malformed Authorization header")
-    codec: TokenCodec = request.app.state.token_codec
-    user = read_token(codec, credentials.credentials)
+    user = read_token(state.token_codec, credentials.credentials)
     # The rate limiter counts per user on authenticated routes (ratelimit.user_key).
     request.state.user_id = user.id
     return user
@@ -112,14 +117,8 @@ async def get_token_user(request: Request, credentials: Credentials) -> Authenti
 TokenUser = Annotated[AuthenticatedUser, Depends(get_token_user)]
 
 
-async def get_current_user(request: Request, credentials: Credentials) -> AuthenticatedUser:
-    """A valid token whose account is still open (cached per worker for a few seconds).
-
-    Calls the token check and the auth service itself rather than depending on them: every
-    dependency node costs FastAPI work on each request, and this guard is on nearly all routes.
-    """
-    user = await get_token_user(request, credentials)
-    auth = await get_auth_service(request)
+async def get_current_user(user: TokenUser, auth: AuthServiceDep) -> AuthenticatedUser:
+    """A valid token whose account is still open (cached per worker for a few seconds)."""
     await auth.ensure_open(user.id)
     return user
 
@@ -127,10 +126,9 @@ async def get_current_user(request: Request, credentials: Credentials) -> Authen
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]
 
 
-async def get_event_service(request: Request) -> EventService:
-    state = request.app.state
+async def get_event_service(session: SessionDep, state: AppStateDep) -> EventService:
     return EventService(
-        await get_session(request),
+        session,
         max_tickets=state.settings.max_tickets_per_event,
         lock_retries=state.settings.db_lock_retries,
         status_cache=state.status_cache,
@@ -140,10 +138,9 @@ async def get_event_service(request: Request) -> EventService:
 EventServiceDep = Annotated[EventService, Depends(get_event_service)]
 
 
-async def get_booking_service(request: Request) -> BookingService:
-    state = request.app.state
+async def get_booking_service(session: SessionDep, state: AppStateDep) -> BookingService:
     return BookingService(
-        await get_session(request),
+        session,
         booking_queue=state.booking_queue,
         ticket_codes=state.ticket_codes,
         lock_retries=state.settings.db_lock_retries,
@@ -161,39 +158,39 @@ AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 
 
 async def get_idempotency_service(request: Request) -> IdempotencyService:
-    settings: Settings = request.app.state.settings
+    """Not a dependency: made by hand, only for a request that carries an Idempotency-Key
+    (api/idempotent.py), so that a booking without one does not pay for it."""
+    state = app_state(request.app)
+    settings = state.settings
     return IdempotencyService(
-        await get_session(request),
+        await get_session(request, state),
         ttl_seconds=settings.idempotency_key_ttl_seconds,
         lease_seconds=settings.idempotency_lease_seconds,
         lock_retries=settings.db_lock_retries,
     )
 
 
-async def get_offer_service(request: Request) -> OfferService:
-    settings: Settings = request.app.state.settings
-    return OfferService(await get_session(request), lock_retries=settings.db_lock_retries)
+async def get_offer_service(session: SessionDep, state: AppStateDep) -> OfferService:
+    return OfferService(session, lock_retries=state.settings.db_lock_retries)
 
 
 OfferServiceDep = Annotated[OfferService, Depends(get_offer_service)]
 
 
-async def get_organizer_service(request: Request) -> OrganizerService:
-    settings: Settings = request.app.state.settings
+async def get_organizer_service(session: SessionDep, state: AppStateDep) -> OrganizerService:
     return OrganizerService(
-        await get_session(request),
-        max_tickets=settings.max_tickets_per_event,
-        lock_retries=settings.db_lock_retries,
+        session,
+        max_tickets=state.settings.max_tickets_per_event,
+        lock_retries=state.settings.db_lock_retries,
     )
 
 
 OrganizerServiceDep = Annotated[OrganizerService, Depends(get_organizer_service)]
 
 
-async def get_check_in_service(request: Request) -> CheckInService:
-    state = request.app.state
+async def get_check_in_service(session: SessionDep, state: AppStateDep) -> CheckInService:
     return CheckInService(
-        await get_session(request),
+        session,
         ticket_codes=state.ticket_codes,
         lock_retries=state.settings.db_lock_retries,
     )
@@ -202,9 +199,15 @@ async def get_check_in_service(request: Request) -> CheckInService:
 CheckInServiceDep = Annotated[CheckInService, Depends(get_check_in_service)]
 
 
-async def get_transfer_service(request: Request) -> TransferService:
-    settings: Settings = request.app.state.settings
-    return TransferService(await get_session(request), lock_retries=settings.db_lock_retries)
+async def get_transfer_service(session: SessionDep, state: AppStateDep) -> TransferService:
+    return TransferService(session, lock_retries=state.settings.db_lock_retries)
 
 
 TransferServiceDep = Annotated[TransferService, Depends(get_transfer_service)]
+
+
+async def get_readiness(state: AppStateDep) -> Readiness:
+    return state.readiness
+
+
+ReadinessDep = Annotated[Readiness, Depends(get_readiness)]

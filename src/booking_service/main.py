@@ -12,17 +12,20 @@ from starlette.types import ASGIApp
 
 from booking_service import metrics
 from booking_service.api import ROUTERS
+from booking_service.app_state import AppState, store_app_state
 from booking_service.background import BackgroundWork, repeat
 from booking_service.config import Settings, get_settings
-from booking_service.db import RetryBackoff, create_engine, create_session_factory
+from booking_service.db import RetryBackoff, RetryHooks, create_session_factory
 from booking_service.docs import install_docs
-from booking_service.errors import install_error_handlers
+from booking_service.engine import create_engine
+from booking_service.http_errors import install_error_handlers
 from booking_service.instrumentation import RequestInstrumentation
 from booking_service.middleware import BodySizeLimit, EnvelopeCORSMiddleware, Utf8JsonBody
-from booking_service.openapi import REPLAYED_HEADER, TAGS, install_openapi
+from booking_service.openapi import REPLAYED_HEADER
+from booking_service.openapi_document import TAGS, install_openapi
 from booking_service.ratelimit import RateLimiter
 from booking_service.ratelimit_redis import redis_client_url
-from booking_service.readiness import RedisProbe
+from booking_service.readiness import Readiness, RedisProbe
 from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services import housekeeping
 from booking_service.services.auth import ActiveUserCache
@@ -57,59 +60,82 @@ def _redis_probe(settings: Settings) -> RedisProbe | None:
     return RedisProbe(url, settings.ready_timeout_seconds)
 
 
+def build_state(settings: Settings, webhook_http: httpx.AsyncClient | None) -> AppState:
+    """Everything a worker keeps while it runs; connects to nothing yet."""
+    engine = create_engine(settings)
+    status_cache = StatusCache(settings.status_cache_seconds)
+    session_factory = create_session_factory(
+        engine,
+        # This worker's committed changes to an event drop its /status snapshot at once.
+        on_events_changed=status_cache.forget,
+        retry_backoff=RetryBackoff(
+            settings.db_retry_backoff_seconds, settings.db_retry_backoff_max_seconds
+        ),
+        retry_hooks=RetryHooks(retried=metrics.count_lock_retry, gave_up=metrics.count_gave_up),
+    )
+    retries = settings.db_lock_retries
+    return AppState(
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        token_codec=TokenCodec.from_settings(settings),
+        password_hasher=PasswordHasher.from_settings(settings),
+        ticket_codes=TicketCodes(settings.ticket_code_key),
+        user_cache=ActiveUserCache(settings.auth_user_cache_seconds),
+        status_cache=status_cache,
+        rate_limiter=RateLimiter(settings),
+        booking_queue=BookingQueue(
+            session_factory, max_batch=settings.booking_batch_max, lock_retries=retries
+        ),
+        offer_sweeper=OfferSweeper(session_factory, lock_retries=retries),
+        readiness=Readiness(
+            engine, _redis_probe(settings), timeout_seconds=settings.ready_timeout_seconds
+        ),
+        webhook_sender=(
+            None if webhook_http is None else WebhookSender(session_factory, settings, webhook_http)
+        ),
+    )
+
+
+def start_background(state: AppState) -> BackgroundWork:
+    settings = state.settings
+    background = BackgroundWork()
+    # Every worker sweeps: no single process has to stay alive for offers to expire.
+    background.start(
+        "offer-sweeper",
+        repeat(
+            state.offer_sweeper.sweep,
+            every=settings.offer_sweep_interval_seconds,
+            name="offer sweep",
+        ),
+    )
+    background.start(
+        "housekeeping",
+        repeat(
+            lambda: housekeeping.tidy(state.session_factory, settings),
+            every=settings.housekeeping_interval_seconds,
+            name="housekeeping",
+        ),
+    )
+    if state.webhook_sender is not None:
+        background.start("webhooks", state.webhook_sender.run_forever())
+    return background
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        hasher = PasswordHasher.from_settings(settings)
-        # This worker's committed changes to an event drop its /status snapshot at once.
-        session_factory = create_session_factory(
-            engine,
-            on_events_changed=app.state.status_cache.forget,
-            retry_backoff=RetryBackoff(
-                settings.db_retry_backoff_seconds, settings.db_retry_backoff_max_seconds
-            ),
-        )
-        app.state.engine = engine
-        app.state.session_factory = session_factory
-        app.state.booking_queue = BookingQueue(
-            session_factory,
-            max_batch=settings.booking_batch_max,
-            lock_retries=settings.db_lock_retries,
-        )
-        app.state.password_hasher = hasher
-        app.state.redis_probe = redis_probe = _redis_probe(settings)
-        await app.state.rate_limiter.start()
-        app.state.offer_sweeper = offer_sweeper = OfferSweeper(
-            session_factory, lock_retries=settings.db_lock_retries
-        )
-        background = BackgroundWork()
-        # Every worker sweeps: no single process has to stay alive for offers to expire.
-        background.start(
-            "offer-sweeper",
-            repeat(
-                offer_sweeper.sweep,
-                every=settings.offer_sweep_interval_seconds,
-                name="offer sweep",
-            ),
-        )
-        background.start(
-            "housekeeping",
-            repeat(
-                lambda: housekeeping.tidy(session_factory, settings),
-                every=settings.housekeeping_interval_seconds,
-                name="housekeeping",
-            ),
-        )
         webhook_http: httpx.AsyncClient | None = None
         if settings.webhook_url is not None:
             webhook_http = httpx.AsyncClient(
                 timeout=settings.webhook_timeout_seconds, follow_redirects=False
             )
-            app.state.webhook_sender = WebhookSender(session_factory, settings, webhook_http)
-            background.start("webhooks", app.state.webhook_sender.run_forever())
+        state = build_state(settings, webhook_http)
+        store_app_state(app, state)
+        await state.rate_limiter.start()
+        background = start_background(state)
         # Everything alive now (the app, SQLAlchemy's and pydantic's caches, ...) lives as long
         # as the worker: keep it out of the collector's full passes, which otherwise walked it
         # about once a second under load, stalling the worker ~70 ms each time.
@@ -121,11 +147,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await background.stop()
             if webhook_http is not None:
                 await webhook_http.aclose()
-            hasher.close()
-            if redis_probe is not None:
-                await redis_probe.close()
-            await app.state.rate_limiter.close()
-            await engine.dispose()
+            state.password_hasher.close()
+            await state.readiness.close()
+            await state.rate_limiter.close()
+            await state.engine.dispose()
             metrics.worker_stopped()
 
     app = BookingApp(
@@ -139,12 +164,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
-    app.state.settings = settings
-    app.state.token_codec = TokenCodec.from_settings(settings)
-    app.state.ticket_codes = TicketCodes(settings.ticket_code_key)
-    app.state.user_cache = ActiveUserCache(settings.auth_user_cache_seconds)
-    app.state.status_cache = StatusCache(settings.status_cache_seconds)
-    app.state.rate_limiter = RateLimiter(settings)
     install_error_handlers(app)
     install_middleware(app, settings)
     for router in ROUTERS:

@@ -11,7 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from booking_service.errors import error_response
+from booking_service.http_errors import error_response
 
 TOO_LARGE_MESSAGE = "Request body too large: at most {limit} bytes"
 

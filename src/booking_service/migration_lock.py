@@ -40,7 +40,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.schema import CreateTable
 
-from booking_service.db import CAUSAL_READ, is_duplicate_key, is_lock_conflict, on_cluster
+from booking_service.db import is_duplicate_key, is_lock_conflict
+from booking_service.engine import CAUSAL_READ, on_cluster
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Rate limits: who is counted, how much each may do, and the answer when over.
 
 Routes are marked where they are declared, with `@rate_limited(PER_USER)` and the like. Each
-app builds its own `RateLimiter` from its Settings (kept in `app.state.rate_limiter`), and a
+app builds its own `RateLimiter` from its Settings (kept in its AppState), and a
 marked route consults it on every call, just before its body runs: after the JWT guard and body
 validation, before any password hashing. Routes that are not marked (docs, health, readiness)
 are never limited.
@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from booking_service import metrics
+from booking_service.app_state import app_state
 from booking_service.config import Settings
 from booking_service.errors import RateLimited
 from booking_service.ratelimit_redis import RedisWindows, WindowHit, redis_client_url
@@ -96,7 +97,7 @@ def rate_limited(
         async def limited(*args: P.args, **kwargs: P.kwargs) -> R:
             request = kwargs["request"]
             assert isinstance(request, Request)
-            limiter: RateLimiter = request.app.state.rate_limiter
+            limiter = app_state(request.app).rate_limiter
             return await limiter.call(endpoint, limit, request, kwargs)
 
         setattr(limited, ROUTE_LIMIT_ATTRIBUTE, limit)

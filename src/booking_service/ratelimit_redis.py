@@ -70,8 +70,8 @@ return table.concat(out, ' ')
 """
 
 
-# The Redis schemes RATE_LIMIT_STORAGE_URL accepts (config.RATE_LIMIT_STORAGE_SCHEMES), and the
-# URL scheme redis-py understands for each.
+# The Redis schemes RATE_LIMIT_STORAGE_URL accepts (config_checks.RATE_LIMIT_STORAGE_SCHEMES),
+# and the URL scheme redis-py understands for each.
 REDIS_SCHEMES = {
     "redis": "redis",
     "rediss": "rediss",

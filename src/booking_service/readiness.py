@@ -78,13 +78,27 @@ async def _check(component: str, probe: Awaitable[None], seconds: float) -> Prob
     return None
 
 
-async def check(engine: AsyncEngine, redis: RedisProbe | None, timeout_seconds: float) -> Report:
-    """Run the checks side by side."""
-    checks = [_check("database", _ping_database(engine), timeout_seconds)]
-    if redis is not None:
-        checks.append(_check("redis", redis.ping(), timeout_seconds))
-    database, *rest = await asyncio.gather(*checks)
-    return Report(
-        unready=[database] if database else [],
-        degraded=[problem for problem in rest if problem is not None],
-    )
+class Readiness:
+    """The worker's readiness checks: its database, and Redis when given one to probe."""
+
+    def __init__(
+        self, engine: AsyncEngine, redis: RedisProbe | None, *, timeout_seconds: float
+    ) -> None:
+        self._engine = engine
+        self.redis = redis
+        self._timeout = timeout_seconds
+
+    async def check(self) -> Report:
+        """Run the checks side by side."""
+        checks = [_check("database", _ping_database(self._engine), self._timeout)]
+        if self.redis is not None:
+            checks.append(_check("redis", self.redis.ping(), self._timeout))
+        database, *rest = await asyncio.gather(*checks)
+        return Report(
+            unready=[database] if database else [],
+            degraded=[problem for problem in rest if problem is not None],
+        )
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.close()

@@ -14,7 +14,7 @@ from sqlalchemy import insert, inspect, select
 from sqlalchemy.engine import Connection
 
 from booking_service import migration_lock, migrations
-from booking_service.db import Base
+from booking_service.models.base import Base
 from tests.cluster.conftest import ClusterDatabase
 from tests.support import TEST_SECRET, connect, start_server
 

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Request, Response, status
 
 from booking_service.api.idempotent import IdempotencyKeyHeader, answer
 from booking_service.api.params import PageLimit, PageOffset
-from booking_service.api.views import history_page
 from booking_service.deps import (
     BookingServiceDep,
     CurrentUser,
@@ -36,7 +35,7 @@ from booking_service.schemas.bookings import (
     MyBookings,
 )
 from booking_service.schemas.common import Message
-from booking_service.schemas.history import HistoryPage
+from booking_service.schemas.history import HistoryEntry, HistoryPage
 from booking_service.services.booking_queue import BookResult
 from booking_service.services.cancels import CancelOutcome
 from booking_service.services.idempotency import Reply
@@ -232,4 +231,9 @@ async def list_my_history(
 ) -> HistoryPage:
     """Every change of your tickets and places in line, on every event, newest first."""
     entries, total = await service.history_mine(user.id, limit=limit, offset=offset)
-    return history_page(entries, total, limit=limit, offset=offset)
+    return HistoryPage(
+        items=[HistoryEntry.model_validate(entry) for entry in entries],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )

@@ -8,7 +8,6 @@ from booking_service.deps import CurrentUser, EventServiceDep
 from booking_service.errors import EventNotFound
 from booking_service.openapi import REPLAYED_RESPONSE_HEADERS, error_responses
 from booking_service.ratelimit import PER_USER, rate_limited
-from booking_service.repositories.events import EventSnapshot
 from booking_service.schemas.common import Message
 from booking_service.schemas.events import (
     EventCreate,
@@ -18,34 +17,8 @@ from booking_service.schemas.events import (
     EventStatus,
 )
 from booking_service.services.idempotency import Reply
-from booking_service.services.sale_window import shown_state
 
 router = APIRouter(tags=["events"])
-
-
-def _state(event: EventSnapshot) -> str:
-    return shown_state(event.state, event.sales_start, event.sales_end, event.read_at).value
-
-
-def event_read(event: EventSnapshot) -> EventRead:
-    return EventRead(
-        event_id=event.id,
-        name=event.name,
-        capacity=event.capacity,
-        available_tickets=event.available,
-        total_ticket_booked=event.booked,
-        waiting_list_count=event.waiting_count,
-        offered_tickets=event.offered_count,
-        owner_id=event.owner_id,
-        created_at=event.created_at,
-        state=_state(event),
-        waitlist_mode=event.waitlist_mode,
-        offer_seconds=event.offer_seconds,
-        sales_start=event.sales_start,
-        sales_end=event.sales_end,
-        transfers_allowed=event.transfers_allowed,
-        checked_in_tickets=event.checked_in_count,
-    )
 
 
 @router.post(
@@ -118,18 +91,7 @@ async def get_event_status(
 ) -> EventStatus:
     """The event's counts, all from one consistent read. During a sale each worker answers
     polls from a snapshot at most `STATUS_CACHE_SECONDS` old (0.2 s unless configured)."""
-    event = await service.status(event_id)
-    return EventStatus(
-        event_name=event.name,
-        available_tickets=event.available,
-        total_ticket_booked=event.booked,
-        waiting_list_count=event.waiting_count,
-        offered_tickets=event.offered_count,
-        state=_state(event),
-        sales_start=event.sales_start,
-        sales_end=event.sales_end,
-        checked_in_tickets=event.checked_in_count,
-    )
+    return EventStatus.model_validate(await service.status(event_id))
 
 
 @router.get(
@@ -152,7 +114,10 @@ async def list_events(
     """Events with their availability, newest first."""
     events, total = await service.list(limit=limit, offset=offset)
     return EventPage(
-        items=[event_read(event) for event in events], total=total, limit=limit, offset=offset
+        items=[EventRead.model_validate(event) for event in events],
+        total=total,
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -173,4 +138,4 @@ async def get_event(
     service: EventServiceDep,
 ) -> EventRead:
     """One event with its availability."""
-    return event_read(await service.get(event_id))
+    return EventRead.model_validate(await service.get(event_id))

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from booking_service import readiness
+from booking_service.deps import ReadinessDep
 from booking_service.errors import NotReady
 from booking_service.openapi import error_responses
 from booking_service.schemas.errors import ErrorDetail
@@ -33,17 +33,14 @@ async def health() -> Liveness:
     operation_id="ready",
     summary="Readiness: the database answers (Redis reported, degraded when out)",
 )
-async def ready(request: Request) -> Readiness:
+async def ready(readiness: ReadinessDep) -> Readiness:
     """Checks the database, and Redis when rate limits are kept there, each with a short timeout.
 
     A 503 means: send no traffic here for now; the details name what is unreachable. Redis
     out is not a reason: rate limits then fail open (each worker counts in its own memory), so
     the answer stays 200 with `"redis": "degraded"`.
     """
-    state = request.app.state
-    report = await readiness.check(
-        state.engine, state.redis_probe, state.settings.ready_timeout_seconds
-    )
+    report = await readiness.check()
     if report.unready:
         raise NotReady(
             details=[
@@ -53,6 +50,6 @@ async def ready(request: Request) -> Readiness:
             ]
         )
     checks: dict[str, Check] = {"database": "ok"}
-    if state.redis_probe is not None:
+    if readiness.redis is not None:
         checks["redis"] = "degraded" if report.degraded else "ok"
     return Readiness(status="ready", checks=checks)

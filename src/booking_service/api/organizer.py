@@ -7,9 +7,7 @@ from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Query, Request, Response
 
-from booking_service.api.events import event_read
 from booking_service.api.params import EventIdPath, PageLimit, PageOffset
-from booking_service.api.views import history_page
 from booking_service.deps import CurrentUser, OrganizerServiceDep
 from booking_service.errors import (
     CapacityBelowHeld,
@@ -25,7 +23,7 @@ from booking_service.schemas import events as event_schemas
 from booking_service.schemas.bookings import EventBooking, EventBookingPage, LiveStatus
 from booking_service.schemas.common import Message
 from booking_service.schemas.events import EventRead, EventUpdate
-from booking_service.schemas.history import HistoryPage
+from booking_service.schemas.history import HistoryEntry, HistoryPage
 from booking_service.services.organizer import EventChange
 
 router = APIRouter(tags=["organizer"])
@@ -73,7 +71,7 @@ async def update_event(
         sales_end=body.sales_end,
         transfers_allowed=body.transfers_allowed,
     )
-    return event_read(await service.update(user.id, event_id, change))
+    return EventRead.model_validate(await service.update(user.id, event_id, change))
 
 
 @router.post(
@@ -97,7 +95,7 @@ async def close_event(
     """Stop new bookings and new places in line (409 `event_closed`). Tickets, offers and
     places already held carry on: a ticket given back still goes to the first in line, and
     only returns to the pool when nobody waits. Closing a closed event changes nothing."""
-    return event_read(await service.close(user.id, event_id))
+    return EventRead.model_validate(await service.close(user.id, event_id))
 
 
 @router.post(
@@ -203,4 +201,9 @@ async def list_event_history(
     waitlisted, promoted, offered, accepted, declined, expired, left, cancelled and
     event_cancelled, each with its time."""
     entries, total = await service.history(user.id, event_id, limit=limit, offset=offset)
-    return history_page(entries, total, limit=limit, offset=offset)
+    return HistoryPage(
+        items=[HistoryEntry.model_validate(entry) for entry in entries],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )

@@ -292,7 +292,8 @@ async def _catch_up(settings: Settings) -> None:
     the checks read through this one node."""
     if settings.is_sqlite:
         return
-    from booking_service.db import CAUSAL_READ, connect, on_cluster
+    from booking_service.db import connect
+    from booking_service.engine import CAUSAL_READ, on_cluster
 
     async with connect(settings.database_url) as engine, engine.connect() as conn:
         if await on_cluster(conn):

@@ -6,8 +6,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from booking_service.db import MYSQL_TABLE_OPTIONS, Base
 from booking_service.limits import DEFAULT_OFFER_SECONDS, MAX_OFFER_SECONDS
+from booking_service.models.base import MYSQL_TABLE_OPTIONS, Base
 from booking_service.models.types import BigIntId, UTCDateTime, sql_list, utcnow
 
 
@@ -15,6 +15,27 @@ class EventState(enum.StrEnum):
     OPEN = "open"  # takes bookings
     CLOSED = "closed"  # takes no new bookings; claims already made carry on
     CANCELLED = "cancelled"  # every claim released; nothing more happens
+
+
+class ShownState(enum.StrEnum):
+    """An event's state as clients see it: the stored state, with the sale window applied."""
+
+    UPCOMING = "upcoming"  # open, but sales have not started yet
+    OPEN = "open"
+    CLOSED = "closed"  # closed by its owner, or its sales have ended
+    CANCELLED = "cancelled"
+
+
+def shown_state(
+    state: EventState, sales_start: datetime | None, sales_end: datetime | None, now: datetime
+) -> ShownState:
+    if state is not EventState.OPEN:
+        return ShownState(state.value)
+    if sales_start is not None and now < sales_start:
+        return ShownState.UPCOMING
+    if sales_end is not None and now >= sales_end:
+        return ShownState.CLOSED
+    return ShownState.OPEN
 
 
 class WaitlistMode(enum.StrEnum):

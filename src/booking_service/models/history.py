@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from booking_service.db import MYSQL_TABLE_OPTIONS, Base
+from booking_service.models.base import MYSQL_TABLE_OPTIONS, Base
 from booking_service.models.types import BigIntId, UTCDateTime, sql_list
 
 

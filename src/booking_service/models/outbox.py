@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from booking_service.db import MYSQL_TABLE_OPTIONS, Base
+from booking_service.models.base import MYSQL_TABLE_OPTIONS, Base
 from booking_service.models.types import BigIntId, UTCDateTime, utcnow
 
 

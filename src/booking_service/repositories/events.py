@@ -1,19 +1,28 @@
-"""Queries on events. Lock points are named for what they lock."""
+"""Queries on events. Lock points are named for what they lock.
+
+Rows are read by column name into LockedEvent and EventSnapshot: a field of either is the
+event column of the same name (a new column is a new field, nothing else here).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import Row, and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from booking_service.db import execute_write, insert_returning_id, note_event_changed
 from booking_service.models import Event, EventState, WaitlistMode
+from booking_service.models.event import ShownState, shown_state
 from booking_service.models.types import db_utcnow, db_utcnow_locked
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,43 +86,32 @@ async def add_event(
     )
 
 
-LOCKED_COLUMNS = (
-    Event.id,
-    Event.owner_id,
-    Event.state,
-    Event.waitlist_mode,
-    Event.offer_seconds,
-    Event.capacity,
-    Event.available,
-    Event.waiting_count,
-    Event.offered_count,
-    Event.next_line_seq,
-    Event.sales_start,
-    Event.sales_end,
-    Event.transfers_allowed,
-    Event.checked_in_count,
-    db_utcnow_locked().label("now"),
-)
-
-
-def _locked_event(row: Any) -> LockedEvent:
-    return LockedEvent(
-        id=row.id,
-        owner_id=row.owner_id,
-        state=EventState(row.state),
-        waitlist_mode=WaitlistMode(row.waitlist_mode),
-        offer_seconds=row.offer_seconds,
-        capacity=row.capacity,
-        available=row.available,
-        waiting_count=row.waiting_count,
-        offered_count=row.offered_count,
-        next_line_seq=row.next_line_seq,
-        sales_start=row.sales_start,
-        sales_end=row.sales_end,
-        transfers_allowed=bool(row.transfers_allowed),
-        checked_in_count=row.checked_in_count,
-        now=row.now,
+def _columns(row_type: type[Any], **computed: ColumnElement[Any]) -> tuple[Any, ...]:
+    """The SELECT list that fills `row_type`: each field is the event column of its name,
+    except `computed` ones (the database's clock), labelled by name."""
+    names = [field.name for field in dataclasses.fields(row_type)]
+    return tuple(
+        computed[name].label(name) if name in computed else getattr(Event, name) for name in names
     )
+
+
+# Columns stored as strings, read as their enums.
+_ENUMS: dict[str, type[enum.StrEnum]] = {"state": EventState, "waitlist_mode": WaitlistMode}
+
+
+def _from_row(row_type: type[T], row: Row[Any]) -> T:
+    """Fill `row_type` from a row of `_columns(row_type, ...)`, by column name."""
+    values = dict(row._mapping)
+    for name, kind in _ENUMS.items():
+        values[name] = kind(values[name])
+    return row_type(**values)
+
+
+LOCKED_COLUMNS = _columns(LockedEvent, now=db_utcnow_locked())
+
+
+def _locked_event(row: Row[Any]) -> LockedEvent:
+    return _from_row(LockedEvent, row)
 
 
 async def get_event_for_update(session: AsyncSession, event_id: int) -> LockedEvent | None:
@@ -226,26 +224,6 @@ async def apply_claims(session: AsyncSession, counts: Mapping[int, ClaimCounts])
     )
 
 
-EVENT_COLUMNS = (
-    Event.id,
-    Event.name,
-    Event.capacity,
-    Event.available,
-    Event.waiting_count,
-    Event.offered_count,
-    Event.owner_id,
-    Event.created_at,
-    Event.state,
-    Event.waitlist_mode,
-    Event.offer_seconds,
-    Event.sales_start,
-    Event.sales_end,
-    Event.transfers_allowed,
-    Event.checked_in_count,
-    db_utcnow().label("read_at"),
-)
-
-
 @dataclass(frozen=True, slots=True)
 class EventSnapshot:
     """An event's counters as of one single-row read, so they always add up."""
@@ -273,26 +251,17 @@ class EventSnapshot:
         """Confirmed tickets: neither free nor held by an open offer."""
         return self.capacity - self.available - self.offered_count
 
+    @property
+    def shown_state(self) -> ShownState:
+        """The state as clients see it, as of the read."""
+        return shown_state(self.state, self.sales_start, self.sales_end, self.read_at)
 
-def _snapshot(row: Any) -> EventSnapshot:
-    return EventSnapshot(
-        id=row.id,
-        name=row.name,
-        capacity=row.capacity,
-        available=row.available,
-        waiting_count=row.waiting_count,
-        offered_count=row.offered_count,
-        owner_id=row.owner_id,
-        created_at=row.created_at,
-        state=EventState(row.state),
-        waitlist_mode=WaitlistMode(row.waitlist_mode),
-        offer_seconds=row.offer_seconds,
-        sales_start=row.sales_start,
-        sales_end=row.sales_end,
-        transfers_allowed=bool(row.transfers_allowed),
-        checked_in_count=row.checked_in_count,
-        read_at=row.read_at,
-    )
+
+EVENT_COLUMNS = _columns(EventSnapshot, read_at=db_utcnow())
+
+
+def _snapshot(row: Row[Any]) -> EventSnapshot:
+    return _from_row(EventSnapshot, row)
 
 
 async def get_event(session: AsyncSession, event_id: int) -> EventSnapshot | None:

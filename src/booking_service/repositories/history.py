@@ -89,7 +89,7 @@ async def _page(
                 BookingHistory.id,
                 BookingHistory.booking_id,
                 BookingHistory.event_id,
-                Event.name,
+                Event.name.label("event_name"),
                 BookingHistory.user_id,
                 User.username,
                 BookingHistory.action,
@@ -104,7 +104,7 @@ async def _page(
         )
     ).all()
     total = await session.scalar(select(func.count()).select_from(BookingHistory).where(where))
-    items = [HistoryItem(*row[:6], HistoryAction(row[6]), row[7]) for row in rows]
+    items = [HistoryItem(**{**row._mapping, "action": HistoryAction(row.action)}) for row in rows]
     return items, int(total or 0)
 
 

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
@@ -95,8 +95,22 @@ REQUEST_CONFIG = ConfigDict(
 # Response bodies always carry every field (null when empty), so the schema marks them all
 # required: generated clients then type `position` as `int | None`, not "maybe absent".
 RESPONSE_CONFIG = ConfigDict(
-    json_schema_serialization_defaults_required=True, field_title_generator=_field_title
+    json_schema_serialization_defaults_required=True,
+    field_title_generator=_field_title,
+    # Built from services' results by attribute (`model_validate`), or by field name.
+    from_attributes=True,
+    validate_by_name=True,
+    validate_by_alias=True,
 )
+
+
+def example_of(model: type[BaseModel]) -> dict[str, Any]:
+    """A response as JSON, made of its fields' first examples: for a list's `examples`."""
+    return {
+        field.serialization_alias or name: (field.examples or [None])[0]
+        for name, field in model.model_fields.items()
+    }
+
 
 OfferSeconds = Annotated[
     int,

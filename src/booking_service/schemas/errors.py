@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -51,3 +53,16 @@ class ErrorResponse(BaseModel):
         description="With `already_checked_in` only: when the ticket was first checked in (UTC).",
         examples=["2025-06-01T18:30:00.123456Z"],
     )
+
+
+def error_body(
+    message: str,
+    code: str,
+    details: Sequence[ErrorDetail] | None = None,
+    fields: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The envelope as JSON: what every error answer carries (and what a stored refusal
+    replays)."""
+    return ErrorResponse(
+        message=message, code=code, details=list(details) if details else None, **(fields or {})
+    ).model_dump(mode="json")

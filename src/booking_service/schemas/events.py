@@ -15,6 +15,7 @@ from booking_service.schemas.common import (
     OfferSeconds,
     SaleMoment,
     TicketCount,
+    example_of,
 )
 
 # One enum in the document (`WaitlistMode`), so generated clients share one type for it. Not
@@ -114,50 +115,74 @@ class EventCreated(BaseModel):
     )
 
 
+# The counts and window both EventStatus and EventRead show, each defined once. Responses are
+# built from services' results by attribute (`model_validate`): `validation_alias` names the
+# attribute a field is read from, and the JSON keeps the field's name.
+AvailableTickets = Annotated[
+    int,
+    Field(
+        validation_alias="available",
+        description="Tickets nobody holds (bookable while the event is `open`).",
+        examples=[98],
+    ),
+]
+TicketsBooked = Annotated[
+    int,
+    Field(
+        validation_alias="booked",
+        description="Tickets held by users (confirmed; open offers not included).",
+        examples=[2],
+    ),
+]
+WaitingListCount = Annotated[
+    int,
+    Field(
+        validation_alias="waiting_count",
+        description="People waiting for a ticket.",
+        examples=[0],
+    ),
+]
+OfferedTickets = Annotated[
+    int,
+    Field(
+        validation_alias="offered_count",
+        description="Tickets held by open offers to people from the line: neither available "
+        "nor booked until accepted, declined or lapsed.",
+        examples=[0],
+    ),
+]
+ShownStateName = Annotated[
+    EventStateName,
+    Field(validation_alias="shown_state", description=STATE_DESCRIPTION, examples=["open"]),
+]
+SalesStart = Annotated[datetime | None, Field(description=SALES_START, examples=[None])]
+SalesEnd = Annotated[datetime | None, Field(description=SALES_END, examples=[None])]
+CheckedInTickets = Annotated[
+    int,
+    Field(
+        validation_alias="checked_in_count",
+        description="Confirmed tickets checked in at the door.",
+        examples=[0],
+    ),
+]
+
+
 class EventStatus(BaseModel):
     """The original service's status shape, plus the length of the waiting list."""
 
     model_config = RESPONSE_CONFIG
 
-    event_name: str = Field(description="The event's name.", examples=["Concert 2025"])
-    available_tickets: int = Field(
-        description="Tickets nobody holds (bookable while the event is `open`).", examples=[98]
+    event_name: str = Field(
+        validation_alias="name", description="The event's name.", examples=["Concert 2025"]
     )
-    total_ticket_booked: int = Field(
-        description="Tickets held by users (confirmed; open offers not included).", examples=[2]
-    )
-    waiting_list_count: int = Field(description="People waiting for a ticket.", examples=[0])
-    offered_tickets: int = Field(
-        description="Tickets held by open offers to people from the line: neither available "
-        "nor booked until accepted, declined or lapsed.",
-        examples=[0],
-    )
-    state: EventStateName = Field(description=STATE_DESCRIPTION, examples=["open"])
-    sales_start: datetime | None = Field(description=SALES_START, examples=[None])
-    sales_end: datetime | None = Field(description=SALES_END, examples=[None])
-    checked_in_tickets: int = Field(
-        description="Confirmed tickets checked in at the door.", examples=[0]
-    )
-
-
-EXAMPLE_EVENT = {
-    "eventId": 1,
-    "name": "Concert 2025",
-    "capacity": 100,
-    "available_tickets": 98,
-    "total_ticket_booked": 2,
-    "waiting_list_count": 0,
-    "offered_tickets": 0,
-    "ownerId": 7,
-    "created_at": EXAMPLE_TIME,
-    "state": "open",
-    "waitlist_mode": "instant",
-    "offer_seconds": 900,
-    "sales_start": None,
-    "sales_end": None,
-    "transfers_allowed": True,
-    "checked_in_tickets": 0,
-}
+    available_tickets: AvailableTickets
+    total_ticket_booked: TicketsBooked
+    waiting_list_count: WaitingListCount
+    offered_tickets: OfferedTickets
+    state: ShownStateName
+    sales_start: SalesStart
+    sales_end: SalesEnd
+    checked_in_tickets: CheckedInTickets
 
 
 class EventRead(BaseModel):
@@ -166,36 +191,34 @@ class EventRead(BaseModel):
     model_config = RESPONSE_CONFIG
 
     event_id: int = Field(
-        serialization_alias="eventId", description="The event's id.", examples=[1]
+        validation_alias="id",
+        serialization_alias="eventId",
+        description="The event's id.",
+        examples=[1],
     )
     name: str = Field(description="The event's name.", examples=["Concert 2025"])
     capacity: int = Field(description="Tickets in total.", examples=[100])
-    available_tickets: int = Field(
-        description="Tickets nobody holds (bookable while the event is `open`).", examples=[98]
-    )
-    total_ticket_booked: int = Field(
-        description="Tickets held by users (confirmed; open offers not included).", examples=[2]
-    )
-    waiting_list_count: int = Field(description="People waiting for a ticket.", examples=[0])
-    offered_tickets: int = Field(
-        description="Tickets held by open offers to people from the line.", examples=[0]
-    )
+    available_tickets: AvailableTickets
+    total_ticket_booked: TicketsBooked
+    waiting_list_count: WaitingListCount
+    offered_tickets: OfferedTickets
     owner_id: int = Field(
         serialization_alias="ownerId", description="Id of the user who created it.", examples=[7]
     )
     created_at: datetime = Field(description="When it was created (UTC).", examples=[EXAMPLE_TIME])
-    state: EventStateName = Field(description=STATE_DESCRIPTION, examples=["open"])
+    state: ShownStateName
     waitlist_mode: WaitlistMode = Field(description=WAITLIST_MODE, examples=["instant"])
     offer_seconds: int = Field(
         description="How long an offer stays open, in seconds (used in `offer` mode).",
         examples=[900],
     )
-    sales_start: datetime | None = Field(description=SALES_START, examples=[None])
-    sales_end: datetime | None = Field(description=SALES_END, examples=[None])
+    sales_start: SalesStart
+    sales_end: SalesEnd
     transfers_allowed: bool = Field(description=TRANSFERS_ALLOWED, examples=[True])
-    checked_in_tickets: int = Field(
-        description="Confirmed tickets checked in at the door.", examples=[0]
-    )
+    checked_in_tickets: CheckedInTickets
+
+
+EXAMPLE_EVENT = example_of(EventRead)
 
 
 class EventPage(BaseModel):

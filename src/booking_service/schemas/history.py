@@ -41,6 +41,7 @@ class HistoryEntry(BaseModel):
     model_config = RESPONSE_CONFIG
 
     history_id: int = Field(
+        validation_alias="id",
         serialization_alias="historyId",
         description="The entry's id; ids grow in the order the changes of an event happened.",
         examples=[17],

@@ -38,10 +38,10 @@ from booking_service.errors import (
     IdempotencyKeyReused,
     NotFound,
     SalesNotStarted,
-    error_body,
 )
 from booking_service.models.types import utcnow
 from booking_service.repositories import idempotency as keys
+from booking_service.schemas.errors import error_body
 
 log = logging.getLogger(__name__)
 

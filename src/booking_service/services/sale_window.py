@@ -7,7 +7,6 @@ still agree on the moment sales open and end.
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 from booking_service.errors import (
@@ -18,27 +17,6 @@ from booking_service.errors import (
     SalesNotStarted,
 )
 from booking_service.models import EventState
-
-
-class ShownState(enum.StrEnum):
-    """An event's state as clients see it: the stored state, with the sale window applied."""
-
-    UPCOMING = "upcoming"  # open, but sales have not started yet
-    OPEN = "open"
-    CLOSED = "closed"  # closed by its owner, or its sales have ended
-    CANCELLED = "cancelled"
-
-
-def shown_state(
-    state: EventState, sales_start: datetime | None, sales_end: datetime | None, now: datetime
-) -> ShownState:
-    if state is not EventState.OPEN:
-        return ShownState(state.value)
-    if sales_start is not None and now < sales_start:
-        return ShownState.UPCOMING
-    if sales_end is not None and now >= sales_end:
-        return ShownState.CLOSED
-    return ShownState.OPEN
 
 
 def booking_refusal(

@@ -1,0 +1,124 @@
+"""The engine: connection pool, per-dialect hooks (SQLite's BEGIN IMMEDIATE, MariaDB's reset
+and Galera detection)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, ExceptionContext, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolResetState
+
+from booking_service.config import Settings
+
+# Execution option a read-only transaction sets, so SQLite starts it DEFERRED and lets it run
+# beside a writer instead of queueing for the write lock.
+READ_ONLY = "booking_read_only"
+
+# MariaDB errors after which the connection itself is useless, though still open: on a Galera
+# node, 1047 "WSREP has not yet prepared node for application use" (joining, or cut off from
+# the primary component) and 1927 "Connection was killed". The pool drops it rather than hand
+# it out again.
+MYSQL_NODE_UNUSABLE = {1047, 1927}
+# Connection.info key: whether the connection's server is a Galera node (wsrep_on).
+ON_CLUSTER = "booking_on_cluster"
+# A causal read on a Galera node: the node first applies everything the cluster committed
+# before this moment. One round trip to the cluster; see run_transaction(causal=True).
+CAUSAL_READ = "SET STATEMENT wsrep_sync_wait = 1 FOR SELECT 1"
+# SHOW, not SELECT @@wsrep_on: MySQL has no such variable, and SHOW answers on a node that is
+# not ready yet. Its row is (Variable_name, Value).
+WSREP_ON_QUERY = "SHOW VARIABLES LIKE 'wsrep_on'"
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = make_url(settings.database_url)
+    if settings.is_sqlite:
+        engine = create_async_engine(
+            url,
+            # A writer waits for the lock instead of failing at once (seconds).
+            connect_args={"timeout": 30},
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
+        _install_sqlite_hooks(engine)
+        return engine
+    if "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    engine = create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=settings.db_pool_recycle_seconds,
+        # Every statement sees the latest committed rows; decisions come from locked rows.
+        isolation_level="READ COMMITTED",
+        # Returned connections are reset by _rollback_if_open below instead.
+        pool_reset_on_return=None,
+    )
+    event.listen(engine.sync_engine, "reset", _rollback_if_open)
+    event.listen(engine.sync_engine, "connect", _note_cluster)
+    event.listen(engine.sync_engine, "handle_error", _drop_unusable_connection)
+    return engine
+
+
+def _wsrep_on(row: Sequence[Any] | None) -> bool:
+    """Read the answer to WSREP_ON_QUERY: whether the server is a Galera node."""
+    return row is not None and str(row[1]).upper() == "ON"
+
+
+def _note_cluster(dbapi_connection: Any, record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(WSREP_ON_QUERY)
+        record.info[ON_CLUSTER] = _wsrep_on(cursor.fetchone())
+    finally:
+        cursor.close()
+
+
+async def on_cluster(connection: AsyncConnection) -> bool:
+    """Whether this MariaDB/MySQL connection is to a Galera node."""
+    return _wsrep_on((await connection.exec_driver_sql(WSREP_ON_QUERY)).first())
+
+
+def _drop_unusable_connection(context: ExceptionContext) -> None:
+    args = getattr(context.original_exception, "args", ())
+    if args and args[0] in MYSQL_NODE_UNUSABLE:
+        context.is_disconnect = True
+
+
+def _rollback_if_open(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+    """Reset a connection returned to the pool: roll back only a transaction still open.
+
+    SQLAlchemy's default sends a ROLLBACK on every return, a round trip after every commit.
+    The server reports in each reply whether a transaction is open (SERVER_STATUS_IN_TRANS),
+    and asyncmy keeps that flag: nothing open, nothing to send.
+    """
+    if state.terminate_only or not state.asyncio_safe:
+        return  # the pool discards this connection without using it again
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    in_transaction = getattr(driver, "get_transaction_status", None)
+    if in_transaction is None or in_transaction():
+        dbapi_connection.rollback()
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module: we issue BEGIN ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # FOR UPDATE compiles to nothing on SQLite: without IMMEDIATE, two transactions can read
+        # the same free ticket and both sell it. IMMEDIATE takes the write lock up front.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
