@@ -17,15 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.support import (
-    BOOKING_SERVICE,
-    TEST_SECRET,
-    clean_env,
-    create_mariadb_database,
-    free_port,
-    require_mariadb,
-    serve,
-)
+from tests.support.databases import create_mariadb_database
+from tests.support.environment import require_mariadb
+from tests.support.servers import BOOKING_SERVICE, free_port, serve
+from tests.support.settings import TEST_SECRET, clean_env
 
 pytestmark = pytest.mark.slow
 
