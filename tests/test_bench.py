@@ -230,6 +230,55 @@ def test_ceiling_measures_the_generator(tmp_path: Path) -> None:
     assert "checks" not in data, "nothing to check: no database involved"
 
 
+def test_a_run_states_its_figure_as_a_ratio_to_the_floor(
+    sqlite_server: tuple[Server, Path], tmp_path: Path
+) -> None:
+    server, _ = sqlite_server
+    out = tmp_path / "hot.json"
+    sizes = ["--users=40", "--tickets=15", "--connections=8"]
+    run = bench(server, *sizes, "--floor", "--floor-duration=1", "--workers=1", f"--out={out}")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    data = results(out)
+    floor = data["floor"]
+    assert floor["figure"] == "confirmed_per_s"
+    assert floor["value"] == data["confirmed_per_s"] > 0
+    assert floor["answers_per_s"] > 0
+    assert floor["ratio"] == round(data["confirmed_per_s"] / floor["answers_per_s"], 3)
+    assert (floor["workers"], floor["connections"], floor["processes"]) == (1, 8, 1)
+    assert floor["server"]["pids"], "the floor server's own CPU and memory"
+    assert f"ratio to floor  {floor['ratio']:.2f}" in run.stdout
+    assert data["status_counts"] == {"201": 15, "202": 25}, "the run itself is unchanged"
+    assert data["checks"]["ok"] is True
+
+
+def test_floor_serves_a_trivial_route_with_the_workers_asked(tmp_path: Path) -> None:
+    out = tmp_path / "floor.json"
+    command = [BOOKING_SERVICE, "bench", "--scenario=floor", "--duration=1", "--connections=8"]
+    run = subprocess.run(
+        [*command, "--workers=2", f"--out={out}"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    data = results(out)
+    assert data["status_counts_by_request"] == {"ping": {"200": data["answered"]}}
+    assert data["answered"] > 0
+    assert data["settings"]["workers"] == 2
+    assert len(data["server"]["pids"]) >= 3, "uvicorn's supervisor and its two workers"
+    assert "checks" not in data, "nothing to check: no database involved"
+
+    again = subprocess.run(
+        [*command, "--floor"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert again.returncode == 2, "the floor has no floor of its own"
+    assert "--floor" in again.stderr
+
+
 @pytest.mark.mariadb
 async def test_every_scenario_on_mariadb_with_two_workers(tmp_path: Path) -> None:
     await require_mariadb()
@@ -238,7 +287,7 @@ async def test_every_scenario_on_mariadb_with_two_workers(tmp_path: Path) -> Non
             runs = {
                 "churn": ["--users=60", "--tickets=10", "--duration=2", "--processes=2"],
                 "spread": ["--users", "60", "--events", "6"],
-                "read": ["--users", "10", "--events", "2", "--duration", "1"],
+                "read": ["--users=10", "--events=2", "--duration=1", "--floor", "--workers=2"],
                 "hot": ["--users", "60", "--tickets", "20", "--processes", "2"],
                 "opening": ["--users", "60", "--tickets", "20", "--processes", "2"],
             }
@@ -255,6 +304,10 @@ async def test_every_scenario_on_mariadb_with_two_workers(tmp_path: Path) -> Non
                     counts = data["status_counts_by_request"]
                     assert {"book", "status"} <= counts.keys()
                     assert any(kind.startswith(("cancel", "leave")) for kind in counts)
+                if scenario == "read":
+                    assert data["floor"]["figure"] == "requests_per_s"
+                    assert data["floor"]["workers"] == 2
+                    assert data["floor"]["ratio"] > 0
                 if scenario == "spread":
                     assert data["status_counts"] == {"201": 60}
                 if scenario == "hot":

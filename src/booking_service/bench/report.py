@@ -15,6 +15,7 @@ from booking_service.bench.records import (
     is_failure,
     outcome_name,
 )
+from booking_service.bench.scenarios import HEADLINE, Scenario
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -146,6 +147,28 @@ def summarize(
     }
 
 
+def ratio_to_floor(
+    scenario: Scenario, summary: dict[str, Any], floor: dict[str, Any]
+) -> dict[str, Any]:
+    """The run's headline figure over the floor's answers/s, both as the reports state them,
+    with what the floor was measured with."""
+    figure, unit = HEADLINE[scenario]
+    value, floor_rate = summary[figure], floor["requests_per_s"]
+    return {
+        "figure": figure,
+        "unit": unit,
+        "value": value,
+        "answers_per_s": floor_rate,
+        "ratio": round(value / floor_rate, 3) if floor_rate else 0.0,
+        "workers": floor["settings"]["workers"],
+        "connections": floor["settings"]["connections"],
+        "processes": floor["settings"]["processes"],
+        "duration_s": floor["duration_s"],
+        "latency_ms": floor["latency_ms"],
+        "server": floor.get("server"),
+    }
+
+
 def render_text(summary: dict[str, Any]) -> str:
     s = summary["settings"]
     lat = summary["latency_ms"]
@@ -198,6 +221,13 @@ def render_text(summary: dict[str, Any]) -> str:
             f"{server['cpu_ms_per_request']:.2f} ms CPU per request, "
             f"{server['cores_busy']:.2f} cores busy; peak RSS (MiB) {peaks}"
         )
+    floor = summary.get("floor")
+    if floor:
+        lines.append(
+            f"   ratio to floor  {floor['ratio']:.2f}: {floor['value']:,.0f} {floor['unit']} / "
+            f"{floor['answers_per_s']:,.0f} answers/s of a trivial FastAPI route "
+            f"({floor['workers']} worker(s), the same load, just before)"
+        )
     checks = summary.get("checks")
     if checks:
         lines.append("   checks")
@@ -210,6 +240,8 @@ def render_text(summary: dict[str, Any]) -> str:
 
 def describe_settings(s: dict[str, Any]) -> str:
     parts = [s.get("database") or "", f"{s['connections']} connections"]
+    if s.get("scenario") == "floor":
+        parts.insert(1, f"{s['workers']} worker(s)")
     if s.get("users"):
         parts.append(f"{s['users']:,} users")
     if s.get("events"):
