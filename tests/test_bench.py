@@ -53,18 +53,25 @@ def running_server(workdir: Path, database_url: str, workers: int = 1) -> Iterat
         yield Server(server.base_url, clean_env(**settings), workdir, server.process.pid)
 
 
-def bench(
-    server: Server, *args: str, env: dict[str, str] | None = None
+def run_bench(
+    workdir: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`booking-service bench` as a user runs it, from `workdir`, with these settings only."""
     return subprocess.run(
-        [BOOKING_SERVICE, "bench", "--url", server.url, *args],
-        cwd=server.workdir,
-        env=env or server.env,
+        [BOOKING_SERVICE, "bench", *args],
+        cwd=workdir,
+        env=env or clean_env(),
         capture_output=True,
         text=True,
         timeout=180,
         check=False,
     )
+
+
+def bench(
+    server: Server, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run_bench(server.workdir, "--url", server.url, *args, env=env or server.env)
 
 
 def results(path: Path) -> dict[str, Any]:
@@ -197,15 +204,8 @@ def test_wrong_secret_is_explained(sqlite_server: tuple[Server, Path]) -> None:
 
 def test_no_server_is_reported_before_anything_is_written(tmp_path: Path) -> None:
     db_file = tmp_path / "untouched.db"
-    run = subprocess.run(
-        [BOOKING_SERVICE, "bench", "--url", f"http://127.0.0.1:{free_port()}", "--users", "3"],
-        cwd=tmp_path,
-        env=clean_env(**_settings(f"sqlite+aiosqlite:///{db_file}")),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = clean_env(**_settings(f"sqlite+aiosqlite:///{db_file}"))
+    run = run_bench(tmp_path, "--url", f"http://127.0.0.1:{free_port()}", "--users", "3", env=env)
     assert run.returncode == 2
     assert "cannot connect" in run.stderr
     assert not db_file.exists()
@@ -213,15 +213,8 @@ def test_no_server_is_reported_before_anything_is_written(tmp_path: Path) -> Non
 
 def test_ceiling_measures_the_generator(tmp_path: Path) -> None:
     out = tmp_path / "ceiling.json"
-    command = [BOOKING_SERVICE, "bench", "--scenario=ceiling", "--duration=1", "--connections=8"]
-    run = subprocess.run(
-        [*command, "--processes=2", f"--out={out}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    sizes = ["--duration=1", "--connections=8", "--processes=2"]
+    run = run_bench(tmp_path, "--scenario=ceiling", *sizes, f"--out={out}")
     assert run.returncode == 0, run.stdout + run.stderr
     data = results(out)
     assert data["status_counts_by_request"] == {"ping": {"200": data["answered"]}}
@@ -254,16 +247,8 @@ def test_a_run_states_its_figure_as_a_ratio_to_the_floor(
 
 def test_floor_serves_a_trivial_route_with_the_workers_asked(tmp_path: Path) -> None:
     out = tmp_path / "floor.json"
-    command = [BOOKING_SERVICE, "bench", "--scenario=floor", "--duration=1", "--connections=8"]
-    run = subprocess.run(
-        [*command, "--workers=2", f"--out={out}"],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    sizes = ["--duration=1", "--connections=8"]
+    run = run_bench(tmp_path, "--scenario=floor", *sizes, "--workers=2", f"--out={out}")
     assert run.returncode == 0, run.stdout + run.stderr
     data = results(out)
     assert data["status_counts_by_request"] == {"ping": {"200": data["answered"]}}
@@ -272,9 +257,7 @@ def test_floor_serves_a_trivial_route_with_the_workers_asked(tmp_path: Path) -> 
     assert len(data["server"]["pids"]) >= 3, "uvicorn's supervisor and its two workers"
     assert "checks" not in data, "nothing to check: no database involved"
 
-    again = subprocess.run(
-        [*command, "--floor"], cwd=tmp_path, capture_output=True, text=True, check=False
-    )
+    again = run_bench(tmp_path, "--scenario=floor", *sizes, "--floor")
     assert again.returncode == 2, "the floor has no floor of its own"
     assert "--floor" in again.stderr
 

@@ -37,6 +37,12 @@ VERDICTS = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    _what_to_run(parser.add_argument_group("what to run"))
+    _the_floor(parser.add_argument_group("the floor: the same load on a trivial FastAPI route"))
+    _what_to_report(parser.add_argument_group("what to report"))
+
+
+def _what_to_run(parser: argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--url",
         default="http://127.0.0.1:8000",
@@ -75,13 +81,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--leave-rate", type=float, default=0.3, help="churn: chance a person in line leaves"
     )
-    parser.add_argument("--label", default="", help="free text for the report, e.g. '2 workers'")
-    parser.add_argument(
-        "--server-pid",
-        type=int,
-        help="the server's main process (Linux): report its and its workers' CPU per request "
-        "and peak memory",
-    )
+
+
+def _the_floor(parser: argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--workers",
         type=int,
@@ -99,6 +101,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULTS[Scenario.FLOOR].duration,
         help="seconds of the floor measured by --floor (default %(default)s)",
+    )
+
+
+def _what_to_report(parser: argparse._ArgumentGroup) -> None:
+    parser.add_argument("--label", default="", help="free text for the report, e.g. '2 workers'")
+    parser.add_argument(
+        "--server-pid",
+        type=int,
+        help="the server's main process (Linux): report its and its workers' CPU per request "
+        "and peak memory",
     )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument(
