@@ -18,19 +18,17 @@ from booking_service.app_state import app_state
 from booking_service.config import Settings
 from booking_service.main import create_app
 from tests.contract import Contract
-from tests.support import (
+from tests.support.api import TokenFactory
+from tests.support.apps import OPENAPI_FILE, http_client
+from tests.support.databases import (
     BACKENDS,
-    OPENAPI_FILE,
     Database,
-    TokenFactory,
     create_mariadb_database,
     create_sqlite_database,
-    http_client,
-    make_settings,
-    require_mariadb,
-    require_redis,
     wipe_tables,
 )
+from tests.support.environment import require_mariadb, require_redis
+from tests.support.settings import make_settings
 
 # The suite configures the service explicitly: settings from the developer's shell must not leak
 # in. (TEST_DATABASE_URL is the suite's own variable and is kept.)

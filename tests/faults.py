@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from tests.support import Database, connect
+from booking_service.db import connect
+from tests.support.databases import Database
 
 
 class Fault(enum.Enum):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support import Database, check_invariants, create_event, register_and_login
+from booking_service.bench.invariants import check_invariants
+from tests.support.api import create_event, register_and_login
+from tests.support.databases import Database
 
 
 async def test_a_user_never_sees_or_cancels_anothers_booking(

@@ -12,17 +12,14 @@ from fastapi import FastAPI
 from sqlalchemy import update
 
 from booking_service.app_state import app_state
+from booking_service.bench.seed import create_users
+from booking_service.db import connect
 from booking_service.models import User
 from booking_service.models.types import utcnow
 from booking_service.repositories import users
-from tests.support import (
-    Database,
-    TokenFactory,
-    connect,
-    create_users,
-    http_client,
-    register_and_login,
-)
+from tests.support.api import TokenFactory, register_and_login
+from tests.support.apps import http_client
+from tests.support.databases import Database
 from tests.test_security import BAD_TOKENS
 
 CREDENTIALS = {"username": "user123", "password": "password123"}

@@ -16,23 +16,17 @@ from fastapi import FastAPI
 from sqlalchemy import update
 
 from booking_service.app_state import app_state
+from booking_service.bench.invariants import check_invariants
+from booking_service.db import connect
 from booking_service.models import IdempotencyKey, OutboxMessage
 from booking_service.models.types import utcnow
 from booking_service.repositories import outbox
 from booking_service.services import housekeeping
 from booking_service.services.webhooks import MESSAGE_ID_HEADER, WebhookSender
 from tests.faults import Fault, failing_rows
-from tests.support import (
-    Database,
-    TokenFactory,
-    api_users,
-    cancel,
-    check_invariants,
-    connect,
-    fill_event,
-    my_bookings,
-    wait_past,
-)
+from tests.support.api import TokenFactory, api_users, cancel, fill_event, my_bookings
+from tests.support.databases import Database
+from tests.support.timing import wait_past
 from tests.test_webhooks import messages, webhook_settings
 
 

@@ -17,15 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.support import (
-    BOOKING_SERVICE,
-    TEST_SECRET,
-    clean_env,
-    create_mariadb_database,
-    free_port,
-    require_mariadb,
-    serve,
-)
+from tests.support.databases import create_mariadb_database
+from tests.support.environment import require_mariadb
+from tests.support.servers import BOOKING_SERVICE, free_port, serve
+from tests.support.settings import TEST_SECRET, clean_env
 
 pytestmark = pytest.mark.slow
 
@@ -58,18 +53,25 @@ def running_server(workdir: Path, database_url: str, workers: int = 1) -> Iterat
         yield Server(server.base_url, clean_env(**settings), workdir, server.process.pid)
 
 
-def bench(
-    server: Server, *args: str, env: dict[str, str] | None = None
+def run_bench(
+    workdir: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`booking-service bench` as a user runs it, from `workdir`, with these settings only."""
     return subprocess.run(
-        [BOOKING_SERVICE, "bench", "--url", server.url, *args],
-        cwd=server.workdir,
-        env=env or server.env,
+        [BOOKING_SERVICE, "bench", *args],
+        cwd=workdir,
+        env=env or clean_env(),
         capture_output=True,
         text=True,
         timeout=180,
         check=False,
     )
+
+
+def bench(
+    server: Server, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run_bench(server.workdir, "--url", server.url, *args, env=env or server.env)
 
 
 def results(path: Path) -> dict[str, Any]:
@@ -202,15 +204,8 @@ def test_wrong_secret_is_explained(sqlite_server: tuple[Server, Path]) -> None:
 
 def test_no_server_is_reported_before_anything_is_written(tmp_path: Path) -> None:
     db_file = tmp_path / "untouched.db"
-    run = subprocess.run(
-        [BOOKING_SERVICE, "bench", "--url", f"http://127.0.0.1:{free_port()}", "--users", "3"],
-        cwd=tmp_path,
-        env=clean_env(**_settings(f"sqlite+aiosqlite:///{db_file}")),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = clean_env(**_settings(f"sqlite+aiosqlite:///{db_file}"))
+    run = run_bench(tmp_path, "--url", f"http://127.0.0.1:{free_port()}", "--users", "3", env=env)
     assert run.returncode == 2
     assert "cannot connect" in run.stderr
     assert not db_file.exists()
@@ -218,21 +213,53 @@ def test_no_server_is_reported_before_anything_is_written(tmp_path: Path) -> Non
 
 def test_ceiling_measures_the_generator(tmp_path: Path) -> None:
     out = tmp_path / "ceiling.json"
-    command = [BOOKING_SERVICE, "bench", "--scenario=ceiling", "--duration=1", "--connections=8"]
-    run = subprocess.run(
-        [*command, "--processes=2", f"--out={out}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    sizes = ["--duration=1", "--connections=8", "--processes=2"]
+    run = run_bench(tmp_path, "--scenario=ceiling", *sizes, f"--out={out}")
     assert run.returncode == 0, run.stdout + run.stderr
     data = results(out)
     assert data["status_counts_by_request"] == {"ping": {"200": data["answered"]}}
     assert data["answered"] > 0
     assert data["generator"]["processes"] == 2
     assert "checks" not in data, "nothing to check: no database involved"
+
+
+def test_a_run_states_its_figure_as_a_ratio_to_the_floor(
+    sqlite_server: tuple[Server, Path], tmp_path: Path
+) -> None:
+    server, _ = sqlite_server
+    out = tmp_path / "hot.json"
+    sizes = ["--users=40", "--tickets=15", "--connections=8"]
+    run = bench(server, *sizes, "--floor", "--floor-duration=1", "--workers=1", f"--out={out}")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    data = results(out)
+    floor = data["floor"]
+    assert floor["figure"] == "confirmed_per_s"
+    assert floor["value"] == data["confirmed_per_s"] > 0
+    assert floor["answers_per_s"] > 0
+    assert floor["ratio"] == round(data["confirmed_per_s"] / floor["answers_per_s"], 3)
+    assert (floor["workers"], floor["connections"], floor["processes"]) == (1, 8, 1)
+    assert floor["server"]["pids"], "the floor server's own CPU and memory"
+    assert f"ratio to floor  {floor['ratio']:.2f}" in run.stdout
+    assert data["status_counts"] == {"201": 15, "202": 25}, "the run itself is unchanged"
+    assert data["checks"]["ok"] is True
+
+
+def test_floor_serves_a_trivial_route_with_the_workers_asked(tmp_path: Path) -> None:
+    out = tmp_path / "floor.json"
+    sizes = ["--duration=1", "--connections=8"]
+    run = run_bench(tmp_path, "--scenario=floor", *sizes, "--workers=2", f"--out={out}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    data = results(out)
+    assert data["status_counts_by_request"] == {"ping": {"200": data["answered"]}}
+    assert data["answered"] > 0
+    assert data["settings"]["workers"] == 2
+    assert len(data["server"]["pids"]) >= 3, "uvicorn's supervisor and its two workers"
+    assert "checks" not in data, "nothing to check: no database involved"
+
+    again = run_bench(tmp_path, "--scenario=floor", *sizes, "--floor")
+    assert again.returncode == 2, "the floor has no floor of its own"
+    assert "--floor" in again.stderr
 
 
 @pytest.mark.mariadb
@@ -243,7 +270,7 @@ async def test_every_scenario_on_mariadb_with_two_workers(tmp_path: Path) -> Non
             runs = {
                 "churn": ["--users=60", "--tickets=10", "--duration=2", "--processes=2"],
                 "spread": ["--users", "60", "--events", "6"],
-                "read": ["--users", "10", "--events", "2", "--duration", "1"],
+                "read": ["--users=10", "--events=2", "--duration=1", "--floor", "--workers=2"],
                 "hot": ["--users", "60", "--tickets", "20", "--processes", "2"],
                 "opening": ["--users", "60", "--tickets", "20", "--processes", "2"],
             }
@@ -260,6 +287,10 @@ async def test_every_scenario_on_mariadb_with_two_workers(tmp_path: Path) -> Non
                     counts = data["status_counts_by_request"]
                     assert {"book", "status"} <= counts.keys()
                     assert any(kind.startswith(("cancel", "leave")) for kind in counts)
+                if scenario == "read":
+                    assert data["floor"]["figure"] == "requests_per_s"
+                    assert data["floor"]["workers"] == 2
+                    assert data["floor"]["ratio"] > 0
                 if scenario == "spread":
                     assert data["status_counts"] == {"201": 60}
                 if scenario == "hot":

@@ -9,11 +9,13 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service import metrics
-from booking_service.db import RetryHooks, create_session_factory, run_transaction
+from booking_service.bench.seed import create_users
+from booking_service.db import RetryHooks, connect, create_session_factory, run_transaction
 from booking_service.errors import ServiceBusy
 from booking_service.metrics import BookingOutcome
 from booking_service.models import User
-from tests.support import Database, TokenFactory, connect, create_event, create_users, wipe_tables
+from tests.support.api import TokenFactory, create_event
+from tests.support.databases import Database, wipe_tables
 
 
 def outcome_counts() -> dict[str, float]:

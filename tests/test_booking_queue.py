@@ -14,20 +14,13 @@ from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import update
 
 from booking_service.app_state import app_state
+from booking_service.bench.invariants import check_invariants
+from booking_service.bench.seed import create_users
+from booking_service.db import connect
 from booking_service.models import User
 from booking_service.models.types import utcnow
-from tests.support import (
-    Database,
-    TokenFactory,
-    book,
-    cancel,
-    check_invariants,
-    connect,
-    create_event,
-    create_users,
-    fill_event,
-    my_bookings,
-)
+from tests.support.api import TokenFactory, book, cancel, create_event, fill_event, my_bookings
+from tests.support.databases import Database
 
 Send = Callable[[httpx.AsyncClient, dict[str, str], int], Awaitable[httpx.Response]]
 

@@ -18,21 +18,16 @@ import httpx
 from fastapi import FastAPI
 
 from booking_service.app_state import app_state
+from booking_service.bench.invariants import check_invariants
+from booking_service.bench.seed import create_users
 from booking_service.models import BookingStatus
 from booking_service.services.booking_queue import BookingQueue
 from tests.faults import Fault, event_locked, failing_rows
-from tests.support import (
-    Database,
-    TokenFactory,
-    book,
-    booking_records,
-    cancel,
-    check_invariants,
-    create_event,
-    create_users,
-    eventually,
-    http_client,
-)
+from tests.support.api import TokenFactory, book, cancel, create_event
+from tests.support.apps import http_client
+from tests.support.checks import booking_records
+from tests.support.databases import Database
+from tests.support.timing import eventually
 
 
 async def queued_in_order(

@@ -26,19 +26,13 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.app_state import app_state
+from booking_service.bench.invariants import check_invariants
 from booking_service.repositories import events
 from booking_service.repositories.events import LockedEvent
 from booking_service.services.booking_queue import BookingQueue
 from booking_service.services.cancels import CancelOutcome
-from tests.support import (
-    Database,
-    TokenFactory,
-    api_users,
-    book,
-    check_invariants,
-    create_event,
-    event_status,
-)
+from tests.support.api import TokenFactory, api_users, book, create_event, event_status
+from tests.support.databases import Database
 
 PAUSE_SECONDS = 10.0
 

@@ -10,24 +10,23 @@ from typing import Any
 import httpx
 import pytest
 
+from booking_service.bench.invariants import check_invariants
 from booking_service.models import BookingStatus
 from booking_service.schemas.common import MAX_DB_ID
-from tests.support import (
+from tests.support.api import (
     ApiUser,
-    Database,
     TokenFactory,
     api_users,
-    assert_unchanged,
     book,
-    booking_records,
     cancel,
-    check_invariants,
     create_event,
     event_status,
     fill_event,
     my_bookings,
     status_counts,
 )
+from tests.support.checks import assert_unchanged, booking_records
+from tests.support.databases import Database
 
 BOOKED = "Ticket booked"
 WAITLISTED = "No tickets available, you are added to waiting list"

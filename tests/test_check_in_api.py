@@ -13,22 +13,22 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from booking_service.bench.invariants import check_invariants
+from booking_service.db import connect
 from booking_service.models import Booking
 from booking_service.ticket_codes import TicketCodes
-from tests.support import (
+from tests.support.api import (
     ApiUser,
-    Database,
     TokenFactory,
     api_users,
     book,
     cancel,
-    check_invariants,
-    connect,
     create_event,
-    db_snapshot,
     event_status,
     my_bookings,
 )
+from tests.support.checks import db_snapshot
+from tests.support.databases import Database
 
 NOT_FOUND = {
     "message": "No valid ticket for this event has this code",

@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import BOOKING_SERVICE as COMMAND
-from tests.support import ServerProcess, clean_env, free_port, serve
+from tests.support.servers import BOOKING_SERVICE as COMMAND
+from tests.support.servers import ServerProcess, free_port, serve
+from tests.support.settings import clean_env
 
 
 @pytest.fixture

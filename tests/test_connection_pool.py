@@ -10,7 +10,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking_service.engine import create_engine
-from tests.support import create_mariadb_database, make_settings, require_mariadb
+from tests.support.databases import create_mariadb_database
+from tests.support.environment import require_mariadb
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.mariadb
 

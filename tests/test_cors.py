@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from booking_service.config import Settings
-from tests.support import Database, http_client, make_settings, started_app
+from tests.support.apps import http_client, started_app
+from tests.support.databases import Database
+from tests.support.settings import make_settings
 
 APP_ORIGIN = "https://tickets.example.com"
 PREFLIGHT = {

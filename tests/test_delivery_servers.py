@@ -15,26 +15,17 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from booking_service.bench.invariants import check_invariants
+from booking_service.bench.seed import create_users
+from booking_service.db import connect
 from booking_service.models import Booking, BookingStatus, Event, OutboxMessage
-from tests.support import (
-    TEST_SECRET,
-    Database,
-    ServerProcess,
-    TokenFactory,
-    WebhookReceiver,
-    assert_one_answer,
-    book,
-    cancel,
-    check_invariants,
-    connect,
-    create_event,
-    create_mariadb_database,
-    create_users,
-    eventually,
-    make_settings,
-    require_mariadb,
-    serve,
-)
+from tests.support.api import TokenFactory, assert_one_answer, book, cancel, create_event
+from tests.support.databases import Database, create_mariadb_database
+from tests.support.environment import require_mariadb
+from tests.support.peers import WebhookReceiver
+from tests.support.servers import ServerProcess, serve
+from tests.support.settings import TEST_SECRET, make_settings
+from tests.support.timing import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.mariadb]
 

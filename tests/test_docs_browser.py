@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, Request, sync_playwright
 
-from tests.support import ServerProcess, serve
+from tests.support.servers import ServerProcess, serve
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 # Flags that keep Chromium quiet and self-contained in a container: no sandbox (root), no GPU,

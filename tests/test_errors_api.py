@@ -11,17 +11,14 @@ import pytest
 from fastapi import FastAPI
 
 from booking_service.app_state import app_state
+from booking_service.bench.seed import create_users
 from booking_service.schemas.common import MAX_DB_ID
 from booking_service.services.events import EventService
-from tests.support import (
-    Database,
-    TokenFactory,
-    create_users,
-    free_port,
-    http_client,
-    make_settings,
-    started_app,
-)
+from tests.support.api import TokenFactory
+from tests.support.apps import http_client, started_app
+from tests.support.databases import Database
+from tests.support.servers import free_port
+from tests.support.settings import make_settings
 
 ENVELOPE_KEYS = {"message", "code", "details"}
 # What any route with a JSON body can answer about the body alone.

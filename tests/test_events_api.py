@@ -12,16 +12,9 @@ import pytest
 from booking_service.config import Settings
 from booking_service.main import create_app
 from booking_service.schemas.common import MAX_DB_ID
-from tests.support import (
-    ApiUser,
-    Database,
-    TokenFactory,
-    api_users,
-    assert_unchanged,
-    create_event,
-    fill_event,
-    wipe_tables,
-)
+from tests.support.api import ApiUser, TokenFactory, api_users, create_event, fill_event
+from tests.support.checks import assert_unchanged
+from tests.support.databases import Database, wipe_tables
 
 
 @pytest.fixture

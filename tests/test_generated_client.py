@@ -25,14 +25,9 @@ import httpx
 import pytest
 
 from tests.contract import Answer, Contract
-from tests.support import (
-    BACKENDS,
-    OPENAPI_FILE,
-    OPERATION_IDS,
-    ServerProcess,
-    serve,
-    serve_fresh,
-)
+from tests.support.apps import OPENAPI_FILE, OPERATION_IDS
+from tests.support.databases import BACKENDS
+from tests.support.servers import ServerProcess, serve, serve_fresh
 
 PACKAGE = "booking_service_client"
 GENERATOR = str(Path(sys.executable).with_name("openapi-python-client"))

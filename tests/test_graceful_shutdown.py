@@ -18,19 +18,15 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 
+from booking_service.bench.invariants import check_invariants
+from booking_service.bench.seed import create_users
+from booking_service.db import connect
 from booking_service.models import ACTIVE_STATUSES, Booking, BookingStatus
-from tests.support import (
-    TokenFactory,
-    check_invariants,
-    connect,
-    create_event,
-    create_mariadb_database,
-    create_users,
-    make_settings,
-    production_env,
-    require_mariadb,
-    start_server,
-)
+from tests.support.api import TokenFactory, create_event
+from tests.support.databases import create_mariadb_database
+from tests.support.environment import require_mariadb
+from tests.support.servers import start_server
+from tests.support.settings import make_settings, production_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.mariadb]
 

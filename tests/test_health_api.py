@@ -10,7 +10,10 @@ import httpx
 import pytest
 
 from booking_service.main import create_app
-from tests.support import app_client, free_port, make_settings, require_redis
+from tests.support.apps import app_client
+from tests.support.environment import require_redis
+from tests.support.servers import free_port
+from tests.support.settings import make_settings
 
 UNREACHABLE_MARIADB = "mysql+asyncmy://root@127.0.0.1:{port}/nothing"
 

@@ -8,15 +8,9 @@ from typing import Any
 
 import httpx
 
-from tests.support import (
-    Database,
-    book,
-    cancel,
-    check_invariants,
-    create_event,
-    fill_event,
-    register_and_login,
-)
+from booking_service.bench.invariants import check_invariants
+from tests.support.api import book, cancel, create_event, fill_event, register_and_login
+from tests.support.databases import Database
 
 
 async def _post(

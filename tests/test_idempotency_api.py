@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import event, func, select, update
 
 from booking_service.app_state import app_state
+from booking_service.db import connect
 from booking_service.errors import IdempotencyKeyInUse, ServiceBusy
 from booking_service.models import Booking, Event, IdempotencyKey
 from booking_service.models.types import utcnow
@@ -26,20 +27,18 @@ from booking_service.services.idempotency import (
     request_digest,
 )
 from tests.faults import Fault, failing_rows
-from tests.support import (
+from tests.support.api import (
     REPLAYED,
     ApiUser,
-    Database,
     TokenFactory,
     api_users,
     assert_one_answer,
-    connect,
     create_event,
-    eventually,
-    http_client,
-    make_settings,
-    started_app,
 )
+from tests.support.apps import http_client, started_app
+from tests.support.databases import Database
+from tests.support.settings import make_settings
+from tests.support.timing import eventually
 
 KEY = "3f1c8a52-6b0e-4a7d-9f0c-2d9e1b7a5c44"
 

@@ -10,18 +10,17 @@ import httpx
 import pytest
 from sqlalchemy import insert, select, update
 
-from booking_service.bench.invariants import InvariantBroken, find_invariant_breaks
+from booking_service.bench.invariants import (
+    InvariantBroken,
+    check_invariants,
+    find_invariant_breaks,
+)
+from booking_service.bench.seed import create_users
+from booking_service.db import connect
 from booking_service.models import Booking, BookingHistory, BookingStatus, Event, HistoryAction
 from booking_service.models.types import utcnow
-from tests.support import (
-    Database,
-    check_invariants,
-    connect,
-    create_event,
-    create_users,
-    fill_event,
-    register_and_login,
-)
+from tests.support.api import create_event, fill_event, register_and_login
+from tests.support.databases import Database
 
 
 @pytest.fixture

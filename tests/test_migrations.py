@@ -15,18 +15,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from booking_service import migrations
+from booking_service.db import connect
 from booking_service.models import Booking, BookingHistory, Event, User
 from booking_service.models.base import Base
 from booking_service.models.types import utcnow
-from tests.support import (
-    BOOKING_SERVICE,
-    Database,
-    clean_env,
-    connect,
-    create_mariadb_database,
-    create_sqlite_database,
-    require_mariadb,
-)
+from tests.support.databases import Database, create_mariadb_database, create_sqlite_database
+from tests.support.environment import require_mariadb
+from tests.support.servers import BOOKING_SERVICE
+from tests.support.settings import clean_env
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])

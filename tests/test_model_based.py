@@ -33,8 +33,10 @@ from hypothesis.stateful import (
 )
 
 from booking_service.app_state import app_state
+from booking_service.bench.invariants import check_invariants
 from booking_service.main import create_app
-from tests.support import Database, check_invariants, make_settings, wipe_tables
+from tests.support.databases import Database, wipe_tables
+from tests.support.settings import make_settings
 
 T = TypeVar("T")
 

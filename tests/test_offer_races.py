@@ -12,19 +12,12 @@ import httpx
 from fastapi import FastAPI
 
 from booking_service.app_state import app_state
-from tests.support import (
-    Database,
-    OfferAnswer,
-    TokenFactory,
-    cancel,
-    check_invariants,
-    check_offer_answers,
-    create_users,
-    event_status,
-    eventually,
-    fill_event,
-    my_bookings,
-)
+from booking_service.bench.invariants import check_invariants
+from booking_service.bench.seed import create_users
+from tests.support.api import TokenFactory, cancel, event_status, fill_event, my_bookings
+from tests.support.checks import OfferAnswer, check_offer_answers
+from tests.support.databases import Database
+from tests.support.timing import eventually
 
 OFFERS = 12
 

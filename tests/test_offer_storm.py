@@ -21,21 +21,17 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from booking_service.bench.invariants import check_invariants
+from booking_service.bench.seed import create_users
+from booking_service.db import connect
 from booking_service.models import Booking, BookingStatus, HistoryAction
-from tests.support import (
-    TEST_SECRET,
-    OfferAnswer,
-    TokenFactory,
-    check_invariants,
-    check_offer_answers,
-    connect,
-    create_mariadb_database,
-    create_users,
-    eventually,
-    make_settings,
-    require_mariadb,
-    serve,
-)
+from tests.support.api import TokenFactory
+from tests.support.checks import OfferAnswer, check_offer_answers
+from tests.support.databases import create_mariadb_database
+from tests.support.environment import require_mariadb
+from tests.support.servers import serve
+from tests.support.settings import TEST_SECRET, make_settings
+from tests.support.timing import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.mariadb]
 

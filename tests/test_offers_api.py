@@ -13,23 +13,21 @@ from fastapi import FastAPI
 from sqlalchemy import update
 
 from booking_service.app_state import app_state
+from booking_service.bench.invariants import check_invariants
+from booking_service.db import connect
 from booking_service.models import Event
-from tests.support import (
-    Database,
+from tests.support.api import (
     book,
     cancel,
-    check_invariants,
-    connect,
     create_event,
     event_status,
-    eventually,
     fill_event,
-    http_client,
     my_bookings,
     register_and_login,
-    started_app,
-    wait_past,
 )
+from tests.support.apps import http_client, started_app
+from tests.support.databases import Database
+from tests.support.timing import eventually, wait_past
 
 
 async def _post(

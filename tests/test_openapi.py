@@ -21,16 +21,11 @@ from booking_service.config import Settings
 from booking_service.main import create_app
 from booking_service.schemas.errors import ErrorResponse
 from tests.contract import Answer, Contract
-from tests.support import (
-    BOOKING_SERVICE,
-    OPENAPI_FILE,
-    OPERATION_IDS,
-    OPERATIONS_ROUTES,
-    Database,
-    clean_env,
-    register_and_login,
-    wipe_tables,
-)
+from tests.support.api import register_and_login
+from tests.support.apps import OPENAPI_FILE, OPERATION_IDS, OPERATIONS_ROUTES
+from tests.support.databases import Database, wipe_tables
+from tests.support.servers import BOOKING_SERVICE
+from tests.support.settings import clean_env
 
 COMMITTED = OPENAPI_FILE
 REPO_ROOT = COMMITTED.parent

@@ -9,19 +9,19 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import (
-    Database,
+from booking_service.bench.invariants import check_invariants
+from booking_service.bench.seed import create_users
+from tests.support.api import (
     TokenFactory,
     book,
     cancel,
-    check_invariants,
     create_event,
-    create_users,
     event_status,
     fill_event,
     my_bookings,
     register_and_login,
 )
+from tests.support.databases import Database
 
 
 async def _statuses(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:

@@ -24,18 +24,12 @@ from booking_service.config import Settings
 from booking_service.deps import get_current_user, get_token_user
 from booking_service.main import create_app
 from booking_service.ratelimit import PER_ADDRESS_AUTH, PER_USER, PER_USER_AUTH, route_limit
-from tests.support import (
-    Database,
-    api_routes,
-    create_event,
-    free_port,
-    http_client,
-    make_settings,
-    register_and_login,
-    require_redis,
-    started_app,
-    wipe_tables,
-)
+from tests.support.api import create_event, register_and_login
+from tests.support.apps import api_routes, http_client, started_app
+from tests.support.databases import Database, wipe_tables
+from tests.support.environment import require_redis
+from tests.support.servers import free_port
+from tests.support.settings import make_settings
 
 LimitedApp = Callable[..., AbstractAsyncContextManager[FastAPI]]
 

@@ -15,12 +15,8 @@ import httpx
 import pytest
 
 from booking_service.bench.delay_proxy import DelayProxy
-from tests.support import (
-    RedisProcess,
-    ServerProcess,
-    private_redis,
-    serve,
-)
+from tests.support.peers import RedisProcess, private_redis
+from tests.support.servers import ServerProcess, serve
 from tests.test_rate_limit_servers import Answer, login, request_on_new_connection
 
 pytestmark = pytest.mark.slow

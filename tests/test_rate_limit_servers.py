@@ -14,12 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import (
-    RedisProcess,
-    ServerProcess,
-    private_redis,
-    serve,
-)
+from tests.support.peers import RedisProcess, private_redis
+from tests.support.servers import ServerProcess, serve
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,8 @@ from prometheus_client import REGISTRY
 
 from booking_service.logs import JsonFormatter, PlainFormatter
 from booking_service.main import create_app
-from tests.support import app_client, make_settings
+from tests.support.apps import app_client
+from tests.support.settings import make_settings
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 ACCESS_LOGGER = "booking_service.access"

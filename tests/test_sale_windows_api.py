@@ -11,19 +11,19 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import (
+from booking_service.bench.invariants import check_invariants
+from tests.support.api import (
     ApiUser,
-    Database,
     TokenFactory,
     api_users,
     book,
     cancel,
-    check_invariants,
     create_event,
     event_status,
     my_bookings,
-    wait_past,
 )
+from tests.support.databases import Database
+from tests.support.timing import wait_past
 
 
 def _at(moment: datetime) -> str:

@@ -26,7 +26,8 @@ import pytest
 from fastapi import FastAPI
 
 from booking_service.schemas.events import NAME_WHITE_SPACE
-from tests.support import register_and_login, require_program
+from tests.support.api import register_and_login
+from tests.support.environment import require_program
 
 # Every character some regex dialect, Unicode or str.strip() calls white space, or that looks
 # like it: the ones where readings of `\s` part ways.

@@ -15,21 +15,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import (
-    BOOKING_SERVICE,
-    Database,
-    ServerProcess,
-    TokenFactory,
-    clean_env,
-    create_event,
-    create_mariadb_database,
-    create_users,
-    free_port,
-    make_settings,
-    production_env,
-    require_mariadb,
-    start_server,
-)
+from booking_service.bench.seed import create_users
+from tests.support.api import TokenFactory, create_event
+from tests.support.databases import Database, create_mariadb_database
+from tests.support.environment import require_mariadb
+from tests.support.servers import BOOKING_SERVICE, ServerProcess, free_port, start_server
+from tests.support.settings import clean_env, make_settings, production_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.mariadb]
 

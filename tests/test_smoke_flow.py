@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support import create_event, register_and_login
+from tests.support.api import create_event, register_and_login
 
 
 async def test_register_login_book_cancel_status(client: httpx.AsyncClient) -> None:

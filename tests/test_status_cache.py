@@ -10,21 +10,14 @@ from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import update
 
 from booking_service.app_state import app_state
+from booking_service.bench.seed import create_users
+from booking_service.db import connect
 from booking_service.models import Event
 from booking_service.services.events import StatusCache
-from tests.support import (
-    Database,
-    TokenFactory,
-    book,
-    connect,
-    create_event,
-    create_users,
-    event_status,
-    http_client,
-    make_settings,
-    started_app,
-    wipe_tables,
-)
+from tests.support.api import TokenFactory, book, create_event, event_status
+from tests.support.apps import http_client, started_app
+from tests.support.databases import Database, wipe_tables
+from tests.support.settings import make_settings
 
 
 @pytest.fixture

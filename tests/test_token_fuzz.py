@@ -25,7 +25,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.support import TEST_SECRET, serve
+from tests.support.servers import serve
+from tests.support.settings import TEST_SECRET
 
 ROUTE = "/me/bookings"
 ISSUER = "booking-service"  # Settings.jwt_issuer's default

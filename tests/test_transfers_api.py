@@ -11,20 +11,20 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from booking_service.bench.invariants import check_invariants
+from booking_service.db import connect
 from booking_service.models import OutboxMessage
-from tests.support import (
-    Database,
-    assert_unchanged,
+from tests.support.api import (
     book,
     cancel,
-    check_invariants,
-    connect,
     create_event,
     event_status,
     fill_event,
     my_bookings,
     register_and_login,
 )
+from tests.support.checks import assert_unchanged
+from tests.support.databases import Database
 
 RECIPIENT_NOT_FOUND = {
     "message": "No open account has this username",

@@ -20,14 +20,10 @@ from pathlib import Path
 import pytest
 
 from tests.contract import Answer, Contract
-from tests.support import (
-    BACKENDS,
-    OPENAPI_FILE,
-    ServerProcess,
-    require_program,
-    serve_fresh,
-    skip_unless_available,
-)
+from tests.support.apps import OPENAPI_FILE
+from tests.support.databases import BACKENDS
+from tests.support.environment import require_program, skip_unless_available
+from tests.support.servers import ServerProcess, serve_fresh
 
 CLIENT = OPENAPI_FILE.parent / "clients" / "typescript"
 README = OPENAPI_FILE.parent / "README.md"

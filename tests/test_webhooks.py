@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.app_state import app_state
 from booking_service.config import Settings
+from booking_service.db import connect
 from booking_service.errors import IdempotencyKeyInUse
 from booking_service.models import OutboxMessage
 from booking_service.models.types import utcnow
@@ -35,24 +36,22 @@ from booking_service.services.webhooks import (
     purge_outbox,
     sign,
 )
-from tests.support import (
+from tests.support.api import (
     ApiUser,
-    Database,
     TokenFactory,
-    WebhookReceiver,
     api_users,
     book,
     cancel,
-    connect,
     create_event,
-    eventually,
     fill_event,
-    free_port,
-    http_client,
-    make_settings,
     my_bookings,
-    started_app,
 )
+from tests.support.apps import http_client, started_app
+from tests.support.databases import Database
+from tests.support.peers import WebhookReceiver
+from tests.support.servers import free_port
+from tests.support.settings import make_settings
+from tests.support.timing import eventually
 
 SECRET = "webhook-secret-" + "w" * 40
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 
-from tests.support import Database, make_settings, started_app
+from tests.support.apps import started_app
+from tests.support.databases import Database
+from tests.support.settings import make_settings
 
 
 async def test_startup_freezes_what_lives_as_long_as_the_worker(database: Database) -> None:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import text
 
+from booking_service.db import connect
 from tests.galera import GaleraCluster, GaleraNode, galera_cluster, galera_missing_reason
-from tests.support import connect, skip_unless_available
+from tests.support.environment import skip_unless_available
 
 
 @pytest.fixture(scope="session")

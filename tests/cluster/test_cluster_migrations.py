@@ -14,9 +14,11 @@ from sqlalchemy import insert, inspect, select
 from sqlalchemy.engine import Connection
 
 from booking_service import migration_lock, migrations
+from booking_service.db import connect
 from booking_service.models.base import Base
 from tests.cluster.conftest import ClusterDatabase
-from tests.support import TEST_SECRET, connect, start_server
+from tests.support.servers import start_server
+from tests.support.settings import TEST_SECRET
 
 pytestmark = [pytest.mark.galera, pytest.mark.slow]
 

@@ -19,26 +19,16 @@ import httpx
 import pytest
 
 from booking_service import migrations
+from booking_service.bench.invariants import check_invariants
 from booking_service.models import BookingStatus
 from tests.cluster.conftest import ClusterDatabase, new_cluster_database
 from tests.concurrency.storm import Answer, Call, StormResult, http_client, report, storm
 from tests.galera import GaleraCluster
-from tests.support import (
-    BOOKING_SERVICE,
-    TEST_SECRET,
-    ApiUser,
-    ServerProcess,
-    TokenFactory,
-    api_users,
-    app_client,
-    booking_records,
-    check_invariants,
-    clean_env,
-    create_event,
-    make_settings,
-    my_bookings,
-    start_server,
-)
+from tests.support.api import ApiUser, TokenFactory, api_users, create_event, my_bookings
+from tests.support.apps import app_client
+from tests.support.checks import booking_records
+from tests.support.servers import BOOKING_SERVICE, ServerProcess, start_server
+from tests.support.settings import TEST_SECRET, clean_env, make_settings
 
 pytestmark = [pytest.mark.galera, pytest.mark.slow]
 

@@ -11,15 +11,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.support import (
-    TEST_SECRET,
-    Database,
-    ServerProcess,
-    TokenFactory,
-    make_settings,
-    start_server,
-    wipe_tables,
-)
+from tests.support.api import TokenFactory
+from tests.support.databases import Database, wipe_tables
+from tests.support.servers import ServerProcess, start_server
+from tests.support.settings import TEST_SECRET, make_settings
 
 # (backend, uvicorn workers). The issue asks for 2 workers on MariaDB; SQLite runs with one
 # process (locks within a process) and two (locks between processes).

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import httpx
 
-from tests.support import ApiUser, event_status, my_bookings
+from tests.support.api import ApiUser, event_status, my_bookings
 
 Action = Literal["book", "cancel", "status", "transfer", "check_in", "cancel_event"]
 

@@ -11,6 +11,7 @@ from collections import Counter
 
 import pytest
 
+from booking_service.bench.invariants import check_invariants
 from booking_service.models import BookingStatus
 from tests.concurrency.conftest import RunningServer
 from tests.concurrency.storm import (
@@ -22,17 +23,9 @@ from tests.concurrency.storm import (
     status_of,
     storm,
 )
-from tests.support import (
-    ApiUser,
-    BookingRecord,
-    Database,
-    TokenFactory,
-    api_users,
-    booking_records,
-    check_invariants,
-    create_event,
-    status_counts,
-)
+from tests.support.api import ApiUser, TokenFactory, api_users, create_event, status_counts
+from tests.support.checks import BookingRecord, booking_records
+from tests.support.databases import Database
 
 pytestmark = pytest.mark.slow
 

@@ -12,21 +12,14 @@ from collections import Counter
 
 import pytest
 
+from booking_service.bench.invariants import check_invariants
 from booking_service.bench.seed import bulk_username
 from booking_service.models import BookingStatus
 from tests.concurrency.conftest import RunningServer
 from tests.concurrency.storm import Call, StormResult, http_client, live_claims, report, storm
-from tests.support import (
-    ApiUser,
-    Database,
-    TokenFactory,
-    api_users,
-    book,
-    booking_records,
-    check_invariants,
-    create_event,
-    status_counts,
-)
+from tests.support.api import ApiUser, TokenFactory, api_users, book, create_event, status_counts
+from tests.support.checks import booking_records
+from tests.support.databases import Database
 
 pytestmark = pytest.mark.slow
 

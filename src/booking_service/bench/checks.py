@@ -10,14 +10,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from booking_service.bench.invariants import InvariantReport, active_claims, find_invariant_breaks
-from booking_service.bench.scenarios import (
-    CONFIRMED,
-    NONE,
-    UNKNOWN,
-    WAITLISTED,
-    Scenario,
-    WorkloadOutcome,
-)
+from booking_service.bench.scenarios import Scenario
+from booking_service.bench.workloads import CONFIRMED, NONE, UNKNOWN, WAITLISTED, WorkloadOutcome
 from booking_service.db import connect
 from booking_service.models import Booking, Event
 

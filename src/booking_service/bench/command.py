@@ -1,44 +1,25 @@
-"""`booking-service bench`: prepare, drive the load, check the database, report.
+"""`booking-service bench`: the command line, the run it asks for, and its exit code.
 
-It starts no server: it targets the one at --url, and reads the same settings as the server
-(DATABASE_URL, JWT_SECRET, from the environment or .env) to create its users in bulk and to
-check the database afterwards. Only the `ceiling` scenario starts something: its own trivial
-responder, to measure the load generator alone.
+It starts no server to bench: it targets the one at --url, and reads the same settings as the
+server (DATABASE_URL, JWT_SECRET, from the environment or .env) to create its users in bulk and
+to check the database afterwards. Only `ceiling` and `floor` start a server of their own (a
+trivial responder, to measure the load generator alone; a trivial FastAPI route, to measure the
+stack), and --floor measures that floor before any other scenario.
+
+Only what the parser needs is imported here: the load and its modules come with `run`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import importlib.util
 import json
-import os
-import platform
 import sys
 import traceback
 from collections.abc import Callable
-from contextlib import nullcontext
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from booking_service.bench.http import TransportFailure, open_connection
-from booking_service.bench.load import (
-    LoadResult,
-    SetupFailed,
-    ShardSpec,
-    new_event_loop,
-    run_inline,
-)
-from booking_service.bench.scenarios import (
-    DEFAULTS,
-    EXPECTED,
-    Plan,
-    Scenario,
-    default_tickets,
-)
-from booking_service.bench.server_watch import ServerWatch
+from booking_service.bench.scenarios import DEFAULTS, Scenario
 from booking_service.config import Settings
 
 # Exit codes.
@@ -48,8 +29,20 @@ EXIT_SETUP = 2  # bad arguments or settings, no server, preparation refused
 EXIT_RUN_ERRORS = 3  # 5xx answers, requests without an answer, or answers the scenario rules out
 EXIT_CRASH = 4  # the bench itself failed (a bug): never confused with a broken invariant
 
+VERDICTS = {
+    EXIT_OK: "ok: every answer expected, every check holds",
+    EXIT_INVARIANT_BROKEN: "FAILED: an invariant is broken",
+    EXIT_RUN_ERRORS: "FAILED: the run had errors (5xx, lost or unexpected answers)",
+}
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    _what_to_run(parser.add_argument_group("what to run"))
+    _the_floor(parser.add_argument_group("the floor: the same load on a trivial FastAPI route"))
+    _what_to_report(parser.add_argument_group("what to report"))
+
+
+def _what_to_run(parser: argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--url",
         default="http://127.0.0.1:8000",
@@ -64,7 +57,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "spread: many events, plenty of tickets; churn: book, cancel and leave the line, mixed, "
         "for --duration; read: GET /status polling for --duration; ceiling: the generator "
         "alone, against a trivial responder it starts itself; opening: hot, with everyone "
-        "firing from 200 ms before the sale opens",
+        "firing from 200 ms before the sale opens; floor: a trivial FastAPI route on uvicorn "
+        "with --workers workers, started by the bench itself",
     )
     parser.add_argument("--users", type=int, help="bench users (default per scenario)")
     parser.add_argument("--events", type=int, help="events (default per scenario)")
@@ -73,7 +67,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="tickets per event (hot, opening: users/2, churn: users/4, spread: twice the demand)",
     )
-    parser.add_argument("--duration", type=float, help="seconds, for churn, read and ceiling")
+    parser.add_argument(
+        "--duration", type=float, help="seconds, for churn, read, ceiling and floor"
+    )
     parser.add_argument("--connections", type=int, default=256, help="concurrent connections")
     parser.add_argument(
         "--processes", type=int, default=1, help="load processes sharing the connections"
@@ -85,6 +81,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--leave-rate", type=float, default=0.3, help="churn: chance a person in line leaves"
     )
+
+
+def _the_floor(parser: argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="the workers of the server under test: the floor runs with as many",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="measure the floor (see --scenario) with the same load just before the run, and "
+        "state the run's figure as a ratio to it",
+    )
+    parser.add_argument(
+        "--floor-duration",
+        type=float,
+        default=DEFAULTS[Scenario.FLOOR].duration,
+        help="seconds of the floor measured by --floor (default %(default)s)",
+    )
+
+
+def _what_to_report(parser: argparse._ArgumentGroup) -> None:
     parser.add_argument("--label", default="", help="free text for the report, e.g. '2 workers'")
     parser.add_argument(
         "--server-pid",
@@ -99,6 +119,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, load_settings: Callable[[], Settings]) -> int:
+    from booking_service.bench.http import TransportFailure
+    from booking_service.bench.load import SetupFailed
     from booking_service.bench.seed import PreparationFailed
 
     try:
@@ -113,110 +135,35 @@ def run(args: argparse.Namespace, load_settings: Callable[[], Settings]) -> int:
 
 
 def _run(args: argparse.Namespace, load_settings: Callable[[], Settings]) -> int:
-    from booking_service.bench.ceiling import trivial_responder
+    from booking_service.bench.measure import measure
+    from booking_service.bench.options import run_options
+    from booking_service.bench.report import render_text
 
     scenario = Scenario(args.scenario)
-    options = _options(args, scenario)
+    options = run_options(args, scenario)
+    floor_seconds = args.floor_duration if args.floor else None
     if scenario is Scenario.CEILING:
+        from booking_service.bench.ceiling import trivial_responder
+
         with trivial_responder() as port:
             options["url"] = f"http://127.0.0.1:{port}"
             print(f"ceiling: the generator against a trivial responder at {options['url']}")
-            return _bench(args, scenario, options, settings=None)
-    return _bench(args, scenario, options, settings=load_settings())
+            summary = measure(scenario, options, None, server_pid=None, floor_seconds=floor_seconds)
+    elif scenario is Scenario.FLOOR:
+        from booking_service.bench.floor import floor_server
 
-
-def _options(args: argparse.Namespace, scenario: Scenario) -> dict[str, Any]:
-    defaults = DEFAULTS[scenario]
-    users = defaults.users if args.users is None else args.users
-    events = defaults.events if args.events is None else args.events
-    if scenario in (Scenario.HOT, Scenario.OPENING):
-        events = 1
-    tickets = default_tickets(scenario, users, events) if args.tickets is None else args.tickets
-    duration = args.duration if args.duration is not None else defaults.duration
-    if scenario in (Scenario.HOT, Scenario.SPREAD, Scenario.OPENING):
-        duration = None
-    if scenario is not Scenario.CEILING and (users < 1 or events < 1 or tickets < 1):
-        raise ValueError("--users, --events and --tickets must be at least 1")
-    if scenario is not Scenario.CEILING and users < args.processes:
-        raise ValueError("--users must be at least --processes (each process needs users)")
-    if args.connections < 1 or not 1 <= args.processes <= args.connections:
-        raise ValueError("--connections must be at least 1, --processes from 1 to --connections")
-    if duration is not None and duration <= 0:
-        raise ValueError("--duration must be positive")
-    if args.chart is not None and importlib.util.find_spec("matplotlib") is None:
-        raise ValueError("--chart needs matplotlib: pip install 'booking-service[bench]'")
-    if args.timeout <= 0 or not (0 <= args.cancel_rate <= 1 and 0 <= args.leave_rate <= 1):
-        raise ValueError("--timeout must be positive, --cancel-rate and --leave-rate in 0..1")
-    return {
-        "scenario": scenario.value,
-        "url": args.url,
-        "users": users if scenario is not Scenario.CEILING else 0,
-        "events": events if scenario is not Scenario.CEILING else 0,
-        "tickets": tickets if scenario is not Scenario.CEILING else 0,
-        "duration": duration,
-        "connections": args.connections,
-        "processes": args.processes,
-        "timeout": args.timeout,
-        **(
-            {"cancel_rate": args.cancel_rate, "leave_rate": args.leave_rate}
-            if scenario is Scenario.CHURN
-            else {}
-        ),
-        "label": args.label,
-        "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-    }
-
-
-def _bench(
-    args: argparse.Namespace,
-    scenario: Scenario,
-    options: dict[str, Any],
-    settings: Settings | None,
-) -> int:
-    targets = [_target(url) for url in options["url"].split(",")]
-    target = urlsplit(options["url"].split(",")[0])
-    host, port = targets[0]
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        # Before anything is written to the database: is the server there at all?
-        for target_host, target_port in targets:
-            runner.run(_reach(target_host, target_port))
-        if settings is None:
-            plan = _empty_plan(scenario, target.netloc, options)
-        else:
-            from booking_service.bench.seed import describe_database, prepare_plan
-
-            options["database"] = runner.run(describe_database(settings.database_url))
-            plan = runner.run(prepare_plan(settings, scenario, options, host, port, target.netloc))
-        spec = ShardSpec(
-            plan=plan,
-            index=0,
-            connections=options["connections"],
-            host=host,
-            port=port,
-            timeout=options["timeout"],
-            targets=tuple(targets),
+        with floor_server(args.workers) as server:
+            options["url"] = server.url
+            print(f"floor: a trivial FastAPI route, {server.workers} worker(s), at {server.url}")
+            summary = measure(scenario, options, None, server_pid=server.pid)
+    else:
+        summary = measure(
+            scenario,
+            options,
+            load_settings(),
+            server_pid=args.server_pid,
+            floor_seconds=floor_seconds,
         )
-        print(f"load: {options['connections']} connections, {options['processes']} process(es)")
-        pid: int | None = args.server_pid
-        with ServerWatch(pid) if pid is not None else nullcontext() as watch:
-            if options["processes"] == 1:
-                load = runner.run(run_inline(spec))
-            else:
-                from booking_service.bench.processes import run_in_processes
-
-                load = run_in_processes(spec, options["processes"])
-        from booking_service.bench.report import render_text, summarize
-
-        summary = summarize(load, expected=EXPECTED[scenario], settings=options)
-        summary["scenario"] = scenario.value
-        if watch is not None:
-            summary["server"] = watch.summary(summary["requests"], summary["duration_s"])
-        if settings is not None:
-            print("checking the database ...", flush=True)
-            checks = runner.run(_check(settings, scenario, plan, load, summary))
-            summary["checks"] = checks
     exit_code = _exit_code(summary)
     summary["exit_code"] = exit_code
     summary["verdict"] = VERDICTS[exit_code]
@@ -224,20 +171,6 @@ def _bench(
     _write_outputs(args, summary)
     print(f"\n{VERDICTS[exit_code]} (exit {exit_code})")
     return exit_code
-
-
-def _target(url: str) -> tuple[str, int]:
-    parts = urlsplit(url.strip())
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"--url must be http://host[:port], not {url!r}")
-    return parts.hostname, parts.port or 80
-
-
-VERDICTS = {
-    EXIT_OK: "ok: every answer expected, every check holds",
-    EXIT_INVARIANT_BROKEN: "FAILED: an invariant is broken",
-    EXIT_RUN_ERRORS: "FAILED: the run had errors (5xx, lost or unexpected answers)",
-}
 
 
 def _exit_code(summary: dict[str, Any]) -> int:
@@ -252,52 +185,6 @@ def _exit_code(summary: dict[str, Any]) -> int:
     ):
         return EXIT_RUN_ERRORS
     return EXIT_OK
-
-
-def _empty_plan(scenario: Scenario, host_header: str, options: dict[str, Any]) -> Plan:
-    return Plan(
-        scenario=scenario,
-        host_header=host_header,
-        users=[],
-        event_ids=[],
-        duration=options["duration"],
-        cancel_rate=0.0,
-        leave_rate=0.0,
-        seed=0,
-    )
-
-
-async def _reach(host: str, port: int) -> None:
-    (await open_connection(host, port)).close()
-
-
-async def _check(
-    settings: Settings, scenario: Scenario, plan: Plan, load: LoadResult, summary: dict[str, Any]
-) -> dict[str, Any]:
-    from booking_service.bench.checks import check_run
-
-    await _catch_up(settings)
-    results = await check_run(
-        settings.database_url,
-        scenario,
-        plan.event_ids,
-        load.outcome,
-        booking_failures=summary["booking_requests_failed"],
-    )
-    return results.as_json()
-
-
-async def _catch_up(settings: Settings) -> None:
-    """On a Galera node, wait until it has applied what the other nodes' instances committed:
-    the checks read through this one node."""
-    if settings.is_sqlite:
-        return
-    from booking_service.db import connect
-    from booking_service.engine import CAUSAL_READ, on_cluster
-
-    async with connect(settings.database_url) as engine, engine.connect() as conn:
-        if await on_cluster(conn):
-            await conn.exec_driver_sql(CAUSAL_READ)
 
 
 def _write_outputs(args: argparse.Namespace, summary: dict[str, Any]) -> None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from booking_service.bench.http import HttpConnection, TransportFailure, open_connection
 from booking_service.bench.progress import Progress
 from booking_service.bench.records import CONNECT, Records
-from booking_service.bench.scenarios import Plan, Workload, WorkloadOutcome, build_workload
+from booking_service.bench.scenarios import Plan
+from booking_service.bench.workloads import Workload, WorkloadOutcome, build_workload
 
 TICK_SECONDS = 1.0  # progress lines, in the single-process mode
 

@@ -30,7 +30,7 @@ from booking_service.bench.load import (
 )
 from booking_service.bench.progress import Progress
 from booking_service.bench.records import Records
-from booking_service.bench.scenarios import WorkloadOutcome
+from booking_service.bench.workloads import WorkloadOutcome
 
 FLUSH_SECONDS = 0.25  # how often a load process sends its records to the parent
 PROGRESS_LAG = 0.4  # how long the parent waits for late records before printing a second

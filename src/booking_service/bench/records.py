@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 BOOK = 1
 CANCEL = 2  # answer not read (an error)
 STATUS = 3
-PING = 4  # the trivial endpoint of the `ceiling` scenario
+PING = 4  # the trivial endpoint of the `ceiling` and `floor` scenarios
 CANCEL_PROMOTED = 5  # the ticket went straight to the first in line
 CANCEL_RELEASED = 6  # the ticket went back to the pool
 LEAVE = 7  # a place in line given up

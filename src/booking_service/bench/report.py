@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from booking_service.bench.load import LoadResult
@@ -12,9 +13,11 @@ from booking_service.bench.records import (
     BOOK,
     CANCEL_PROMOTED,
     KIND_NAMES,
+    Records,
     is_failure,
     outcome_name,
 )
+from booking_service.bench.scenarios import HEADLINE, Scenario
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -50,67 +53,85 @@ def _latency_ms(latencies: Sequence[float]) -> dict[str, float]:
     return figures
 
 
-def summarize(
-    load: LoadResult, *, expected: dict[int, frozenset[int]], settings: dict[str, Any]
-) -> dict[str, Any]:
-    records = load.records
-    start = load.start_at
-    elapsed = max((max(records.ends) - start) if len(records) else 0.0, 1e-9)
-    answered: list[float] = []
-    by_kind: dict[str, Counter[str]] = defaultdict(Counter)
-    unexpected: Counter[str] = Counter()
-    failures: Counter[str] = Counter()
-    seconds: dict[int, list[float]] = defaultdict(list)
-    confirmed_at: Counter[int] = Counter()
-    promoted_at: Counter[int] = Counter()
-    failed_at: Counter[int] = Counter()
-    confirmed = promoted = server_errors = booking_failures = 0
-    last_confirmed = start
+@dataclass
+class _Tally:
+    """The records of a run counted by request kind, outcome and second since the start."""
+
+    answered: list[float] = field(default_factory=list)  # latencies, sorted once counted
+    by_kind: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    unexpected: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    seconds: defaultdict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    confirmed_at: Counter[int] = field(default_factory=Counter)
+    promoted_at: Counter[int] = field(default_factory=Counter)
+    failed_at: Counter[int] = field(default_factory=Counter)
+    confirmed: int = 0
+    promoted: int = 0
+    server_errors: int = 0
+    booking_failures: int = 0
+    last_confirmed: float = 0.0
+
+
+def _tally(records: Records, start: float, expected: dict[int, frozenset[int]]) -> _Tally:
+    tally = _Tally(last_confirmed=start)
     for end, latency, outcome, kind in zip(
         records.ends, records.latencies, records.outcomes, records.kinds, strict=True
     ):
         second = max(0, int(end - start))
         kind_name = KIND_NAMES.get(kind, str(kind))
         if is_failure(outcome):
-            failures[outcome_name(outcome)] += 1
-            failed_at[second] += 1
-            booking_failures += kind == BOOK
+            tally.failures[outcome_name(outcome)] += 1
+            tally.failed_at[second] += 1
+            tally.booking_failures += kind == BOOK
             continue
-        answered.append(latency)
-        seconds[second].append(latency)
-        by_kind[kind_name][str(outcome)] += 1
+        tally.answered.append(latency)
+        tally.seconds[second].append(latency)
+        tally.by_kind[kind_name][str(outcome)] += 1
         if outcome >= 500:
-            server_errors += 1
+            tally.server_errors += 1
         if outcome not in expected.get(kind, frozenset()):
-            unexpected[f"{kind_name} {outcome}"] += 1
+            tally.unexpected[f"{kind_name} {outcome}"] += 1
         if kind == BOOK and outcome == 201:
-            confirmed += 1
-            confirmed_at[second] += 1
-            last_confirmed = max(last_confirmed, end)
+            tally.confirmed += 1
+            tally.confirmed_at[second] += 1
+            tally.last_confirmed = max(tally.last_confirmed, end)
         elif kind == CANCEL_PROMOTED and outcome == 200:
-            promoted += 1
-            promoted_at[second] += 1
-    answered.sort()
-    status_counts: Counter[str] = Counter()
-    for counts in by_kind.values():
-        status_counts.update(counts)
-    last_second = max([*seconds, *failed_at], default=-1)
+            tally.promoted += 1
+            tally.promoted_at[second] += 1
+    tally.answered.sort()
+    return tally
+
+
+def _timeline(tally: _Tally, elapsed: float) -> list[dict[str, Any]]:
     timeline = []
-    for second in range(last_second + 1):
-        latencies = sorted(seconds.get(second, []))
+    for second in range(max([*tally.seconds, *tally.failed_at], default=-1) + 1):
+        latencies = sorted(tally.seconds.get(second, []))
         timeline.append(
             {
                 "second": second + 1,
                 # The last second is cut short where the run ended.
                 "length_s": round(min(1.0, elapsed - second), 3),
                 "requests": len(latencies),
-                "confirmed": confirmed_at[second],
-                "promoted": promoted_at[second],
-                "failed": failed_at[second],
+                "confirmed": tally.confirmed_at[second],
+                "promoted": tally.promoted_at[second],
+                "failed": tally.failed_at[second],
                 **{f"p{p}_ms": round(percentile(latencies, p) * 1000, 2) for p in (50, 95, 99)},
                 "max_ms": round(latencies[-1] * 1000, 2) if latencies else 0.0,
             }
         )
+    return timeline
+
+
+def summarize(
+    load: LoadResult, *, expected: dict[int, frozenset[int]], settings: dict[str, Any]
+) -> dict[str, Any]:
+    records, start = load.records, load.start_at
+    elapsed = max((max(records.ends) - start) if len(records) else 0.0, 1e-9)
+    tally = _tally(records, start, expected)
+    confirmed, promoted, answered = tally.confirmed, tally.promoted, tally.answered
+    status_counts: Counter[str] = Counter()
+    for counts in tally.by_kind.values():
+        status_counts.update(counts)
     total = len(records)
     return {
         "settings": settings,
@@ -120,8 +141,8 @@ def summarize(
         "requests_per_s": round(len(answered) / elapsed, 1),
         "confirmed": confirmed,
         # Over the time until the last ticket was confirmed: in `hot`, the sell-out time.
-        "confirmed_s": round(last_confirmed - start, 3),
-        "confirmed_per_s": round(confirmed / max(last_confirmed - start, 1e-9), 1),
+        "confirmed_s": round(tally.last_confirmed - start, 3),
+        "confirmed_per_s": round(confirmed / max(tally.last_confirmed - start, 1e-9), 1),
         # Tickets handed from a cancel straight to the first in line (churn).
         "promoted": promoted,
         "promoted_per_s": round(promoted / elapsed, 1),
@@ -129,11 +150,11 @@ def summarize(
         "latency_ms": _latency_ms(answered),
         "latency_histogram": latency_histogram(answered),
         "status_counts": dict(sorted(status_counts.items())),
-        "status_counts_by_request": {k: dict(sorted(v.items())) for k, v in by_kind.items()},
-        "server_errors": server_errors,
-        "unexpected_answers": dict(unexpected),
-        "failed_requests": dict(failures),
-        "booking_requests_failed": booking_failures,
+        "status_counts_by_request": {k: dict(sorted(v.items())) for k, v in tally.by_kind.items()},
+        "server_errors": tally.server_errors,
+        "unexpected_answers": dict(tally.unexpected),
+        "failed_requests": dict(tally.failures),
+        "booking_requests_failed": tally.booking_failures,
         "failure_examples": dict(load.failure_samples.most_common(5)),
         "generator": {
             "processes": load.processes,
@@ -142,7 +163,29 @@ def summarize(
             "cpu_us_per_request": round(load.cpu_seconds / total * 1e6, 1) if total else 0.0,
             "cores_busy": round(load.cpu_seconds / elapsed, 2),
         },
-        "timeline": timeline,
+        "timeline": _timeline(tally, elapsed),
+    }
+
+
+def ratio_to_floor(
+    scenario: Scenario, summary: dict[str, Any], floor: dict[str, Any]
+) -> dict[str, Any]:
+    """The run's headline figure over the floor's answers/s, both as the reports state them,
+    with what the floor was measured with."""
+    figure, unit = HEADLINE[scenario]
+    value, floor_rate = summary[figure], floor["requests_per_s"]
+    return {
+        "figure": figure,
+        "unit": unit,
+        "value": value,
+        "answers_per_s": floor_rate,
+        "ratio": round(value / floor_rate, 3) if floor_rate else 0.0,
+        "workers": floor["settings"]["workers"],
+        "connections": floor["settings"]["connections"],
+        "processes": floor["settings"]["processes"],
+        "duration_s": floor["duration_s"],
+        "latency_ms": floor["latency_ms"],
+        "server": floor.get("server"),
     }
 
 
@@ -190,6 +233,13 @@ def render_text(summary: dict[str, Any]) -> str:
         f"   generator       {gen['processes']} process(es), {gen['connections']} connections, "
         f"{gen['cpu_us_per_request']:.0f} µs CPU per request, {gen['cores_busy']:.2f} cores busy"
     )
+    lines += _beside_the_load(summary)
+    return "\n".join(lines)
+
+
+def _beside_the_load(summary: dict[str, Any]) -> list[str]:
+    """The lines on the server, the floor and the checks, where the run had them."""
+    lines = []
     server = summary.get("server")
     if server:
         peaks = ", ".join(f"pid {pid}: {mib:.0f}" for pid, mib in server["peak_rss_mib"].items())
@@ -198,6 +248,13 @@ def render_text(summary: dict[str, Any]) -> str:
             f"{server['cpu_ms_per_request']:.2f} ms CPU per request, "
             f"{server['cores_busy']:.2f} cores busy; peak RSS (MiB) {peaks}"
         )
+    floor = summary.get("floor")
+    if floor:
+        lines.append(
+            f"   ratio to floor  {floor['ratio']:.2f}: {floor['value']:,.0f} {floor['unit']} / "
+            f"{floor['answers_per_s']:,.0f} answers/s of a trivial FastAPI route "
+            f"({floor['workers']} worker(s), the same load, just before)"
+        )
     checks = summary.get("checks")
     if checks:
         lines.append("   checks")
@@ -205,11 +262,13 @@ def render_text(summary: dict[str, Any]) -> str:
             mark = "ok  " if check["ok"] else "FAIL"
             lines.append(f"     [{mark}] {check['name']}")
             lines.append(f"            {check['detail']}")
-    return "\n".join(lines)
+    return lines
 
 
 def describe_settings(s: dict[str, Any]) -> str:
     parts = [s.get("database") or "", f"{s['connections']} connections"]
+    if s.get("scenario") == "floor":
+        parts.insert(1, f"{s['workers']} worker(s)")
     if s.get("users"):
         parts.append(f"{s['users']:,} users")
     if s.get("events"):
