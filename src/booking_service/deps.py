@@ -144,7 +144,7 @@ async def get_booking_service(request: Request) -> BookingService:
     state = request.app.state
     return BookingService(
         await get_session(request),
-        booking_queue=state.booking_queue,
+        coalescer=state.coalescer,
         ticket_codes=state.ticket_codes,
         lock_retries=state.settings.db_lock_retries,
     )

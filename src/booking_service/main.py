@@ -26,7 +26,7 @@ from booking_service.readiness import RedisProbe
 from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services import housekeeping
 from booking_service.services.auth import ActiveUserCache
-from booking_service.services.booking_queue import BookingQueue
+from booking_service.services.coalescer import Coalescer
 from booking_service.services.events import StatusCache
 from booking_service.services.offers import OfferSweeper
 from booking_service.services.webhooks import WebhookSender
@@ -74,9 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.engine = engine
         app.state.session_factory = session_factory
-        app.state.booking_queue = BookingQueue(
+        app.state.coalescer = Coalescer(
             session_factory,
-            max_batch=settings.booking_batch_max,
+            group_max=settings.booking_group_max,
             lock_retries=settings.db_lock_retries,
         )
         app.state.password_hasher = hasher

@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from booking_service.db import insert_returning_id
-from booking_service.models import Booking, BookingStatus, Event, User
+from booking_service.models import IS_LIVE, LIVE, Booking, BookingStatus, Event, User
 from booking_service.models.types import db_utcnow
 
 
@@ -55,40 +55,6 @@ def new_ticket_seed() -> str:
     return secrets.token_hex(16)
 
 
-async def add_confirmed(session: AsyncSession, *, event_id: int, user_id: int) -> int:
-    """A ticket taken just now, stamped by the database's clock, which judged the sale window."""
-    now = db_utcnow()
-    return await insert_returning_id(
-        session,
-        insert(Booking).values(
-            event_id=event_id,
-            user_id=user_id,
-            status=BookingStatus.CONFIRMED,
-            active=1,
-            created_at=now,
-            confirmed_at=now,
-            ticket_seed=new_ticket_seed(),
-        ),
-    )
-
-
-async def add_waitlisted(
-    session: AsyncSession, *, event_id: int, user_id: int, line_seq: int
-) -> int:
-    return await insert_returning_id(
-        session,
-        insert(Booking).values(
-            event_id=event_id,
-            user_id=user_id,
-            status=BookingStatus.WAITLISTED,
-            active=1,
-            line_seq=line_seq,
-            created_at=db_utcnow(),
-            ticket_seed=new_ticket_seed(),
-        ),
-    )
-
-
 async def get_active_for_update(
     session: AsyncSession, *, event_id: int, user_id: int
 ) -> LockedBooking | None:
@@ -96,7 +62,7 @@ async def get_active_for_update(
     row = (
         await session.execute(
             select(*LOCKED_COLUMNS)
-            .where(Booking.event_id == event_id, Booking.user_id == user_id, Booking.active == 1)
+            .where(Booking.event_id == event_id, Booking.user_id == user_id, IS_LIVE)
             .with_for_update()
         )
     ).one_or_none()
@@ -113,7 +79,7 @@ async def live_claims_for_update(
         .where(
             Booking.event_id == event_id,
             Booking.user_id.in_(user_ids),
-            Booking.active == 1,
+            IS_LIVE,
         )
         .with_for_update()
     )
@@ -192,7 +158,7 @@ async def end(
     """Close live claims (cancelled, left, declined, expired); the rows stay as the record."""
     await session.execute(
         update(Booking)
-        .where(Booking.id.in_(booking_ids), Booking.active == 1)
+        .where(Booking.id.in_(booking_ids), IS_LIVE)
         .values(status=status, active=None, ended_at=at)
     )
 
@@ -225,7 +191,7 @@ async def end_all_live(session: AsyncSession, event_id: int, at: datetime) -> No
     """Release every live claim of the event: the organizer cancelled it."""
     await session.execute(
         update(Booking)
-        .where(Booking.event_id == event_id, Booking.active == 1)
+        .where(Booking.event_id == event_id, IS_LIVE)
         .values(status=BookingStatus.EVENT_CANCELLED, active=None, ended_at=at)
     )
 
@@ -337,7 +303,7 @@ async def list_active_for_user(session: AsyncSession, user_id: int) -> Sequence[
                 Booking.ticket_seed,
             )
             .join(Event, Event.id == Booking.event_id)
-            .where(Booking.user_id == user_id, Booking.active == 1)
+            .where(Booking.user_id == user_id, IS_LIVE)
             .order_by(Booking.id.desc())
         )
     ).all()
@@ -385,7 +351,7 @@ async def list_live_for_event(
 ) -> tuple[list[EventClaim], int]:
     """One page of the event's live claims and how many there are, from one statement: the
     places in line and the total are window functions over the same rows as the page."""
-    conditions = [Booking.event_id == event_id, Booking.active == 1]
+    conditions = [Booking.event_id == event_id, IS_LIVE]
     if status is not None:
         conditions.append(Booking.status == status)
     position = func.row_number().over(partition_by=Booking.status, order_by=Booking.line_seq)
@@ -425,7 +391,7 @@ async def _live_claims(session: AsyncSession, pairs: Collection[EventUser]) -> d
     """Booking ids of the live claims among these (event, user) pairs, in one statement."""
     rows = await session.execute(
         select(Booking.event_id, Booking.user_id, Booking.id).where(
-            Booking.active == 1,
+            IS_LIVE,
             Booking.event_id.in_({event_id for event_id, _ in pairs}),
             Booking.user_id.in_({user_id for _, user_id in pairs}),
         )
@@ -453,21 +419,27 @@ class NewClaim:
 async def add_claims(
     session: AsyncSession, claims: Sequence[NewClaim], *, at: datetime
 ) -> dict[EventUser, int]:
-    """Insert many new claims, on any events, in one statement; returns their booking ids."""
-    await session.execute(
-        insert(Booking),
-        [
-            {
-                "event_id": claim.event_id,
-                "user_id": claim.user_id,
-                "status": claim.status,
-                "active": 1,
-                "line_seq": claim.line_seq,
-                "created_at": at,
-                "confirmed_at": at if claim.status is BookingStatus.CONFIRMED else None,
-                "ticket_seed": new_ticket_seed(),
-            }
-            for claim in claims
-        ],
-    )
+    """Insert new claims, on any events, in one statement; returns their booking ids. Every
+    booking row is made here (bookings, a group's bookings, a transfer's new holder)."""
+    rows = [
+        {
+            "event_id": claim.event_id,
+            "user_id": claim.user_id,
+            "status": claim.status,
+            "active": LIVE,
+            "line_seq": claim.line_seq,
+            "created_at": at,
+            "confirmed_at": at if claim.status is BookingStatus.CONFIRMED else None,
+            "ticket_seed": new_ticket_seed(),
+        }
+        for claim in claims
+    ]
+    if len(rows) == 1:  # the driver reports a lone row's id: no statement to look it up
+        claim = claims[0]
+        return {
+            (claim.event_id, claim.user_id): await insert_returning_id(
+                session, insert(Booking).values(rows[0])
+            )
+        }
+    await session.execute(insert(Booking), rows)
     return await _live_claims(session, [(claim.event_id, claim.user_id) for claim in claims])

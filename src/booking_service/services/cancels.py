@@ -28,7 +28,7 @@ class CancelOutcome(enum.StrEnum):
     REASSIGNED = "reassigned"  # the ticket went to the first person in line
     OFFERED = "offered"  # the ticket is offered to the first person in line
     RELEASED = "released"  # the ticket went back to the pool
-    LEFT_WAITING_LIST = "left_waiting_list"  # the user gave up a place in line
+    LEFT_LINE = "left_waiting_list"  # the user gave up a place on the waiting list
 
 
 async def cancel_claims(
@@ -55,7 +55,7 @@ async def cancel_claims(
             outcomes[user_id] = CheckedIn()
         elif claim.status is BookingStatus.WAITLISTED:
             ending[HistoryAction.LEFT].append(claim)
-            outcomes[user_id] = CancelOutcome.LEFT_WAITING_LIST
+            outcomes[user_id] = CancelOutcome.LEFT_LINE
         elif claim.status is BookingStatus.OFFERED:
             # Cancelling an open offer turns it down (or, past its deadline, lets it lapse).
             lapsed = is_lapsed(claim, changes.now)
