@@ -24,7 +24,7 @@ class BookingStatus(enum.StrEnum):
     WAITLISTED = "waitlisted"  # holds a place in line
     OFFERED = "offered"  # holds a ticket on offer until offer_expires_at
     CANCELLED = "cancelled"  # gave the ticket back
-    LEFT = "left"  # left the line before getting a ticket
+    LEFT = "left"  # left the waiting list before getting a ticket
     DECLINED = "declined"  # turned an offer down
     EXPIRED = "expired"  # let an offer lapse
     EVENT_CANCELLED = "event_cancelled"  # released when the organizer cancelled the event
@@ -47,7 +47,7 @@ class Booking(Base):
     __tablename__ = "booking"
     __table_args__ = (
         UniqueConstraint("event_id", "user_id", "active"),
-        # Head of the line, positions and confirmed counts of an event.
+        # Head of the waiting list, positions and confirmed counts of an event.
         Index(None, "event_id", "status", "line_seq"),
         Index(None, "user_id", "active"),
         # Lapsed offers, for the expiry sweep.

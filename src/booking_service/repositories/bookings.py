@@ -102,7 +102,7 @@ async def last_ended_status(
 async def first_in_line_for_update(
     session: AsyncSession, event_id: int, count: int
 ) -> list[LockedBooking]:
-    """Lock the first `count` people in the event's line, in line order. Call with the event
+    """Lock the first `count` people in the event's waiting list, in line order. Call with the event
     row already locked."""
     rows = await session.execute(
         select(*LOCKED_COLUMNS)
@@ -333,7 +333,7 @@ class EventClaim:
     checked_in_at: datetime | None
 
 
-# An event's claims in the order an organizer reads them: tickets, then offers, then the line.
+# An event's claims as an organizer reads them: tickets, then offers, then the waiting list.
 STATUS_RANK = case(
     (Booking.status == BookingStatus.CONFIRMED, 0),
     (Booking.status == BookingStatus.OFFERED, 1),

@@ -32,8 +32,8 @@ from booking_service.repositories.bookings import EventUser, NewClaim
 from booking_service.repositories.events import LockedEvent
 from booking_service.repositories.history import NewEntry
 from booking_service.services.cancels import CancelOutcome, cancel_claims
+from booking_service.services.line import EventChanges, write_changes
 from booking_service.services.sale_window import booking_refusal
-from booking_service.services.waiting_list import EventChanges, write_changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ class RequestKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class BookOrCancel:
-    """One booking or cancel asked for: what the coalescer queues and the rules serve."""
+    """One booking or cancel asked for: what the coalescer holds and the rules serve."""
 
     kind: RequestKind
     event_id: int

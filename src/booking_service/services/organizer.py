@@ -27,7 +27,7 @@ from booking_service.repositories import bookings, events, history
 from booking_service.repositories.bookings import EventClaim
 from booking_service.repositories.events import EventSnapshot, LockedEvent
 from booking_service.repositories.history import HistoryItem
-from booking_service.services.waiting_list import EventChanges, hand_on
+from booking_service.services.line import EventChanges, hand_on
 
 T = TypeVar("T")
 

@@ -1,10 +1,10 @@
-"""What happens to an event's line when tickets are freed, shared by every transaction that
-frees one (cancel, decline, expiry, a capacity increase).
+"""The waiting list (`line` in code): what happens to it when tickets are freed, shared by
+every transaction that frees one (cancel, decline, expiry, a capacity increase).
 
 These functions run inside a caller's transaction, after it locked the event row: they decide
 from that locked row and the rows they lock after it. What a transaction does to the event's
-counters, history and webhook messages is gathered in `EventChanges` and written at its end,
-in one UPDATE and one multi-row INSERT each, so a transaction's statement count does not grow
+counters, history and webhook messages is gathered in `EventChanges` and written at its end
+(`write_changes`), in one UPDATE and one multi-row INSERT each, for every event at once, so a transaction's statement count does not grow
 with what it records.
 """
 
@@ -152,7 +152,7 @@ async def hand_on(session: AsyncSession, changes: EventChanges, freed: int) -> H
 
 
 # How a claim ends, by what ended it; in the order a transaction that ends claims in several
-# ways records them (people leaving the line first, so the line moves up for them).
+# ways records them (people leaving the waiting list first, so the waiting list moves up for them).
 ENDED_AS = {
     HistoryAction.LEFT: BookingStatus.LEFT,
     HistoryAction.CANCELLED: BookingStatus.CANCELLED,
@@ -168,7 +168,7 @@ async def end_claims(
     action: HistoryAction,
 ) -> None:
     """End these live claims in one way (one of ENDED_AS), record each in the history, and
-    take them off the event's line and open-offer counts. A confirmed ticket's seat is not
+    take them off the event's waiting list and open-offer counts. A confirmed ticket's seat is not
     counted here: whoever ends it hands it on."""
     await bookings.end(session, [claim.id for claim in claims], ENDED_AS[action], changes.now)
     for claim in claims:
