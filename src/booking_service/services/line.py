@@ -4,8 +4,8 @@ every transaction that frees one (cancel, decline, expiry, a capacity increase).
 These functions run inside a caller's transaction, after it locked the event row: they decide
 from that locked row and the rows they lock after it. What a transaction does to the event's
 counters, history and webhook messages is gathered in `EventChanges` and written at its end
-(`write_changes`), in one UPDATE and one multi-row INSERT each, for every event at once, so a transaction's statement count does not grow
-with what it records.
+(`write_changes`), in one UPDATE and one multi-row INSERT each for all its events, so a
+transaction's statement count does not grow with what it records.
 """
 
 from __future__ import annotations
