@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from booking_service import metrics
 from booking_service.db import run_transaction
 from booking_service.models import BookingStatus
-from booking_service.repositories import bookings, history
-from booking_service.repositories.bookings import UserBooking
+from booking_service.repositories import booking_lists, history
+from booking_service.repositories.booking_lists import UserBooking
 from booking_service.repositories.history import HistoryItem
 from booking_service.services.booking_rules import (
     Answer,
@@ -87,7 +87,7 @@ class BookingService:
     async def list_mine(self, user_id: int) -> Sequence[UserBooking]:
         return await run_transaction(
             self._session,
-            lambda: bookings.list_active_for_user(self._session, user_id),
+            lambda: booking_lists.list_active_for_user(self._session, user_id),
             retries=self._retries,
             read_only=True,
             causal=True,  # a booking just made through another node is listed
