@@ -13,6 +13,7 @@ import httpx
 import pytest
 import redis
 from fastapi import FastAPI
+from pydantic import AliasChoices
 
 from booking_service.app_state import app_state
 from booking_service.config import Settings
@@ -32,8 +33,11 @@ from tests.support.settings import make_settings
 
 # The suite configures the service explicitly: settings from the developer's shell must not leak
 # in. (TEST_DATABASE_URL is the suite's own variable and is kept.)
-for _field in Settings.model_fields:
+for _field, _info in Settings.model_fields.items():
     os.environ.pop(_field.upper(), None)
+    if isinstance(_info.validation_alias, AliasChoices):  # a former name, still read
+        for _alias in _info.validation_alias.choices:
+            os.environ.pop(str(_alias).upper(), None)
 
 
 @pytest.fixture

@@ -1,23 +1,25 @@
-"""The gap inside a booking, forced open: a cancel commits between its two statements.
+"""A booking whose event changes just before it locks the row: a cancel commits in between.
 
-A booking first tries `UPDATE event SET available = available - 1 WHERE id = ? AND
-available > 0`. When that finds no ticket, it locks the row (`SELECT ... FOR UPDATE`) and
-joins the line. On MariaDB under READ COMMITTED, an UPDATE that did not have to wait and
-matched nothing releases the row at once, so a cancel can commit in between (checked on
-10.11: under contention the UPDATE keeps the lock, uncontended it does not). Random storms
-land in that gap only now and then. These tests pause the booking there, run a cancel to
-completion, and let the booking go on: the real engine and the real database, with one
-pause point wrapped around the repository function the booking calls next.
+A booking locks the event row (`SELECT ... FOR UPDATE`) and decides from it: a ticket if one
+is free, else a place on the waiting list. A cancel that commits just before that lock must
+count: the ticket it freed is taken, and a place counts from the waiting list as the cancel
+left it. Random storms land there only now and then. These tests pause the booking just before
+its lock, run a cancel to completion, and let the booking go on: the real engine and the real
+database, with one pause point wrapped around the repository function the booking calls.
 
-The cancel comes from another worker (its own queue, as another process would have): within
-one worker it would queue behind the paused booking. SQLite cannot open this gap: BEGIN
+(The booking once took a ticket with a conditional UPDATE first and locked the row only when
+that found none: on MariaDB under READ COMMITTED, an UPDATE that matched nothing released the
+row at once, and a cancel could commit between the two statements. These tests held that gap.)
+
+The cancel comes from another worker (its own coalescer, as another process would have): within
+one worker it would wait behind the paused booking. On SQLite the cancel would wait: BEGIN
 IMMEDIATE holds the write lock for the whole booking.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 
 import httpx
@@ -29,8 +31,9 @@ from booking_service.app_state import app_state
 from booking_service.bench.invariants import check_invariants
 from booking_service.repositories import events
 from booking_service.repositories.events import LockedEvent
-from booking_service.services.booking_queue import BookingQueue
+from booking_service.services.booking_rules import BookOrCancel, RequestKind
 from booking_service.services.cancels import CancelOutcome
+from booking_service.services.coalescer import Coalescer
 from tests.support.api import TokenFactory, api_users, book, create_event, event_status
 from tests.support.databases import Database
 
@@ -43,27 +46,33 @@ async def paused_before_locking(
 ) -> AsyncIterator[tuple[asyncio.Event, asyncio.Event]]:
     """The next booking to lock the event row stops just before it: (paused, resume)."""
     paused, resume = asyncio.Event(), asyncio.Event()
-    real: Callable[[AsyncSession, int], Awaitable[LockedEvent | None]] = events.get_event_for_update
+    real: Callable[[AsyncSession, Collection[int]], Awaitable[dict[int, LockedEvent]]] = (
+        events.get_events_for_update
+    )
     armed = True
 
-    async def get_event_for_update(session: AsyncSession, event_id: int) -> LockedEvent | None:
+    async def get_events_for_update(
+        session: AsyncSession, event_ids: Collection[int]
+    ) -> dict[int, LockedEvent]:
         nonlocal armed
         if armed:
             armed = False
             paused.set()
             await asyncio.wait_for(resume.wait(), PAUSE_SECONDS)
-        return await real(session, event_id)
+        return await real(session, event_ids)
 
-    monkeypatch.setattr(events, "get_event_for_update", get_event_for_update)
+    monkeypatch.setattr(events, "get_events_for_update", get_events_for_update)
     try:
         yield paused, resume
     finally:
-        monkeypatch.setattr(events, "get_event_for_update", real)
+        monkeypatch.setattr(events, "get_events_for_update", real)
 
 
 async def cancel_in_another_worker(app: FastAPI, user_id: int, event_id: int) -> CancelOutcome:
-    queue = BookingQueue(app_state(app).session_factory, max_batch=1, lock_retries=3)
-    return await queue.cancel(user_id=user_id, event_id=event_id)
+    coalescer = Coalescer(app_state(app).session_factory, group_max=1, lock_retries=3)
+    outcome = await coalescer.serve(BookOrCancel(RequestKind.CANCEL, event_id, user_id))
+    assert isinstance(outcome, CancelOutcome)
+    return outcome
 
 
 @pytest.fixture
@@ -89,7 +98,7 @@ async def test_a_ticket_freed_inside_the_gap_is_taken(
 
     async with paused_before_locking(monkeypatch) as (paused, resume):
         booking = asyncio.create_task(book(client, booker.headers, event_id))
-        await asyncio.wait_for(paused.wait(), PAUSE_SECONDS)  # its UPDATE found no ticket
+        await asyncio.wait_for(paused.wait(), PAUSE_SECONDS)  # about to lock the event
         cancelled = await cancel_in_another_worker(app, holder.id, event_id)
         resume.set()
         booked = await booking

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from booking_service.bench.invariants import check_invariants
 from booking_service.db import connect
-from booking_service.models import Booking
+from booking_service.models import IS_LIVE, Booking
 from booking_service.ticket_codes import TicketCodes
 from tests.support.api import (
     ApiUser,
@@ -148,7 +148,7 @@ async def test_unknown_cancelled_foreign_or_forged_codes_get_one_404(
 async def _stored_seeds(url: str) -> list[str]:
     """The ticket seeds a copy of the database would reveal."""
     async with connect(url) as engine, engine.connect() as conn:
-        rows = await conn.execute(select(Booking.ticket_seed).where(Booking.active == 1))
+        rows = await conn.execute(select(Booking.ticket_seed).where(IS_LIVE))
         return [seed for seed in rows.scalars() if seed is not None]
 
 

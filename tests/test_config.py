@@ -210,3 +210,14 @@ def test_the_ticket_code_key_is_its_own_or_derived_from_the_jwt_secret(workdir: 
     assert kept.ticket_code_key == own.ticket_code_key, "a new JWT secret keeps the codes"
     with pytest.raises(ValidationError, match="TICKET_CODE_SECRET must be at least 32 bytes"):
         Settings(_env_file=None, jwt_secret=SECRET, ticket_code_secret="short")
+
+
+def test_the_group_size_is_read_under_its_former_name_too(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Settings(_env_file=None, jwt_secret=SECRET).booking_group_max == 256
+    monkeypatch.setenv("BOOKING_BATCH_MAX", "8")
+    assert Settings(_env_file=None, jwt_secret=SECRET).booking_group_max == 8
+    monkeypatch.setenv("BOOKING_GROUP_MAX", "16")
+    assert Settings(_env_file=None, jwt_secret=SECRET).booking_group_max == 16, "the new name wins"
+    assert Settings(_env_file=None, jwt_secret=SECRET, booking_group_max=4).booking_group_max == 4

@@ -88,9 +88,9 @@ async def wait_for_lock_waiters(url: str, at_least: int, timeout: float = 30) ->
             await asyncio.sleep(0.25)
 
 
-@pytest.mark.parametrize("batch_max", ["1", "64"], ids=["one-per-transaction", "grouped"])
+@pytest.mark.parametrize("group_max", ["1", "64"], ids=["one-per-transaction", "grouped"])
 async def test_sigterm_mid_burst_keeps_every_acknowledged_booking(
-    tmp_path: Path, batch_max: str
+    tmp_path: Path, group_max: str
 ) -> None:
     await require_mariadb()
     async with create_mariadb_database() as database:
@@ -101,7 +101,7 @@ async def test_sigterm_mid_burst_keeps_every_acknowledged_booking(
             start_server,
             tmp_path,
             workers=2,
-            **production_env(database, SHUTDOWN_TIMEOUT_SECONDS="20", BOOKING_BATCH_MAX=batch_max),
+            **production_env(database, SHUTDOWN_TIMEOUT_SECONDS="20", BOOKING_GROUP_MAX=group_max),
         )
         shared_metrics = server.metrics_dir()
         assert shared_metrics.is_dir()
@@ -114,7 +114,7 @@ async def test_sigterm_mid_burst_keeps_every_acknowledged_booking(
                     text("SELECT id FROM event WHERE id = :id FOR UPDATE"), {"id": event_id}
                 )
                 burst = asyncio.create_task(fire_burst(server.base_url, event_id, headers, result))
-                in_flight = await wait_for_lock_waiters(database.url, MIN_LOCK_WAITERS[batch_max])
+                in_flight = await wait_for_lock_waiters(database.url, MIN_LOCK_WAITERS[group_max])
                 sigterm_at = time.monotonic()
                 server.process.send_signal(signal.SIGTERM)
                 # Both workers have stopped accepting before the waiting bookings may go on.

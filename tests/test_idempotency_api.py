@@ -9,20 +9,20 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from sqlalchemy import event, func, select, update
 
+from booking_service.api.idempotent import held_key
 from booking_service.app_state import app_state
 from booking_service.db import connect
 from booking_service.errors import IdempotencyKeyInUse, ServiceBusy
 from booking_service.models import Booking, Event, IdempotencyKey
 from booking_service.models.types import utcnow
-from booking_service.services.booking_queue import BookResult
+from booking_service.schemas.bookings import BookingRequest
+from booking_service.services.booking_rules import BookOrCancel, BookResult, RequestKind
 from booking_service.services.idempotency import (
-    AnswerRecorder,
-    Claim,
+    HeldKey,
     IdempotencyService,
-    Reply,
     key_digest,
     request_digest,
 )
@@ -215,7 +215,7 @@ async def test_a_malformed_key_is_422_in_the_envelope(
 
 async def _claim(
     app: FastAPI, user_id: int, operation: str, body: dict[str, int], **kw: float
-) -> Claim:
+) -> HeldKey:
     settings = app_state(app).settings
     async with app_state(app).session_factory() as session:
         service = IdempotencyService(
@@ -224,13 +224,13 @@ async def _claim(
             lease_seconds=kw.get("lease", settings.idempotency_lease_seconds),
             lock_retries=0,
         )
-        claimed = await service.claim(
+        held = await service.hold(
             user_id=user_id,
             key_digest=key_digest(KEY),
             request_digest=request_digest(operation, body),
         )
-    assert isinstance(claimed, Claim)
-    return claimed
+    assert held.kept is None
+    return held
 
 
 async def test_a_request_still_running_is_409_and_a_dead_one_is_taken_over(
@@ -275,18 +275,13 @@ async def test_a_request_that_lost_its_key_undoes_its_effect(
     retry = await _claim(app, users[1].id, "book_ticket", body)
     assert retry.attempt == slow.attempt + 1
 
-    def render(result: BookResult) -> Reply:
-        return Reply.of(201, {"bookingId": result.booking_id})
-
-    queue = app_state(app).booking_queue
+    coalescer = app_state(app).coalescer
+    booking = BookOrCancel(RequestKind.BOOK, event_id, users[1].id)
     with pytest.raises(IdempotencyKeyInUse):
-        await queue.book_alone(
-            user_id=users[1].id, event_id=event_id, then=AnswerRecorder(slow, render)
-        )
+        await coalescer.serve(booking, slow)
     assert await count(database.url, Booking) == 0, "the slow request's booking was rolled back"
-    result = await queue.book_alone(
-        user_id=users[1].id, event_id=event_id, then=AnswerRecorder(retry, render)
-    )
+    result = await coalescer.serve(booking, retry)
+    assert isinstance(result, BookResult)
     assert result.booking_id > 0
     assert await count(database.url, Booking) == 1
 
@@ -294,20 +289,21 @@ async def test_a_request_that_lost_its_key_undoes_its_effect(
 async def test_a_failure_that_is_not_a_refusal_releases_the_key(
     client: httpx.AsyncClient, app: FastAPI, database: Database, users: list[ApiUser]
 ) -> None:
-    async def busy_effect(then: object) -> BookResult:
-        raise ServiceBusy()
+    request = Request({"type": "http", "app": app, "headers": [], "method": "POST"})
+    body = BookingRequest.model_validate({"eventId": 1})
+    held = False
 
-    async with app_state(app).session_factory() as session:
-        service = IdempotencyService(session, ttl_seconds=3600, lease_seconds=60, lock_retries=0)
-        with pytest.raises(ServiceBusy):
-            await service.run(
-                user_id=users[0].id,
-                key=KEY,
-                operation="book_ticket",
-                request={"event_id": 1},
-                effect=busy_effect,
-                render=lambda _: Reply(201, "{}"),
-            )
+    async def busy_effect() -> None:
+        nonlocal held
+        async with held_key(
+            request, KEY, user_id=users[0].id, operation="book_ticket", body=body
+        ) as key:
+            held = key is not None and await count(database.url, IdempotencyKey) == 1
+            raise ServiceBusy()
+
+    with pytest.raises(ServiceBusy):
+        await busy_effect()
+    assert held, "the key was held while the effect ran"
     assert await count(database.url, IdempotencyKey) == 0, "a retry runs the request afresh"
 
 

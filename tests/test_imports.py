@@ -31,7 +31,8 @@ def packages(modules: set[str]) -> set[str]:
         "booking_service.errors",
         "booking_service.db",
         "booking_service.repositories.events",
-        "booking_service.services.booking_queue",
+        "booking_service.services.coalescer",
+        "booking_service.services.booking_rules",
         "booking_service.services.organizer",
     ],
 )

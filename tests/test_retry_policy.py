@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from booking_service.db import RetryBackoff
-from booking_service.services.booking_queue import GroupLimit
+from booking_service.services.coalescer import GroupLimit
 
 
 def test_backoff_is_jittered_doubled_and_capped() -> None:

@@ -26,8 +26,7 @@ from booking_service.models import OutboxMessage
 from booking_service.models.types import utcnow
 from booking_service.repositories import outbox
 from booking_service.services.bookings import BookingService
-from booking_service.services.cancels import CancelOutcome
-from booking_service.services.idempotency import AnswerRecorder, IdempotencyService, Reply
+from booking_service.services.idempotency import IdempotencyService
 from booking_service.services.webhooks import (
     MESSAGE_ID_HEADER,
     SIGNATURE_HEADER,
@@ -174,22 +173,19 @@ async def test_a_promotion_rolled_back_leaves_no_message(
     event_id = await fill_event(client, owner, [holder, waiter], 1)
     async with app_state(app).session_factory() as session:
         keys = IdempotencyService(session, ttl_seconds=60, lease_seconds=0, lock_retries=0)
-        claimed = await keys.claim(
-            user_id=users[1].id, key_digest="a" * 64, request_digest="r" * 64
-        )
-        await keys.claim(user_id=users[1].id, key_digest="a" * 64, request_digest="r" * 64)
-        assert not isinstance(claimed, Reply)
+        lost = await keys.hold(user_id=users[1].id, key_digest="a" * 64, request_digest="r" * 64)
+        await keys.hold(user_id=users[1].id, key_digest="a" * 64, request_digest="r" * 64)
+        assert lost.kept is None
         # The cancel promotes, then fails at its very end (its idempotency key was taken over):
         # the promotion and its message go together.
         service = BookingService(
             session,
-            booking_queue=app_state(app).booking_queue,
+            coalescer=app_state(app).coalescer,
             ticket_codes=app_state(app).ticket_codes,
             lock_retries=0,
         )
-        lost: AnswerRecorder[CancelOutcome] = AnswerRecorder(claimed, lambda _: Reply(200, "{}"))
         with pytest.raises(IdempotencyKeyInUse):
-            await service.cancel(user_id=users[1].id, event_id=event_id, then=lost)
+            await service.cancel(user_id=users[1].id, event_id=event_id, key=lost)
     assert await messages(database.url) == []
     waiting = await my_bookings(client, waiter)
     assert waiting[0]["status"] == "waitlisted"

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from booking_service.readiness import Readiness
     from booking_service.security import PasswordHasher, TokenCodec
     from booking_service.services.auth import ActiveUserCache
-    from booking_service.services.booking_queue import BookingQueue
+    from booking_service.services.coalescer import Coalescer
     from booking_service.services.events import StatusCache
     from booking_service.services.offers import OfferSweeper
     from booking_service.services.webhooks import WebhookSender
@@ -39,7 +39,7 @@ class AppState:
     user_cache: ActiveUserCache
     status_cache: StatusCache
     rate_limiter: RateLimiter
-    booking_queue: BookingQueue
+    coalescer: Coalescer
     offer_sweeper: OfferSweeper
     readiness: Readiness
     webhook_sender: WebhookSender | None  # None unless WEBHOOK_URL is set

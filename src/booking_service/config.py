@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
@@ -187,13 +187,15 @@ class Settings(BaseSettings):
             "polls share one read. 0: every poll reads the database."
         ),
     )
-    booking_batch_max: int = Field(
+    booking_group_max: int = Field(
         default=256,
         ge=1,
         le=1000,
+        # BOOKING_BATCH_MAX is the name it had before: still read, so deployments carry on.
+        validation_alias=AliasChoices("booking_group_max", "booking_batch_max"),
         description=(
-            "Most bookings and cancels (of any events) a worker serves in one transaction "
-            "(1: no grouping)."
+            "Most bookings and cancels (of any events) a worker serves in one transaction, "
+            "as one group (1: no grouping). BOOKING_BATCH_MAX, its former name, is still read."
         ),
     )
 

@@ -141,7 +141,7 @@ EventServiceDep = Annotated[EventService, Depends(get_event_service)]
 async def get_booking_service(session: SessionDep, state: AppStateDep) -> BookingService:
     return BookingService(
         session,
-        booking_queue=state.booking_queue,
+        coalescer=state.coalescer,
         ticket_codes=state.ticket_codes,
         lock_retries=state.settings.db_lock_retries,
     )

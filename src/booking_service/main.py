@@ -29,7 +29,7 @@ from booking_service.readiness import Readiness, RedisProbe
 from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services import housekeeping
 from booking_service.services.auth import ActiveUserCache
-from booking_service.services.booking_queue import BookingQueue
+from booking_service.services.coalescer import Coalescer
 from booking_service.services.events import StatusCache
 from booking_service.services.offers import OfferSweeper
 from booking_service.services.webhooks import WebhookSender
@@ -84,8 +84,8 @@ def build_state(settings: Settings, webhook_http: httpx.AsyncClient | None) -> A
         user_cache=ActiveUserCache(settings.auth_user_cache_seconds),
         status_cache=status_cache,
         rate_limiter=RateLimiter(settings),
-        booking_queue=BookingQueue(
-            session_factory, max_batch=settings.booking_batch_max, lock_retries=retries
+        coalescer=Coalescer(
+            session_factory, group_max=settings.booking_group_max, lock_retries=retries
         ),
         offer_sweeper=OfferSweeper(session_factory, lock_retries=retries),
         readiness=Readiness(

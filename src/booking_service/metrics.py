@@ -40,9 +40,9 @@ REQUEST_DURATION = Histogram(
 
 class BookingOutcome(enum.StrEnum):
     BOOKED = "booked"  # got a ticket
-    WAITLISTED = "waitlisted"  # joined the line
-    PROMOTED = "promoted"  # got a ticket someone gave back, from the line
-    OFFERED = "offered"  # was offered a ticket someone gave back, from the line
+    WAITLISTED = "waitlisted"  # joined the waiting list
+    PROMOTED = "promoted"  # got a ticket someone gave back, from the waiting list
+    OFFERED = "offered"  # was offered a ticket someone gave back, from the waiting list
     CANCELLED = "cancelled"  # gave a ticket back
     LEFT_LINE = "left_line"  # gave up a place in line
 

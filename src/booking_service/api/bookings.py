@@ -5,7 +5,13 @@ from typing import cast
 
 from fastapi import APIRouter, Request, Response, status
 
-from booking_service.api.idempotent import IdempotencyKeyHeader, answer
+from booking_service.api.idempotent import (
+    IdempotencyKeyHeader,
+    held_key,
+    is_sent_answer,
+    json_response,
+    sent_again,
+)
 from booking_service.api.params import PageLimit, PageOffset
 from booking_service.deps import (
     BookingServiceDep,
@@ -36,9 +42,7 @@ from booking_service.schemas.bookings import (
 )
 from booking_service.schemas.common import Message
 from booking_service.schemas.history import HistoryEntry, HistoryPage
-from booking_service.services.booking_queue import BookResult
 from booking_service.services.cancels import CancelOutcome
-from booking_service.services.idempotency import Reply
 
 router = APIRouter(tags=["bookings"])
 
@@ -50,7 +54,7 @@ CANCEL_MESSAGES = {
     CancelOutcome.REASSIGNED: Message.CANCELLED_REASSIGNED,
     CancelOutcome.OFFERED: Message.CANCELLED_OFFERED,
     CancelOutcome.RELEASED: Message.CANCELLED_RELEASED,
-    CancelOutcome.LEFT_WAITING_LIST: Message.LEFT_LINE,
+    CancelOutcome.LEFT_LINE: Message.LEFT_LINE,
 }
 
 
@@ -98,35 +102,29 @@ async def book_ticket(
     or cancelled event takes no bookings (409), nor does one whose sales have not started
     (409 `sales_not_started`, with `sales_start` and `Retry-After`) or have ended (409
     `sales_ended`). The sale window is judged by the database's clock."""
-    return await answer(
-        request,
-        key=idempotency_key,
-        user_id=user.id,
-        operation="book_ticket",
-        body=body,
-        effect=lambda then: service.book(user_id=user.id, event_id=body.event_id, then=then),
-        render=lambda result: _booking_reply(body.event_id, result),
-    )
-
-
-def _booking_reply(event_id: int, result: BookResult) -> Reply:
+    async with held_key(
+        request, idempotency_key, user_id=user.id, operation="book_ticket", body=body
+    ) as key:
+        if is_sent_answer(key):
+            return sent_again(key)
+        result = await service.book(user_id=user.id, event_id=body.event_id, key=key)
     if result.status is BookingStatus.CONFIRMED:
         confirmed = BookingConfirmed(
             message=Message.BOOKED,
-            event_id=event_id,
+            event_id=body.event_id,
             booking_id=result.booking_id,
             status="confirmed",
         )
-        return Reply.of(201, confirmed.model_dump(mode="json", by_alias=True))
+        return json_response(201, confirmed, key=key)
     assert result.position is not None
     waitlisted = BookingWaitlisted(
         message=Message.WAITLISTED,
-        event_id=event_id,
+        event_id=body.event_id,
         booking_id=result.booking_id,
         status="waitlisted",
         position=result.position,
     )
-    return Reply.of(202, waitlisted.model_dump(mode="json", by_alias=True))
+    return json_response(202, waitlisted, key=key)
 
 
 @router.post(
@@ -160,21 +158,16 @@ async def cancel_booking(
     `offer` mode), turn down an open offer, or leave the line. This works on a closed event
     too. A ticket checked in at the door can no longer be given back (409 `checked_in`)."""
 
-    def render(outcome: CancelOutcome) -> Reply:
-        result = CancelResult(
-            message=CANCEL_MESSAGES[outcome], event_id=body.event_id, outcome=outcome.value
-        )
-        return Reply.of(200, result.model_dump(mode="json", by_alias=True))
-
-    return await answer(
-        request,
-        key=idempotency_key,
-        user_id=user.id,
-        operation="cancel_booking",
-        body=body,
-        effect=lambda then: service.cancel(user_id=user.id, event_id=body.event_id, then=then),
-        render=render,
+    async with held_key(
+        request, idempotency_key, user_id=user.id, operation="cancel_booking", body=body
+    ) as key:
+        if is_sent_answer(key):
+            return sent_again(key)
+        outcome = await service.cancel(user_id=user.id, event_id=body.event_id, key=key)
+    result = CancelResult(
+        message=CANCEL_MESSAGES[outcome], event_id=body.event_id, outcome=outcome.value
     )
+    return json_response(200, result, key=key)
 
 
 @router.get(

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
-from booking_service.api.idempotent import IdempotencyKeyHeader, answer
+from booking_service.api.idempotent import (
+    IdempotencyKeyHeader,
+    held_key,
+    is_sent_answer,
+    json_response,
+    sent_again,
+)
 from booking_service.api.params import EventIdPath, PageLimit, PageOffset
 from booking_service.deps import CurrentUser, EventServiceDep
 from booking_service.errors import EventNotFound
@@ -16,7 +22,6 @@ from booking_service.schemas.events import (
     EventRead,
     EventStatus,
 )
-from booking_service.services.idempotency import Reply
 
 router = APIRouter(tags=["events"])
 
@@ -48,17 +53,12 @@ async def create_event(
     (`sales_start`, `sales_end`, judged by the database's clock); and whether holders may
     transfer their tickets (`transfers_allowed`, true unless said otherwise)."""
 
-    def render(event_id: int) -> Reply:
-        created = EventCreated(message=Message.EVENT_CREATED, event_id=event_id)
-        return Reply.of(201, created.model_dump(mode="json", by_alias=True))
-
-    return await answer(
-        request,
-        key=idempotency_key,
-        user_id=user.id,
-        operation="create_event",
-        body=body,
-        effect=lambda then: service.create(
+    async with held_key(
+        request, idempotency_key, user_id=user.id, operation="create_event", body=body
+    ) as key:
+        if is_sent_answer(key):
+            return sent_again(key)
+        event_id = await service.create(
             owner_id=user.id,
             name=body.name,
             tickets=body.tickets,
@@ -67,10 +67,10 @@ async def create_event(
             sales_start=body.sales_start,
             sales_end=body.sales_end,
             transfers_allowed=body.transfers_allowed,
-            then=then,
-        ),
-        render=render,
-    )
+            key=key,
+        )
+    created = EventCreated(message=Message.EVENT_CREATED, event_id=event_id)
+    return json_response(201, created, key=key)
 
 
 @router.get(

@@ -1,6 +1,6 @@
 """SQLAlchemy tables. Importing this package registers every table on `Base.metadata`."""
 
-from booking_service.models.booking import ACTIVE_STATUSES, Booking, BookingStatus
+from booking_service.models.booking import ACTIVE_STATUSES, IS_LIVE, LIVE, Booking, BookingStatus
 from booking_service.models.event import Event, EventState, WaitlistMode
 from booking_service.models.history import BookingHistory, HistoryAction
 from booking_service.models.idempotency import IdempotencyKey
@@ -9,6 +9,8 @@ from booking_service.models.user import User
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "IS_LIVE",
+    "LIVE",
     "Booking",
     "BookingHistory",
     "BookingStatus",

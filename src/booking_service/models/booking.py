@@ -13,6 +13,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from booking_service.models.base import MYSQL_TABLE_OPTIONS, Base
 from booking_service.models.types import BigIntId, UTCDateTime, sql_list, utcnow
@@ -23,7 +24,7 @@ class BookingStatus(enum.StrEnum):
     WAITLISTED = "waitlisted"  # holds a place in line
     OFFERED = "offered"  # holds a ticket on offer until offer_expires_at
     CANCELLED = "cancelled"  # gave the ticket back
-    LEFT = "left"  # left the line before getting a ticket
+    LEFT = "left"  # left the waiting list before getting a ticket
     DECLINED = "declined"  # turned an offer down
     EXPIRED = "expired"  # let an offer lapse
     EVENT_CANCELLED = "event_cancelled"  # released when the organizer cancelled the event
@@ -31,6 +32,8 @@ class BookingStatus(enum.StrEnum):
 
 
 ACTIVE_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED, BookingStatus.OFFERED)
+# `active` of a claim that still holds; NULL once it ended.
+LIVE = 1
 
 
 class Booking(Base):
@@ -44,7 +47,7 @@ class Booking(Base):
     __tablename__ = "booking"
     __table_args__ = (
         UniqueConstraint("event_id", "user_id", "active"),
-        # Head of the line, positions and confirmed counts of an event.
+        # Head of the waiting list, positions and confirmed counts of an event.
         Index(None, "event_id", "status", "line_seq"),
         Index(None, "user_id", "active"),
         # Lapsed offers, for the expiry sweep.
@@ -73,7 +76,7 @@ class Booking(Base):
     event_id: Mapped[int] = mapped_column(ForeignKey("event.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     status: Mapped[str] = mapped_column(String(16))
-    active: Mapped[int | None] = mapped_column(SmallInteger, default=1)
+    active: Mapped[int | None] = mapped_column(SmallInteger, default=LIVE)
     # Place-in-line number from event.next_line_seq; kept after promotion for the record.
     line_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -87,3 +90,7 @@ class Booking(Base):
     ticket_seed: Mapped[str | None] = mapped_column(String(32), default=None)
     # When the ticket was checked in at the door; a checked-in ticket cannot be given back.
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+# "The claim still holds": the one spelling of it in every query.
+IS_LIVE: ColumnElement[bool] = Booking.active == LIVE

@@ -17,8 +17,10 @@ class IdempotencyKey(Base):
     (MariaDB's default one would call `abc` and `ABC` the same key).
 
     While the first request runs, `status_code` is NULL and `locked_until` says how long it
-    may hold the key; its answer is stored in the same transaction as its effect. `attempt`
-    counts claims: only the claim that holds the key may store the answer.
+    may hold the key (its lease); its answer is stored in the same transaction as its effect:
+    a result as its service returned it (`status_code` 0, its route renders it for each
+    retry), or a refusal as it was sent. `attempt` counts holds: only the hold that has the
+    key may store the answer.
     """
 
     __tablename__ = "idempotency_key"

@@ -13,8 +13,8 @@ class OutboxMessage(Base):
     """A webhook message, written in the same transaction as the change it announces.
 
     `body` is the JSON posted, rendered once, so every attempt sends (and signs) the same
-    bytes. `due_at` is when the next attempt may start: a worker that claims the row pushes it
-    to the end of its lease (`lease_token` says which claim), a failure pushes it back by the
+    bytes. `due_at` is when the next attempt may start: a worker that leases the row pushes it
+    to the end of its lease (`lease_token` says whose lease), a failure pushes it back by the
     backoff, and it is NULL once the message is delivered or given up.
     """
 

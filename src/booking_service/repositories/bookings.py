@@ -6,15 +6,14 @@ import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any
 
-from sqlalchemy import and_, case, func, insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from booking_service.db import insert_returning_id
-from booking_service.models import Booking, BookingStatus, Event, User
+from booking_service.models import IS_LIVE, LIVE, Booking, BookingStatus
 from booking_service.models.types import db_utcnow
 
 
@@ -55,40 +54,6 @@ def new_ticket_seed() -> str:
     return secrets.token_hex(16)
 
 
-async def add_confirmed(session: AsyncSession, *, event_id: int, user_id: int) -> int:
-    """A ticket taken just now, stamped by the database's clock, which judged the sale window."""
-    now = db_utcnow()
-    return await insert_returning_id(
-        session,
-        insert(Booking).values(
-            event_id=event_id,
-            user_id=user_id,
-            status=BookingStatus.CONFIRMED,
-            active=1,
-            created_at=now,
-            confirmed_at=now,
-            ticket_seed=new_ticket_seed(),
-        ),
-    )
-
-
-async def add_waitlisted(
-    session: AsyncSession, *, event_id: int, user_id: int, line_seq: int
-) -> int:
-    return await insert_returning_id(
-        session,
-        insert(Booking).values(
-            event_id=event_id,
-            user_id=user_id,
-            status=BookingStatus.WAITLISTED,
-            active=1,
-            line_seq=line_seq,
-            created_at=db_utcnow(),
-            ticket_seed=new_ticket_seed(),
-        ),
-    )
-
-
 async def get_active_for_update(
     session: AsyncSession, *, event_id: int, user_id: int
 ) -> LockedBooking | None:
@@ -96,7 +61,7 @@ async def get_active_for_update(
     row = (
         await session.execute(
             select(*LOCKED_COLUMNS)
-            .where(Booking.event_id == event_id, Booking.user_id == user_id, Booking.active == 1)
+            .where(Booking.event_id == event_id, Booking.user_id == user_id, IS_LIVE)
             .with_for_update()
         )
     ).one_or_none()
@@ -113,7 +78,7 @@ async def live_claims_for_update(
         .where(
             Booking.event_id == event_id,
             Booking.user_id.in_(user_ids),
-            Booking.active == 1,
+            IS_LIVE,
         )
         .with_for_update()
     )
@@ -136,7 +101,7 @@ async def last_ended_status(
 async def first_in_line_for_update(
     session: AsyncSession, event_id: int, count: int
 ) -> list[LockedBooking]:
-    """Lock the first `count` people in the event's line, in line order. Call with the event
+    """Lock the first `count` people in the event's waiting list, in line order. Call with the event
     row already locked."""
     rows = await session.execute(
         select(*LOCKED_COLUMNS)
@@ -192,7 +157,7 @@ async def end(
     """Close live claims (cancelled, left, declined, expired); the rows stay as the record."""
     await session.execute(
         update(Booking)
-        .where(Booking.id.in_(booking_ids), Booking.active == 1)
+        .where(Booking.id.in_(booking_ids), IS_LIVE)
         .values(status=status, active=None, ended_at=at)
     )
 
@@ -225,7 +190,7 @@ async def end_all_live(session: AsyncSession, event_id: int, at: datetime) -> No
     """Release every live claim of the event: the organizer cancelled it."""
     await session.execute(
         update(Booking)
-        .where(Booking.event_id == event_id, Booking.active == 1)
+        .where(Booking.event_id == event_id, IS_LIVE)
         .values(status=BookingStatus.EVENT_CANCELLED, active=None, ended_at=at)
     )
 
@@ -260,164 +225,6 @@ async def events_with_lapsed_offers(session: AsyncSession, *, limit: int) -> lis
     return list(rows.scalars())
 
 
-class _ClaimState(TypedDict):
-    status: BookingStatus
-    position: int | None
-    created_at: datetime
-    confirmed_at: datetime | None
-    promoted_at: datetime | None
-    offer_expires_at: datetime | None
-    checked_in_at: datetime | None
-
-
-def _claim_state_columns(position: ColumnElement[int]) -> tuple[Any, ...]:
-    """What a listed claim is and when it changed: the columns both listings read after their
-    own three (booking id, then the other party's id and name)."""
-    return (
-        Booking.status,
-        position.label("position"),
-        Booking.created_at,
-        Booking.confirmed_at,
-        Booking.promoted_at,
-        Booking.offer_expires_at,
-        Booking.checked_in_at,
-    )
-
-
-def _claim_state(row: Any) -> _ClaimState:
-    """The claim's state from a listing row; a place in line only while waiting, a deadline
-    only while offered."""
-    status = BookingStatus(row.status)
-    return _ClaimState(
-        status=status,
-        position=row.position if status is BookingStatus.WAITLISTED else None,
-        created_at=row.created_at,
-        confirmed_at=row.confirmed_at,
-        promoted_at=row.promoted_at,
-        offer_expires_at=row.offer_expires_at if status is BookingStatus.OFFERED else None,
-        checked_in_at=row.checked_in_at,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class UserBooking:
-    id: int
-    event_id: int
-    event_name: str
-    status: BookingStatus
-    position: int | None
-    created_at: datetime
-    confirmed_at: datetime | None
-    promoted_at: datetime | None
-    offer_expires_at: datetime | None
-    checked_in_at: datetime | None
-    ticket_seed: str | None
-
-
-async def list_active_for_user(session: AsyncSession, user_id: int) -> Sequence[UserBooking]:
-    ahead = aliased(Booking)
-    # Place in line: people of the same event still waiting with a number not after mine.
-    position = (
-        select(func.count())
-        .where(
-            ahead.event_id == Booking.event_id,
-            ahead.status == BookingStatus.WAITLISTED,
-            ahead.line_seq <= Booking.line_seq,
-        )
-        .correlate(Booking)
-        .scalar_subquery()
-    )
-    rows = (
-        await session.execute(
-            select(
-                Booking.id,
-                Booking.event_id,
-                Event.name,
-                *_claim_state_columns(position),
-                Booking.ticket_seed,
-            )
-            .join(Event, Event.id == Booking.event_id)
-            .where(Booking.user_id == user_id, Booking.active == 1)
-            .order_by(Booking.id.desc())
-        )
-    ).all()
-    return [
-        UserBooking(
-            id=row.id,
-            event_id=row.event_id,
-            event_name=row.name,
-            ticket_seed=row.ticket_seed,
-            **_claim_state(row),
-        )
-        for row in rows
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class EventClaim:
-    id: int
-    user_id: int
-    username: str
-    status: BookingStatus
-    position: int | None
-    created_at: datetime
-    confirmed_at: datetime | None
-    promoted_at: datetime | None
-    offer_expires_at: datetime | None
-    checked_in_at: datetime | None
-
-
-# An event's claims in the order an organizer reads them: tickets, then offers, then the line.
-STATUS_RANK = case(
-    (Booking.status == BookingStatus.CONFIRMED, 0),
-    (Booking.status == BookingStatus.OFFERED, 1),
-    else_=2,
-)
-
-
-async def list_live_for_event(
-    session: AsyncSession,
-    event_id: int,
-    *,
-    status: BookingStatus | None,
-    limit: int,
-    offset: int,
-) -> tuple[list[EventClaim], int]:
-    """One page of the event's live claims and how many there are, from one statement: the
-    places in line and the total are window functions over the same rows as the page."""
-    conditions = [Booking.event_id == event_id, Booking.active == 1]
-    if status is not None:
-        conditions.append(Booking.status == status)
-    position = func.row_number().over(partition_by=Booking.status, order_by=Booking.line_seq)
-    rows = (
-        await session.execute(
-            select(
-                Booking.id,
-                Booking.user_id,
-                User.username,
-                *_claim_state_columns(position),
-                func.count().over().label("total"),
-            )
-            .join(User, User.id == Booking.user_id)
-            .where(and_(*conditions))
-            .order_by(STATUS_RANK, Booking.line_seq, Booking.id)
-            .limit(limit)
-            .offset(offset)
-        )
-    ).all()
-    if rows:
-        total = int(rows[0].total)
-    else:  # past the last page: the window had no rows to count
-        total = int(
-            await session.scalar(select(func.count()).select_from(Booking).where(*conditions)) or 0
-        )
-    claims = [
-        EventClaim(id=row.id, user_id=row.user_id, username=row.username, **_claim_state(row))
-        for row in rows
-    ]
-    return claims, total
-
-
 EventUser = tuple[int, int]  # (event id, user id)
 
 
@@ -425,7 +232,7 @@ async def _live_claims(session: AsyncSession, pairs: Collection[EventUser]) -> d
     """Booking ids of the live claims among these (event, user) pairs, in one statement."""
     rows = await session.execute(
         select(Booking.event_id, Booking.user_id, Booking.id).where(
-            Booking.active == 1,
+            IS_LIVE,
             Booking.event_id.in_({event_id for event_id, _ in pairs}),
             Booking.user_id.in_({user_id for _, user_id in pairs}),
         )
@@ -453,21 +260,27 @@ class NewClaim:
 async def add_claims(
     session: AsyncSession, claims: Sequence[NewClaim], *, at: datetime
 ) -> dict[EventUser, int]:
-    """Insert many new claims, on any events, in one statement; returns their booking ids."""
-    await session.execute(
-        insert(Booking),
-        [
-            {
-                "event_id": claim.event_id,
-                "user_id": claim.user_id,
-                "status": claim.status,
-                "active": 1,
-                "line_seq": claim.line_seq,
-                "created_at": at,
-                "confirmed_at": at if claim.status is BookingStatus.CONFIRMED else None,
-                "ticket_seed": new_ticket_seed(),
-            }
-            for claim in claims
-        ],
-    )
+    """Insert new claims, on any events, in one statement; returns their booking ids. Every
+    booking row is made here (bookings, a group's bookings, a transfer's new holder)."""
+    rows = [
+        {
+            "event_id": claim.event_id,
+            "user_id": claim.user_id,
+            "status": claim.status,
+            "active": LIVE,
+            "line_seq": claim.line_seq,
+            "created_at": at,
+            "confirmed_at": at if claim.status is BookingStatus.CONFIRMED else None,
+            "ticket_seed": new_ticket_seed(),
+        }
+        for claim in claims
+    ]
+    if len(rows) == 1:  # the driver reports a lone row's id: no statement to look it up
+        claim = claims[0]
+        return {
+            (claim.event_id, claim.user_id): await insert_returning_id(
+                session, insert(Booking).values(rows[0])
+            )
+        }
+    await session.execute(insert(Booking), rows)
     return await _live_claims(session, [(claim.event_id, claim.user_id) for claim in claims])

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, and_, case, func, insert, or_, select, update
+from sqlalchemy import Row, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from booking_service.db import execute_write, insert_returning_id, note_event_changed
+from booking_service.db import insert_returning_id, note_event_changed
 from booking_service.models import Event, EventState, WaitlistMode
 from booking_service.models.event import ShownState, shown_state
 from booking_service.models.types import db_utcnow, db_utcnow_locked
@@ -136,92 +136,41 @@ async def get_events_for_update(
     return {row.id: _locked_event(row) for row in rows}
 
 
-def _selling_now() -> ColumnElement[bool]:
-    """The event's sale window holds the database's clock, now."""
-    now = db_utcnow()
-    return and_(
-        or_(Event.sales_start.is_(None), Event.sales_start <= now),
-        or_(Event.sales_end.is_(None), Event.sales_end > now),
-    )
-
-
-async def take_ticket(session: AsyncSession, event_id: int) -> bool:
-    """Take one free ticket of an open event whose sales are on, if there is one. Locks the
-    event row either way on MariaDB/MySQL."""
-    note_event_changed(session, event_id)
-    result = await execute_write(
-        session,
-        update(Event)
-        .where(
-            Event.id == event_id,
-            Event.available > 0,
-            Event.state == EventState.OPEN,
-            _selling_now(),
-        )
-        .values(available=Event.available - 1),
-    )
-    return result.rowcount == 1
-
-
-async def join_line(session: AsyncSession, event_id: int) -> None:
-    note_event_changed(session, event_id)
-    await session.execute(
-        update(Event)
-        .where(Event.id == event_id)
-        .values(waiting_count=Event.waiting_count + 1, next_line_seq=Event.next_line_seq + 1)
-    )
-
-
-async def adjust_counters(
-    session: AsyncSession,
-    event_id: int,
-    *,
-    available: int,
-    waiting: int,
-    offered: int,
-    **fields: Any,
-) -> None:
-    """Add these (possibly negative) amounts to the event's counters and set `fields` (state,
-    capacity, ...), in one statement: the CHECKs that tie the columns hold after it."""
-    note_event_changed(session, event_id)
-    await session.execute(
-        update(Event)
-        .where(Event.id == event_id)
-        .values(
-            available=Event.available + available,
-            waiting_count=Event.waiting_count + waiting,
-            offered_count=Event.offered_count + offered,
-            **fields,
-        )
-    )
-
-
 @dataclass(slots=True)
-class ClaimCounts:
-    taken: int = 0  # tickets sold from the pool
-    joined: int = 0  # people added to the line
+class CounterMoves:
+    """What one transaction adds to an event's counters (possibly negative)."""
+
+    available: int = 0
+    waiting: int = 0  # people on the waiting list
+    offered: int = 0  # open offers
+    line_seq: int = 0  # places on the waiting list handed out (next_line_seq)
+
+    def __bool__(self) -> bool:
+        return bool(self.available or self.waiting or self.offered or self.line_seq)
 
 
-async def apply_claims(session: AsyncSession, counts: Mapping[int, ClaimCounts]) -> None:
-    """Record, per event, tickets sold and people added to the line: one statement for all."""
-    changed = {event_id: c for event_id, c in counts.items() if c.taken or c.joined}
-    if not changed:
-        return
-    for event_id in changed:
+async def move_counters(
+    session: AsyncSession, moves: Mapping[int, CounterMoves], **fields: Any
+) -> None:
+    """Add these amounts to each event's counters, however many events, in one statement, and
+    set `fields` (state, capacity, ...; only when there is one event): the CHECKs that tie the
+    columns hold after it. Every change to an event's counters goes through here."""
+    assert not fields or len(moves) == 1, "columns are set on one event at a time"
+    for event_id in moves:
         note_event_changed(session, event_id)
 
-    def per_event(amount: Callable[[ClaimCounts], int]) -> Any:
-        return case({event_id: amount(c) for event_id, c in changed.items()}, value=Event.id)
+    def per_event(column: Any, amount: Callable[[CounterMoves], int]) -> Any:
+        if len(moves) == 1:
+            return column + amount(next(iter(moves.values())))
+        return column + case({event_id: amount(m) for event_id, m in moves.items()}, value=Event.id)
 
-    await session.execute(
-        update(Event)
-        .where(Event.id.in_(changed))
-        .values(
-            available=Event.available - per_event(lambda c: c.taken),
-            waiting_count=Event.waiting_count + per_event(lambda c: c.joined),
-            next_line_seq=Event.next_line_seq + per_event(lambda c: c.joined),
-        )
-    )
+    values = {
+        Event.available.key: per_event(Event.available, lambda m: m.available),
+        Event.waiting_count.key: per_event(Event.waiting_count, lambda m: m.waiting),
+        Event.offered_count.key: per_event(Event.offered_count, lambda m: m.offered),
+        Event.next_line_seq.key: per_event(Event.next_line_seq, lambda m: m.line_seq),
+    }
+    await session.execute(update(Event).where(Event.id.in_(moves)).values(**values, **fields))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking_service.models import Booking, BookingHistory, Event, HistoryAction, User
+from booking_service.models import IS_LIVE, Booking, BookingHistory, Event, HistoryAction, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ async def add_for_live_claims(
             literal(action.value),
             literal(at, BookingHistory.created_at.type),
         )
-        .where(Booking.event_id == event_id, Booking.active == 1)
+        .where(Booking.event_id == event_id, IS_LIVE)
         .order_by(Booking.id)
     )
     await session.execute(

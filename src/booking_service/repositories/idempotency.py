@@ -1,4 +1,4 @@
-"""Queries on idempotency keys. The key row is locked on its own (claims) or last, after the
+"""Queries on idempotency keys. The key row is locked on its own (holding it) or last, after the
 effect's own locks (storing the answer), so it never takes part in a lock cycle."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ async def add(
     locked_until: datetime,
     expires_at: datetime,
 ) -> int:
-    """A new key, held by its first claim (attempt 1). A concurrent twin fails on the UNIQUE key."""
+    """A new key, held by its first hold (attempt 1). A concurrent twin fails on the UNIQUE key."""
     return await insert_returning_id(
         session,
         insert(IdempotencyKey).values(
@@ -71,7 +71,7 @@ async def add(
     )
 
 
-async def reclaim(
+async def take_over(
     session: AsyncSession,
     key_id: int,
     *,
@@ -81,7 +81,7 @@ async def reclaim(
     locked_until: datetime,
     expires_at: datetime,
 ) -> None:
-    """Hand a locked key row to a new claim, forgetting any answer it held."""
+    """Hand a locked key row to a new hold, forgetting any answer it kept."""
     await session.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.id == key_id)
@@ -100,7 +100,7 @@ async def reclaim(
 async def store_answer(
     session: AsyncSession, key_id: int, *, attempt: int, status_code: int, body: str
 ) -> bool:
-    """Store the answer, if this claim still holds the key; False if another claim took it."""
+    """Store the answer, if this hold still has the key; False if another hold took it."""
     result = await execute_write(
         session,
         update(IdempotencyKey)
@@ -115,7 +115,7 @@ async def store_answer(
 
 
 async def release(session: AsyncSession, key_id: int, *, attempt: int) -> None:
-    """Forget a key whose request had no answer worth keeping, if this claim still holds it."""
+    """Forget a key whose request had no answer worth keeping, if this hold still has it."""
     await session.execute(
         delete(IdempotencyKey).where(
             IdempotencyKey.id == key_id,
@@ -133,7 +133,7 @@ async def expired_ids(session: AsyncSession, *, now: datetime, limit: int) -> Se
 
 
 async def delete_expired(session: AsyncSession, ids: Sequence[int], *, now: datetime) -> int:
-    """Delete these keys if they are still expired (a claim may have renewed one meanwhile)."""
+    """Delete these keys if they are still expired (a new hold may have renewed one meanwhile)."""
     result = await execute_write(
         session,
         delete(IdempotencyKey).where(IdempotencyKey.id.in_(ids), IdempotencyKey.expires_at <= now),

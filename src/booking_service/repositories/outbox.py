@@ -1,4 +1,4 @@
-"""The webhook outbox: messages written in the caller's transaction, claimed for delivery.
+"""The webhook outbox: messages written in the caller's transaction, leased for delivery.
 
 To announce something, call `enqueue_many` inside the transaction that makes the change
 (EventChanges.write does): the message exists exactly when the change does. The delivery loop
@@ -57,7 +57,7 @@ async def enqueue_many(
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimedMessage:
+class LeasedMessage:
     id: int
     message_id: str
     kind: str
@@ -71,13 +71,13 @@ async def any_due(session: AsyncSession, *, now: datetime) -> bool:
     return row is not None
 
 
-async def claim_due(
+async def lease_due(
     session: AsyncSession, *, now: datetime, lease_until: datetime, token: str, limit: int
-) -> list[ClaimedMessage]:
+) -> list[LeasedMessage]:
     """Lease up to `limit` due messages to `token`: other workers skip them until
-    `lease_until`. SKIP LOCKED (MariaDB/MySQL) passes over rows another worker is claiming;
-    SQLite's BEGIN IMMEDIATE lets one claimer run at a time. The UPDATE checks `due_at` again,
-    so a row is leased to one claim only either way."""
+    `lease_until`. SKIP LOCKED (MariaDB/MySQL) passes over rows another worker is leasing;
+    SQLite's BEGIN IMMEDIATE lets one worker lease at a time. The UPDATE checks `due_at` again,
+    so a row is leased to one worker only either way."""
     ids = list(
         (
             await session.execute(
@@ -107,7 +107,7 @@ async def claim_due(
         .where(OutboxMessage.id.in_(ids), OutboxMessage.lease_token == token)
         .order_by(OutboxMessage.id)
     )
-    return [ClaimedMessage(*row) for row in rows]
+    return [LeasedMessage(*row) for row in rows]
 
 
 async def mark_delivered(session: AsyncSession, message_id: int, *, now: datetime) -> bool:
@@ -131,7 +131,7 @@ async def mark_failed(
     retry_at: datetime | None,
     now: datetime,
 ) -> None:
-    """Schedule the next attempt at `retry_at`, or give up when it is None. Only the claim
+    """Schedule the next attempt at `retry_at`, or give up when it is None. Only the worker
     holding the lease decides, and never about a delivered message."""
     values: dict[str, Any] = {"lease_token": None, "last_error": error[:500]}
     if retry_at is None:

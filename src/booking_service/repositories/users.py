@@ -8,7 +8,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.db import insert_returning_id
-from booking_service.models import Booking, User
+from booking_service.models import IS_LIVE, Booking, User
 from booking_service.models.types import utcnow
 
 
@@ -90,7 +90,7 @@ async def close_if_nothing_held(session: AsyncSession, user_id: int) -> bool:
     if open_now is None:
         return True  # closed already
     holds_something = await session.scalar(
-        select(Booking.id).where(Booking.user_id == user_id, Booking.active == 1).limit(1)
+        select(Booking.id).where(Booking.user_id == user_id, IS_LIVE).limit(1)
     )
     if holds_something is not None:
         return False

@@ -1,10 +1,8 @@
 """Booking, cancelling and the caller's own bookings and history.
 
-Bookings and cancels go through the worker's BookingQueue, which serves them in short
-transactions (grouped when they arrive together). Every transaction touches the event row
-first (a locking UPDATE or SELECT ... FOR UPDATE) and only then the booking rows, so two of them
-can never wait on each other in opposite order. Decisions are taken from the locked row, never
-from an earlier read.
+Bookings and cancels go through the worker's Coalescer (services.coalescer), which serves
+them in short transactions, grouped when they arrive together, by the rules and in the lock
+order of services.booking_rules.
 """
 
 from __future__ import annotations
@@ -16,24 +14,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from booking_service import metrics
 from booking_service.db import run_transaction
 from booking_service.models import BookingStatus
-from booking_service.repositories import bookings, history
-from booking_service.repositories.bookings import UserBooking
+from booking_service.repositories import booking_lists, history
+from booking_service.repositories.booking_lists import UserBooking
 from booking_service.repositories.history import HistoryItem
-from booking_service.services.booking_queue import BookingQueue, BookResult
+from booking_service.services.booking_rules import (
+    Answer,
+    BookOrCancel,
+    BookResult,
+    RequestKind,
+    answer_from_kept,
+)
 from booking_service.services.cancels import CancelOutcome
-from booking_service.services.idempotency import ResultHook
+from booking_service.services.coalescer import Coalescer
+from booking_service.services.idempotency import HeldKey
 from booking_service.ticket_codes import TicketCodes
 
-# What each committed result counts as in the booking_outcomes metric.
-BOOKED_OUTCOMES = {
-    BookingStatus.CONFIRMED: metrics.BookingOutcome.BOOKED,
-    BookingStatus.WAITLISTED: metrics.BookingOutcome.WAITLISTED,
+# What each committed answer counts as in the booking_outcomes metric.
+BOOKED_AS = {
+    BookingStatus.CONFIRMED: (metrics.BookingOutcome.BOOKED,),
+    BookingStatus.WAITLISTED: (metrics.BookingOutcome.WAITLISTED,),
 }
-CANCEL_OUTCOMES = {
+CANCELLED_AS = {
     CancelOutcome.REASSIGNED: (metrics.BookingOutcome.CANCELLED, metrics.BookingOutcome.PROMOTED),
     CancelOutcome.OFFERED: (metrics.BookingOutcome.CANCELLED, metrics.BookingOutcome.OFFERED),
     CancelOutcome.RELEASED: (metrics.BookingOutcome.CANCELLED,),
-    CancelOutcome.LEFT_WAITING_LIST: (metrics.BookingOutcome.LEFT_LINE,),
+    CancelOutcome.LEFT_LINE: (metrics.BookingOutcome.LEFT_LINE,),
 }
 
 
@@ -42,43 +47,47 @@ class BookingService:
         self,
         session: AsyncSession,
         *,
-        booking_queue: BookingQueue,
+        coalescer: Coalescer,
         ticket_codes: TicketCodes,
         lock_retries: int,
     ) -> None:
         self._session = session
-        self._queue = booking_queue
+        self._coalescer = coalescer
         self._codes = ticket_codes
         self._retries = lock_retries
 
-    async def book(
-        self, *, user_id: int, event_id: int, then: ResultHook[BookResult] | None = None
-    ) -> BookResult:
-        """`then(session, result)`, if given, runs in the booking's transaction."""
-        if then is None:
-            result = await self._queue.book(user_id=user_id, event_id=event_id)
-        else:
-            result = await self._queue.book_alone(user_id=user_id, event_id=event_id, then=then)
-        # Counted once committed, never per attempt.
-        metrics.count_booking(BOOKED_OUTCOMES[result.status])
+    async def book(self, *, user_id: int, event_id: int, key: HeldKey | None = None) -> BookResult:
+        """A ticket, or else a place on the waiting list. With an idempotency `key`, the result
+        is kept with it in the booking's own transaction."""
+        result = await self._serve(BookOrCancel(RequestKind.BOOK, event_id, user_id), key)
+        assert isinstance(result, BookResult)
         return result
 
     async def cancel(
-        self, *, user_id: int, event_id: int, then: ResultHook[CancelOutcome] | None = None
+        self, *, user_id: int, event_id: int, key: HeldKey | None = None
     ) -> CancelOutcome:
-        """`then(session, outcome)`, if given, runs in the cancellation's transaction."""
-        if then is None:
-            outcome = await self._queue.cancel(user_id=user_id, event_id=event_id)
-        else:
-            outcome = await self._queue.cancel_alone(user_id=user_id, event_id=event_id, then=then)
-        for counted in CANCEL_OUTCOMES[outcome]:
-            metrics.count_booking(counted)
+        """Give a ticket or an offer back, or leave the waiting list; `key` as for `book`."""
+        outcome = await self._serve(BookOrCancel(RequestKind.CANCEL, event_id, user_id), key)
+        assert isinstance(outcome, CancelOutcome)
         return outcome
+
+    async def _serve(self, request: BookOrCancel, key: HeldKey | None) -> Answer:
+        if key is not None and key.kept is not None:
+            # A retry of a request that finished: its first result again, and nothing done.
+            return answer_from_kept(request.kind, key.kept.result)
+        answer = await self._coalescer.serve(request, key)
+        # Counted once committed, never per attempt, nor per retry of the same request.
+        counted_as = (
+            BOOKED_AS[answer.status] if isinstance(answer, BookResult) else CANCELLED_AS[answer]
+        )
+        for counted in counted_as:
+            metrics.count_booking(counted)
+        return answer
 
     async def list_mine(self, user_id: int) -> Sequence[UserBooking]:
         return await run_transaction(
             self._session,
-            lambda: bookings.list_active_for_user(self._session, user_id),
+            lambda: booking_lists.list_active_for_user(self._session, user_id),
             retries=self._retries,
             read_only=True,
             causal=True,  # a booking just made through another node is listed

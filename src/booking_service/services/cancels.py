@@ -1,4 +1,4 @@
-"""Cancelling: giving back a ticket, turning down an open offer, or leaving the line.
+"""Cancelling: giving back a ticket, turning down an open offer, or leaving the waiting list.
 
 One function serves a lone cancel and every cancel of one event in a grouped transaction
 alike, set-based: its statement count does not grow with the number of cancels.
@@ -15,7 +15,7 @@ from booking_service.errors import AppError, CheckedIn, NothingToCancel
 from booking_service.models import BookingStatus, HistoryAction
 from booking_service.repositories import bookings
 from booking_service.repositories.bookings import LockedBooking
-from booking_service.services.waiting_list import (
+from booking_service.services.line import (
     ENDED_AS,
     EventChanges,
     end_claims,
@@ -28,7 +28,7 @@ class CancelOutcome(enum.StrEnum):
     REASSIGNED = "reassigned"  # the ticket went to the first person in line
     OFFERED = "offered"  # the ticket is offered to the first person in line
     RELEASED = "released"  # the ticket went back to the pool
-    LEFT_WAITING_LIST = "left_waiting_list"  # the user gave up a place in line
+    LEFT_LINE = "left_waiting_list"  # the user gave up a place on the waiting list
 
 
 async def cancel_claims(
@@ -36,8 +36,8 @@ async def cancel_claims(
 ) -> dict[int, CancelOutcome | AppError]:
     """Cancel each of these distinct users' live claim on the event (locked by the caller,
     which writes `changes` afterwards), as if one after another: first everyone who leaves
-    the line, then the tickets and offers given back, in the order of `user_ids`. Freed
-    tickets go to the head of the line at once (or are offered to them): a ticket is never
+    the waiting list, then the tickets and offers given back, in the order of `user_ids`. Freed
+    tickets go to the head of the waiting list at once (or are offered to them): a ticket is never
     free while someone waits.
 
     Users without a live claim get NothingToCancel, and those whose ticket was checked in at
@@ -55,7 +55,7 @@ async def cancel_claims(
             outcomes[user_id] = CheckedIn()
         elif claim.status is BookingStatus.WAITLISTED:
             ending[HistoryAction.LEFT].append(claim)
-            outcomes[user_id] = CancelOutcome.LEFT_WAITING_LIST
+            outcomes[user_id] = CancelOutcome.LEFT_LINE
         elif claim.status is BookingStatus.OFFERED:
             # Cancelling an open offer turns it down (or, past its deadline, lets it lapse).
             lapsed = is_lapsed(claim, changes.now)
@@ -64,7 +64,7 @@ async def cancel_claims(
         else:
             ending[HistoryAction.CANCELLED].append(claim)
             freeing.append(user_id)
-    # Leavers first: their history comes before any promotion, so the line moves up for them.
+    # Leavers first: their history comes before any promotion, so the waiting list moves up.
     for action, ended in ending.items():
         if ended:
             await end_claims(session, changes, ended, action)

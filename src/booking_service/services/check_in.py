@@ -11,7 +11,7 @@ from booking_service.db import run_transaction
 from booking_service.errors import AlreadyCheckedIn, EventNotFound, NotEventOwner, TicketNotFound
 from booking_service.models import BookingStatus, Event, HistoryAction
 from booking_service.repositories import bookings, events, users
-from booking_service.services.waiting_list import EventChanges
+from booking_service.services.line import EventChanges
 from booking_service.ticket_codes import TicketCodes
 
 

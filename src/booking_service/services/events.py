@@ -14,7 +14,7 @@ from booking_service.errors import EventNotFound, TooManyTickets
 from booking_service.models import WaitlistMode
 from booking_service.repositories import events
 from booking_service.repositories.events import EventSnapshot
-from booking_service.services.idempotency import ResultHook
+from booking_service.services.idempotency import HeldKey
 
 
 class ReadAbandoned(Exception):
@@ -109,9 +109,12 @@ class EventService:
         sales_start: datetime | None = None,
         sales_end: datetime | None = None,
         transfers_allowed: bool = True,
-        then: ResultHook[int] | None = None,
+        key: HeldKey | None = None,
     ) -> int:
-        """The new event's id. `then(session, event_id)`, if given, runs in the transaction."""
+        """The new event's id. With an idempotency `key`, it is kept with the key in the same
+        transaction; a retry of a finished request gets the first id again."""
+        if key is not None and key.kept is not None:
+            return int(key.kept.result)
         if tickets > self._max_tickets:
             raise TooManyTickets(self._max_tickets)
 
@@ -128,8 +131,8 @@ class EventService:
                 sales_end=sales_end,
                 transfers_allowed=transfers_allowed,
             )
-            if then is not None:
-                await then(session, event_id)
+            if key is not None:
+                await key.keep_result(session, event_id)
             return event_id
 
         return await run_transaction(self._session, work, retries=self._retries)

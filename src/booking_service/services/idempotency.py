@@ -2,19 +2,23 @@
 
 A request that carries a key runs in up to three transactions:
 
-1. `claim`: the key's row is created, or found under its UNIQUE key (user, key). A finished
-   request's answer comes back for replay; a different request under the same key is refused
-   (422); one still running is refused (409) while its lease lasts.
-2. The effect: the service method runs as usual and, in its own transaction, stores its answer
-   with the key (`AnswerRecorder`), so the effect and its answer commit together or not at all.
-   That is what makes taking over a claim whose request died (lease over, no answer) safe: its
+1. `hold`: the key's row is created, or found under its UNIQUE key (user, key). A finished
+   request's answer comes back for replay (`HeldKey.kept`); a different request under the same
+   key is refused (422); one still running is refused (409) while its hold lasts (the lease).
+2. The effect: the service method runs as usual and, in its own transaction, keeps its result
+   with the key (`keep_result`), so the effect and its answer commit together or not at all.
+   That is what makes taking over a key whose request died (lease over, no answer) safe: its
    effect never committed. A request that outlives its lease and finds its key taken over
    rolls its effect back and answers 409: one effect, whoever wins.
 3. Only if the effect failed: a refusal that depends on the request and the data (404 unknown
-   event or nothing to cancel, 409 already booked) is stored like an answer, so retries keep
-   getting it; any other failure (401 account closed, 409 sales not started yet, 422, 503
-   busy, 500), storing such a refusal included, releases the key, so a retry runs the request
-   afresh. No failure leaves an effect behind to protect.
+   event or nothing to cancel, 409 already booked) is kept like an answer (`keep_refusal`), so
+   retries keep getting it; any other failure (401 account closed, 409 sales not started yet,
+   422, 503 busy, 500), keeping such a refusal included, releases the key (`release`), so a
+   retry runs the request afresh. No failure leaves an effect behind to protect.
+
+A result is kept as the service returned it, and its route renders it for every retry as it
+did the first time (the same request, so the same answer); a refusal is kept as it was sent.
+Nothing here knows HTTP beyond the status number a refusal was sent with.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,73 +45,59 @@ from booking_service.errors import (
 )
 from booking_service.models.types import utcnow
 from booking_service.repositories import idempotency as keys
-from booking_service.schemas.errors import error_body
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-# Given to a service method that must store its answer in its own transaction: called there,
-# with that transaction's session and the method's result, after the effect.
-ResultHook = Callable[[AsyncSession, T], Awaitable[None]]
-
-# Refusals stored and replayed like answers: they depend on the request and the data, not on
+# Refusals kept and replayed like answers: they depend on the request and the data, not on
 # the moment (a 503) or the caller's credentials (a 401).
 STORED_REFUSALS: tuple[type[AppError], ...] = (NotFound, Conflict)
 # ...except those that only hold until a moment passes: a retry after it must run afresh.
 MOMENTARY_REFUSALS: tuple[type[AppError], ...] = (SalesNotStarted,)
 
+# The status kept with a result: none yet, its route renders it (a refusal keeps the one it
+# was sent with).
+RESULT = 0
+
+
+def is_stored_refusal(error: BaseException) -> bool:
+    return isinstance(error, STORED_REFUSALS) and not isinstance(error, MOMENTARY_REFUSALS)
+
 
 @dataclass(frozen=True, slots=True)
-class Reply:
-    """An answer as it was first sent: status and the exact JSON text of the body."""
+class KeptAnswer:
+    """What a finished request left with its key: a result (`status` RESULT, `text` the JSON
+    its service kept), or a refusal as it was sent (its status, `text` the exact body)."""
 
     status: int
-    body: str
+    text: str
 
-    @classmethod
-    def of(cls, status: int, content: Any) -> Reply:
-        # Starlette's JSONResponse encoding, so a reply reads like every other answer.
-        text = json.dumps(
-            content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-        )
-        return cls(status, text)
-
-    @classmethod
-    def of_error(cls, error: AppError) -> Reply:
-        return cls.of(
-            error.status_code, error_body(error.message, error.code, error.details, error.fields)
-        )
+    @property
+    def result(self) -> Any:
+        assert self.status == RESULT
+        return json.loads(self.text)
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
+class HeldKey:
+    """A request's key, held for it by hold number `attempt` (only the hold that has the key
+    may keep an answer); or, for a retry of a finished request, what that one left (`kept`)."""
+
     key_id: int
     attempt: int
+    kept: KeptAnswer | None = None
+
+    async def keep_result(self, session: AsyncSession, result: Any) -> None:
+        """Keep the effect's result with the key, in the effect's own transaction."""
+        await _keep(session, self, KeptAnswer(RESULT, json.dumps(result)))
 
 
-class AnswerRecorder(Generic[T]):
-    """Turns the effect's result into its reply and stores it with the key, inside the
-    effect's transaction."""
-
-    def __init__(self, claim: Claim, render: Callable[[T], Reply]) -> None:
-        self._claim = claim
-        self._render = render
-        self.reply: Reply | None = None
-
-    async def __call__(self, session: AsyncSession, result: T) -> None:
-        reply = self._render(result)
-        await _store_answer(session, self._claim, reply)
-        self.reply = reply
-
-
-async def _store_answer(session: AsyncSession, claim: Claim, reply: Reply) -> None:
-    """Keep the reply with the key, unless the claim no longer holds it: then our lease ran
+async def _keep(session: AsyncSession, key: HeldKey, answer: KeptAnswer) -> None:
+    """Keep the answer with the key, unless this hold no longer has it: then our lease ran
     out and a retry took the key over; it answers, and our transaction is undone."""
-    stored = await keys.store_answer(
-        session, claim.key_id, attempt=claim.attempt, status_code=reply.status, body=reply.body
+    kept = await keys.store_answer(
+        session, key.key_id, attempt=key.attempt, status_code=answer.status, body=answer.text
     )
-    if not stored:
+    if not kept:
         raise IdempotencyKeyInUse()
 
 
@@ -136,59 +126,14 @@ class IdempotencyService:
         self._lease = timedelta(seconds=lease_seconds)
         self._retries = lock_retries
 
-    async def run(
-        self,
-        *,
-        user_id: int,
-        key: str,
-        operation: str,
-        request: Mapping[str, Any],
-        effect: Callable[[ResultHook[T]], Awaitable[T]],
-        render: Callable[[T], Reply],
-    ) -> tuple[Reply, bool]:
-        """The reply to the request, and whether it is a replay of an earlier one.
-
-        `effect(hook)` runs the service method, which calls `hook` in its transaction;
-        `render` turns its result into the reply.
-        """
-        claimed = await self.claim(
-            user_id=user_id,
-            key_digest=key_digest(key),
-            request_digest=request_digest(operation, request),
-        )
-        if isinstance(claimed, Reply):
-            return claimed, True
-        recorder = AnswerRecorder(claimed, render)
-        try:
-            await effect(recorder)
-        except IdempotencyKeyInUse:
-            raise
-        except MOMENTARY_REFUSALS:
-            await self._release(claimed)
-            raise
-        except STORED_REFUSALS as exc:
-            reply = Reply.of_error(exc)
-            try:
-                await self._store(claimed, reply)
-            except Exception:
-                # Nothing was done and nothing stored: free the key, so that a retry runs
-                # the request afresh instead of waiting out the lease.
-                await self._release(claimed)
-                raise
-            return reply, False
-        except Exception:
-            await self._release(claimed)
-            raise
-        assert recorder.reply is not None
-        return recorder.reply, False
-
-    async def claim(self, *, user_id: int, key_digest: str, request_digest: str) -> Claim | Reply:
-        """Hold the key for this request, or return the answer already stored under it."""
+    async def hold(self, *, user_id: int, key_digest: str, request_digest: str) -> HeldKey:
+        """Hold the key for this request, or find what the request that finished under it
+        left (`kept`)."""
         for _ in range(2):
             try:
                 return await run_transaction(
                     self._session,
-                    lambda: self._claim(user_id, key_digest, request_digest),
+                    lambda: self._hold(user_id, key_digest, request_digest),
                     retries=self._retries,
                 )
             except IntegrityError as exc:
@@ -197,7 +142,7 @@ class IdempotencyService:
                     raise
         raise IdempotencyKeyInUse()
 
-    async def _claim(self, user_id: int, key_digest: str, request_digest: str) -> Claim | Reply:
+    async def _hold(self, user_id: int, key_digest: str, request_digest: str) -> HeldKey:
         session = self._session
         now = utcnow()
         lease = {"now": now, "locked_until": now + self._lease, "expires_at": now + self._ttl}
@@ -210,38 +155,46 @@ class IdempotencyService:
                 request_digest=request_digest,
                 **lease,
             )
-            return Claim(key_id, 1)
+            return HeldKey(key_id, 1)
         if row.expires_at > now:
             if row.request_digest != request_digest:
                 raise IdempotencyKeyReused()
             if row.status_code is not None:
                 assert row.response_body is not None
-                return Reply(row.status_code, row.response_body)
+                return HeldKey(row.id, row.attempt, KeptAnswer(row.status_code, row.response_body))
             if row.locked_until is not None and row.locked_until > now:
                 raise IdempotencyKeyInUse()
             log.warning("idempotency key %s: taking over a request that never finished", row.id)
         # Expired (forgotten: a new request), or held by a request that died before its
         # effect committed: this request takes it.
         attempt = row.attempt + 1
-        await keys.reclaim(session, row.id, attempt=attempt, request_digest=request_digest, **lease)
-        return Claim(row.id, attempt)
-
-    async def _store(self, claim: Claim, reply: Reply) -> None:
-        await run_transaction(
-            self._session,
-            lambda: _store_answer(self._session, claim, reply),
-            retries=self._retries,
+        await keys.take_over(
+            session, row.id, attempt=attempt, request_digest=request_digest, **lease
         )
+        return HeldKey(row.id, attempt)
 
-    async def _release(self, claim: Claim) -> None:
+    async def keep_refusal(self, key: HeldKey, status: int, body: str) -> None:
+        """Keep a refusal as it is sent; if that fails, free the key (nothing was done and
+        nothing kept, so a retry runs the request afresh instead of waiting out the lease)."""
         try:
             await run_transaction(
                 self._session,
-                lambda: keys.release(self._session, claim.key_id, attempt=claim.attempt),
+                lambda: _keep(self._session, key, KeptAnswer(status, body)),
+                retries=self._retries,
+            )
+        except Exception:
+            await self.release(key)
+            raise
+
+    async def release(self, key: HeldKey) -> None:
+        try:
+            await run_transaction(
+                self._session,
+                lambda: keys.release(self._session, key.key_id, attempt=key.attempt),
                 retries=self._retries,
             )
         except Exception:  # the lease runs out instead, and a retry takes the key over
-            log.warning("could not release idempotency key %s", claim.key_id, exc_info=True)
+            log.warning("could not release idempotency key %s", key.key_id, exc_info=True)
 
     async def purge_expired(self) -> int:
         """Delete expired keys, a batch per transaction; returns how many went."""

@@ -18,7 +18,7 @@ from booking_service.errors import EventCancelled, EventNotFound, OfferExpired, 
 from booking_service.models import BookingStatus, EventState, HistoryAction
 from booking_service.repositories import bookings, events
 from booking_service.repositories.bookings import LockedBooking
-from booking_service.services.waiting_list import (
+from booking_service.services.line import (
     EventChanges,
     expire_lapsed_offers,
     give_up_offers,

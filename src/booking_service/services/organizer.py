@@ -23,11 +23,11 @@ from booking_service.errors import (
 )
 from booking_service.models import BookingStatus, EventState, HistoryAction, WaitlistMode
 from booking_service.models.event import Event
-from booking_service.repositories import bookings, events, history
-from booking_service.repositories.bookings import EventClaim
+from booking_service.repositories import booking_lists, bookings, events, history
+from booking_service.repositories.booking_lists import EventClaim
 from booking_service.repositories.events import EventSnapshot, LockedEvent
 from booking_service.repositories.history import HistoryItem
-from booking_service.services.waiting_list import EventChanges, hand_on
+from booking_service.services.line import EventChanges, hand_on
 
 T = TypeVar("T")
 
@@ -187,7 +187,7 @@ class OrganizerService:
         checked in."""
 
         async def read() -> tuple[list[EventClaim], int, int]:
-            claims, total = await bookings.list_live_for_event(
+            claims, total = await booking_lists.list_live_for_event(
                 self._session, event_id, status=status, limit=limit, offset=offset
             )
             return claims, total, (await self._snapshot(event_id)).checked_in_count

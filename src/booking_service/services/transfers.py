@@ -28,7 +28,7 @@ from booking_service.models import BookingStatus, HistoryAction
 from booking_service.repositories import bookings, events, outbox, users
 from booking_service.repositories.bookings import NewClaim
 from booking_service.repositories.history import NewEntry
-from booking_service.services.waiting_list import EventChanges
+from booking_service.services.line import EventChanges
 
 
 @dataclass(frozen=True, slots=True)

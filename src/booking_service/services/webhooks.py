@@ -1,6 +1,6 @@
 """Delivering the outbox: every worker runs one loop that posts due messages to WEBHOOK_URL.
 
-Each round claims a batch of due messages in one short transaction (a lease: other workers and
+Each round leases a batch of due messages in one short transaction (the lease: other workers and
 replicas skip them until it ends), posts them with no transaction open, then records each
 outcome in a transaction of its own: delivered, or due again after an exponential backoff
 with jitter, or given up after WEBHOOK_MAX_ATTEMPTS. A worker that dies mid-post leaves a
@@ -27,14 +27,14 @@ from booking_service.config import Settings
 from booking_service.db import delete_in_batches, run_transaction
 from booking_service.models.types import utcnow
 from booking_service.repositories import outbox
-from booking_service.repositories.outbox import ClaimedMessage
+from booking_service.repositories.outbox import LeasedMessage
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Booking-Signature"
 MESSAGE_ID_HEADER = "X-Booking-Message-Id"
 MESSAGE_TYPE_HEADER = "X-Booking-Message-Type"
-# Time beyond the POST's own timeout before a claim's lease runs out.
+# Time beyond the POST's own timeout before a lease runs out.
 LEASE_MARGIN_SECONDS = 30.0
 
 
@@ -85,7 +85,7 @@ class WebhookSender:
                 await asyncio.sleep(random.uniform(poll / 2, poll))  # noqa: S311 - jitter
 
     async def deliver_due(self) -> int:
-        """One round: claim due messages, post them, record the outcomes. Returns how many."""
+        """One round: lease due messages, post them, record the outcomes. Returns how many."""
         async with self._session_factory() as session:
             if not await run_transaction(
                 session,
@@ -96,9 +96,9 @@ class WebhookSender:
                 return 0
             token = secrets.token_hex(16)
 
-            async def claim() -> list[ClaimedMessage]:
+            async def lease() -> list[LeasedMessage]:
                 now = utcnow()
-                return await outbox.claim_due(
+                return await outbox.lease_due(
                     session,
                     now=now,
                     lease_until=now + self._lease,
@@ -106,16 +106,16 @@ class WebhookSender:
                     limit=self._settings.webhook_batch_size,
                 )
 
-            claimed = await run_transaction(session, claim, retries=self._settings.db_lock_retries)
-        outcomes = await asyncio.gather(*(self._post(message) for message in claimed))
-        for message, outcome in zip(claimed, outcomes, strict=True):
+            leased = await run_transaction(session, lease, retries=self._settings.db_lock_retries)
+        outcomes = await asyncio.gather(*(self._post(message) for message in leased))
+        for message, outcome in zip(leased, outcomes, strict=True):
             try:
                 await self._record(message, outcome, token)
             except Exception:  # its lease runs out and the message is posted again
                 log.exception("could not record the outcome of webhook %s", message.message_id)
-        return len(claimed)
+        return len(leased)
 
-    async def _post(self, message: ClaimedMessage) -> Outcome:
+    async def _post(self, message: LeasedMessage) -> Outcome:
         body = message.body.encode()
         headers = {
             "Content-Type": "application/json",
@@ -143,7 +143,7 @@ class WebhookSender:
             return Outcome(delivered=True)
         return Outcome(delivered=False, error=f"HTTP {status}")
 
-    async def _record(self, message: ClaimedMessage, outcome: Outcome, token: str) -> None:
+    async def _record(self, message: LeasedMessage, outcome: Outcome, token: str) -> None:
         settings = self._settings
         async with self._session_factory() as session:
             if outcome.delivered:

@@ -21,7 +21,7 @@ from booking_service.app_state import app_state
 from booking_service.bench.invariants import check_invariants
 from booking_service.bench.seed import create_users
 from booking_service.models import BookingStatus
-from booking_service.services.booking_queue import BookingQueue
+from booking_service.services.coalescer import Coalescer
 from tests.faults import Fault, event_locked, failing_rows
 from tests.support.api import TokenFactory, book, cancel, create_event
 from tests.support.apps import http_client
@@ -30,28 +30,28 @@ from tests.support.databases import Database
 from tests.support.timing import eventually
 
 
-async def queued_in_order(
-    queue: BookingQueue,
+async def waiting_in_order(
+    coalescer: Coalescer,
     first: Coroutine[Any, Any, httpx.Response],
     group: list[Coroutine[Any, Any, httpx.Response]],
 ) -> list[asyncio.Task[httpx.Response]]:
-    """Start `first` and wait until the queue serves it, then start each of `group` once the
-    one before it is queued. With the event locked, `first` holds the queue's transaction
-    while the others queue up behind it, in this order: they are then served as one group."""
-    served_before = queue.stats.requests
+    """Start `first` and wait until the coalescer serves it, then start each of `group` once the
+    one before it is queued. With the event locked, `first` holds the coalescer's transaction
+    while the others coalescer up behind it, in this order: they are then served as one group."""
+    served_before = coalescer.stats.requests
     pending = [asyncio.create_task(first)]
 
     async def first_is_served() -> bool:
-        return queue.stats.requests == served_before + 1
+        return coalescer.stats.requests == served_before + 1
 
     await eventually(first_is_served, timeout=10, what="the first request")
     for queued, request in enumerate(group, start=1):
         pending.append(asyncio.create_task(request))
 
         async def queued_up(expected: int = queued) -> bool:
-            return len(queue._queue) == expected
+            return len(coalescer._waiting) == expected
 
-        await eventually(queued_up, timeout=10, what=f"{queued} requests in the queue")
+        await eventually(queued_up, timeout=10, what=f"{queued} requests waiting")
     return pending
 
 
@@ -61,8 +61,8 @@ async def test_a_failure_in_the_one_by_one_fallback_answers_that_request_alone(
     owner, first, *group = await create_users(database.url, 9)
     refused, busy = group[2], group[4]
     event_id = await create_event(client, tokens.headers(owner), tickets=4)
-    queue: BookingQueue = app_state(app).booking_queue
-    served_before = queue.stats.transactions
+    coalescer: Coalescer = app_state(app).coalescer
+    served_before = coalescer.stats.transactions
 
     # A 500 is an answer here, not an exception for the test.
     async with (
@@ -85,13 +85,13 @@ async def test_a_failure_in_the_one_by_one_fallback_answers_that_request_alone(
         ),
     ):
         async with event_locked(database, event_id):
-            pending = await queued_in_order(
-                queue,
+            pending = await waiting_in_order(
+                coalescer,
                 book(http, tokens.headers(first), event_id),
                 [book(http, tokens.headers(user), event_id) for user in group],
             )
         responses = dict(zip([first, *group], await asyncio.gather(*pending), strict=True))
-    assert queue.stats.transactions == served_before + 2, "the first, then the rest as a group"
+    assert coalescer.stats.transactions == served_before + 2, "the first, then the rest as a group"
 
     answered = {user: response.status_code for user, response in responses.items()}
     # The group's INSERT fails at `refused`'s claim, so the group is served one by one: four
@@ -135,8 +135,8 @@ async def test_a_failed_repeat_after_the_group_committed_answers_that_request_al
     failure is its own, and the group's bookings are answered as booked."""
     owner, first, one, two, repeater = await create_users(database.url, 5)
     event_id = await create_event(client, tokens.headers(owner), tickets=10)
-    queue: BookingQueue = app_state(app).booking_queue
-    served_before = queue.stats.transactions
+    coalescer: Coalescer = app_state(app).coalescer
+    served_before = coalescer.stats.transactions
 
     async with (
         http_client(app, raise_app_exceptions=False) as http,
@@ -150,8 +150,8 @@ async def test_a_failed_repeat_after_the_group_committed_answers_that_request_al
         ),
     ):
         async with event_locked(database, event_id):
-            pending = await queued_in_order(
-                queue,
+            pending = await waiting_in_order(
+                coalescer,
                 book(http, tokens.headers(first), event_id),
                 [
                     book(http, tokens.headers(one), event_id),
@@ -161,7 +161,7 @@ async def test_a_failed_repeat_after_the_group_committed_answers_that_request_al
                 ],
             )
         answers = await asyncio.gather(*pending)
-    assert queue.stats.transactions == served_before + 2, "the first, then the rest as a group"
+    assert coalescer.stats.transactions == served_before + 2, "the first, then the rest as a group"
 
     assert [a.status_code for a in answers] == [201, 201, 201, 201, 500], [a.text for a in answers]
     claims = {r.user_id: r for r in await booking_records(database.url, event_id)}
@@ -185,8 +185,8 @@ async def test_a_group_failed_by_one_request_serves_the_others_one_by_one(
     owner, first, *group = await create_users(database.url, 6)
     failing = group[1]
     event_id = await create_event(client, tokens.headers(owner), tickets=10)
-    queue: BookingQueue = app_state(app).booking_queue
-    served_before = queue.stats.transactions
+    coalescer: Coalescer = app_state(app).coalescer
+    served_before = coalescer.stats.transactions
 
     async with (
         http_client(app, raise_app_exceptions=False) as http,
@@ -200,13 +200,13 @@ async def test_a_group_failed_by_one_request_serves_the_others_one_by_one(
         ),
     ):
         async with event_locked(database, event_id):
-            pending = await queued_in_order(
-                queue,
+            pending = await waiting_in_order(
+                coalescer,
                 book(http, tokens.headers(first), event_id),
                 [book(http, tokens.headers(user), event_id) for user in group],
             )
         answers = dict(zip([first, *group], await asyncio.gather(*pending), strict=True))
-    assert queue.stats.transactions == served_before + 2, "the first, then the rest as a group"
+    assert coalescer.stats.transactions == served_before + 2, "the first, then the rest as a group"
 
     assert {user: a.status_code for user, a in answers.items()} == {
         first: 201,

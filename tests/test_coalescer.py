@@ -47,7 +47,7 @@ async def test_a_rush_is_served_in_groups_without_overselling(
 ) -> None:
     users = await create_users(database.url, 300)
     event_id = await create_event(client, tokens.headers(users[0]), tickets=40)
-    stats = app_state(app).booking_queue.stats
+    stats = app_state(app).coalescer.stats
     before = (stats.transactions, stats.requests)
 
     responses = await _book_all(client, tokens, users, event_id)
@@ -132,7 +132,7 @@ async def test_a_group_costs_the_same_statements_whatever_its_size(
         if not statement.startswith("BEGIN"):  # SQLite's explicit BEGIN IMMEDIATE
             statements.append(statement)
 
-    stats = app_state(app).booking_queue.stats
+    stats = app_state(app).coalescer.stats
     before = stats.transactions
     sqlalchemy_event.listen(app_state(app).engine.sync_engine, "before_cursor_execute", count)
     try:
@@ -185,7 +185,7 @@ async def test_bookings_of_different_events_share_transactions(
     users = await create_users(database.url, 121)
     owner, bookers = users[0], users[1:]
     event_ids = [await create_event(client, tokens.headers(owner), tickets=5) for _ in range(8)]
-    stats = app_state(app).booking_queue.stats
+    stats = app_state(app).coalescer.stats
     before = (stats.transactions, stats.requests)
 
     # 120 users each book every event, all at once: 15 per event, 5 tickets each.
@@ -210,7 +210,7 @@ async def test_bookings_of_different_events_share_transactions(
     assert all((r.confirmed, r.waiting) == (5, 10) for r in reports.values())
 
 
-# Cancels share the queue: a rush of cancels, and cancels mixed with bookings.
+# Cancels share the coalescer: a rush of cancels, and cancels mixed with bookings.
 
 
 async def _cancel_all(
@@ -238,7 +238,7 @@ async def test_a_rush_of_cancels_shares_transactions_and_promotes_in_line_order(
 ) -> None:
     users = await create_users(database.url, 100)
     event_id, holders, line = await _sold_out_with_line(client, tokens, users, tickets=40)
-    stats = app_state(app).booking_queue.stats
+    stats = app_state(app).coalescer.stats
     before = (stats.transactions, stats.requests)
 
     responses = await _cancel_all(client, tokens, holders, event_id)
@@ -327,7 +327,7 @@ async def test_cancels_in_a_group_cost_the_same_statements_whatever_their_number
         if statement.startswith(("INSERT", "UPDATE", "SELECT")):
             statements.append(statement)
 
-    stats = app_state(app).booking_queue.stats
+    stats = app_state(app).coalescer.stats
     before = stats.transactions
     engine = app_state(app).engine.sync_engine
     sqlalchemy_event.listen(engine, "before_cursor_execute", count)

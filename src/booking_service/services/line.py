@@ -1,17 +1,17 @@
-"""What happens to an event's line when tickets are freed, shared by every transaction that
-frees one (cancel, decline, expiry, a capacity increase).
+"""The waiting list (`line` in code): what happens to it when tickets are freed, shared by
+every transaction that frees one (cancel, decline, expiry, a capacity increase).
 
 These functions run inside a caller's transaction, after it locked the event row: they decide
 from that locked row and the rows they lock after it. What a transaction does to the event's
-counters, history and webhook messages is gathered in `EventChanges` and written at its end,
-in one UPDATE and one multi-row INSERT each, so a transaction's statement count does not grow
-with what it records.
+counters, history and webhook messages is gathered in `EventChanges` and written at its end
+(`write_changes`), in one UPDATE and one multi-row INSERT each for all its events, so a
+transaction's statement count does not grow with what it records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,18 +20,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from booking_service.models import BookingStatus, HistoryAction, WaitlistMode
 from booking_service.repositories import bookings, events, history, outbox
 from booking_service.repositories.bookings import LockedBooking
-from booking_service.repositories.events import LockedEvent
+from booking_service.repositories.events import CounterMoves, LockedEvent
 from booking_service.repositories.history import NewEntry
 
 
 @dataclass
 class EventChanges:
-    """Counter deltas and history entries of one transaction on one locked event."""
+    """Counter moves, history entries and webhook messages of one transaction on one locked
+    event, written together at its end (`write_changes`)."""
 
     event: LockedEvent
     available: int = 0
     waiting: int = 0
     offered: int = 0
+    line_seq: int = 0  # places on the waiting list handed out
     # Other columns of the event row to set (organizer changes), in the same UPDATE.
     fields: dict[str, Any] = field(default_factory=dict)
     entries: list[NewEntry] = field(default_factory=list)
@@ -48,36 +50,22 @@ class EventChanges:
         self.entries.append(NewEntry(claim.id, claim.user_id, action))
 
     @property
+    def available_now(self) -> int:
+        return self.event.available + self.available
+
+    @property
     def waiting_now(self) -> int:
         return self.event.waiting_count + self.waiting
 
-    def with_counters(self) -> LockedEvent:
-        """The locked event with this transaction's counter changes applied (not `fields`): what
-        a later step of the same transaction would read from the row once they are written."""
-        event = self.event
-        return replace(
-            event,
-            available=event.available + self.available,
-            waiting_count=self.waiting_now,
-            offered_count=event.offered_count + self.offered,
-        )
+    @property
+    def next_line_seq(self) -> int:
+        return self.event.next_line_seq + self.line_seq
+
+    def moves(self) -> CounterMoves:
+        return CounterMoves(self.available, self.waiting, self.offered, self.line_seq)
 
     async def write(self, session: AsyncSession) -> None:
-        if self.available or self.waiting or self.offered or self.fields:
-            await events.adjust_counters(
-                session,
-                self.event.id,
-                available=self.available,
-                waiting=self.waiting,
-                offered=self.offered,
-                **self.fields,
-            )
-        if self.entries:
-            await history.add_entries(
-                session, event_id=self.event.id, entries=self.entries, at=self.now
-            )
-        if self.messages:
-            await outbox.enqueue_many(session, self.messages)
+        await write_changes(session, [self])
 
     def announce(self, kind: str, claim: LockedBooking, **data: Any) -> None:
         self.messages.append(
@@ -87,6 +75,31 @@ class EventChanges:
                 | data,
             )
         )
+
+
+async def write_changes(
+    session: AsyncSession,
+    changes: Collection[EventChanges],
+    *,
+    then: Sequence[tuple[int, NewEntry]] = (),
+) -> None:
+    """Write what one transaction changed on these events: one UPDATE of the counters, one
+    INSERT of history (each event's entries, then `then`'s (event id, entry) pairs, in that
+    order) and one of webhook messages, however many events.
+
+    An event whose row only moves a counter, or only records history, writes just that."""
+    moves = {c.event.id: c.moves() for c in changes if c.moves() or c.fields}
+    if moves:
+        fields = next((c.fields for c in changes if c.fields), {})
+        await events.move_counters(session, moves, **fields)
+    entries = [(c.event.id, entry) for c in changes for entry in c.entries]
+    entries.extend(then)
+    if entries:
+        now = next(iter(changes)).now
+        await history.add_entries_of_events(session, entries, at=now)
+    messages = [message for c in changes for message in c.messages]
+    if messages:
+        await outbox.enqueue_many(session, messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +152,7 @@ async def hand_on(session: AsyncSession, changes: EventChanges, freed: int) -> H
 
 
 # How a claim ends, by what ended it; in the order a transaction that ends claims in several
-# ways records them (people leaving the line first, so the line moves up for them).
+# ways records them (people leaving the waiting list first, so the waiting list moves up for them).
 ENDED_AS = {
     HistoryAction.LEFT: BookingStatus.LEFT,
     HistoryAction.CANCELLED: BookingStatus.CANCELLED,
@@ -155,7 +168,7 @@ async def end_claims(
     action: HistoryAction,
 ) -> None:
     """End these live claims in one way (one of ENDED_AS), record each in the history, and
-    take them off the event's line and open-offer counts. A confirmed ticket's seat is not
+    take them off the event's waiting list and open-offer counts. A confirmed ticket's seat is not
     counted here: whoever ends it hands it on."""
     await bookings.end(session, [claim.id for claim in claims], ENDED_AS[action], changes.now)
     for claim in claims:
