@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from booking_service.main import create_app
-from tests.support import make_settings
+from tests.support.settings import make_settings
 
 
 def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:

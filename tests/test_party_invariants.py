@@ -23,7 +23,8 @@ from booking_service.bench.party_invariants import (
 from booking_service.models import BookingStatus as S
 from booking_service.models import EventState
 from booking_service.models import HistoryAction as H
-from tests.support import Database, book, cancel, create_event, register_and_login
+from tests.support.api import book, cancel, create_event, register_and_login
+from tests.support.databases import Database
 
 DEADLINE = datetime(2030, 1, 1, tzinfo=UTC)
 

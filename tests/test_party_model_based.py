@@ -37,12 +37,15 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select, update
 
+from booking_service.app_state import app_state
 from booking_service.bench.party_invariants import check_party_invariants
+from booking_service.db import connect
 from booking_service.main import create_app
 from booking_service.models import Booking, BookingStatus
 from tests.party_api import requires_party_api
 from tests.party_model import Answer, Mode, PartyModel, Status, mismatches
-from tests.support import Database, connect, make_settings, wipe_tables
+from tests.support.databases import Database, wipe_tables
+from tests.support.settings import make_settings
 
 pytestmark = requires_party_api
 
@@ -81,7 +84,7 @@ class PartyMachine(RuleBasedStateMachine):
         self.names: list[str] = []  # registered, in order; picked by index
         self.event_ids: list[int] = []
         self.run(wipe_tables(self.database_url))
-        self.app.state.user_cache.clear()
+        app_state(self.app).user_cache.clear()
 
     # Talking to the app.
 
@@ -242,7 +245,7 @@ class PartyMachine(RuleBasedStateMachine):
     def time_passes(self, seconds: int) -> None:
         self.run(self._shift_deadlines(timedelta(seconds=seconds)))
         self.model.advance(seconds)
-        expired = self.run(self.app.state.offer_sweeper.sweep())
+        expired = self.run(app_state(self.app).offer_sweeper.sweep())
         assert expired == self.model.sweep()
         for event_id in self.event_ids:
             self.check_status(event_id)

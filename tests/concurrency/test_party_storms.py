@@ -27,22 +27,16 @@ import pytest
 from sqlalchemy import func, select
 
 from booking_service.bench.party_invariants import PartyReport, check_party_invariants
+from booking_service.db import connect
 from booking_service.models import Booking, BookingStatus
 from tests.concurrency.conftest import RunningServer
 from tests.concurrency.storm import http_client, http_clients
 from tests.party_api import requires_party_api
 from tests.party_model import PartyModel, mismatches
-from tests.support import (
-    ApiUser,
-    Database,
-    OfferAnswer,
-    TokenFactory,
-    api_users,
-    check_offer_answers,
-    connect,
-    eventually,
-    my_bookings,
-)
+from tests.support.api import ApiUser, TokenFactory, api_users, my_bookings
+from tests.support.checks import OfferAnswer, check_offer_answers
+from tests.support.databases import Database
+from tests.support.timing import eventually
 
 pytestmark = [pytest.mark.slow, requires_party_api]
 
