@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from booking_service.ratelimit import RateLimiter
     from booking_service.readiness import Readiness
     from booking_service.security import PasswordHasher, TokenCodec
-    from booking_service.services.auth import ActiveUserCache
+    from booking_service.services.account_checks import AccountChecks, ActiveUserCache
     from booking_service.services.coalescer import Coalescer
     from booking_service.services.events import StatusCache
     from booking_service.services.offers import OfferSweeper
@@ -37,6 +37,7 @@ class AppState:
     password_hasher: PasswordHasher
     ticket_codes: TicketCodes
     user_cache: ActiveUserCache
+    account_checks: AccountChecks
     status_cache: StatusCache
     rate_limiter: RateLimiter
     coalescer: Coalescer

@@ -117,9 +117,10 @@ async def get_token_user(
 TokenUser = Annotated[AuthenticatedUser, Depends(get_token_user)]
 
 
-async def get_current_user(user: TokenUser, auth: AuthServiceDep) -> AuthenticatedUser:
-    """A valid token whose account is still open (cached per worker for a few seconds)."""
-    await auth.ensure_open(user.id)
+async def get_current_user(user: TokenUser, state: AppStateDep) -> AuthenticatedUser:
+    """A valid token whose account is still open (cached per worker for a few seconds; the
+    lookups of concurrent requests grouped: services/account_checks.py)."""
+    await state.account_checks.ensure_open(user.id)
     return user
 
 

@@ -28,7 +28,7 @@ from booking_service.ratelimit_redis import redis_client_url
 from booking_service.readiness import Readiness, RedisProbe
 from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services import housekeeping
-from booking_service.services.auth import ActiveUserCache
+from booking_service.services.account_checks import AccountChecks, ActiveUserCache
 from booking_service.services.coalescer import Coalescer
 from booking_service.services.events import StatusCache
 from booking_service.services.offers import OfferSweeper
@@ -74,6 +74,7 @@ def build_state(settings: Settings, webhook_http: httpx.AsyncClient | None) -> A
         retry_hooks=RetryHooks(retried=metrics.count_lock_retry, gave_up=metrics.count_gave_up),
     )
     retries = settings.db_lock_retries
+    user_cache = ActiveUserCache(settings.auth_user_cache_seconds)
     return AppState(
         settings=settings,
         engine=engine,
@@ -81,7 +82,8 @@ def build_state(settings: Settings, webhook_http: httpx.AsyncClient | None) -> A
         token_codec=TokenCodec.from_settings(settings),
         password_hasher=PasswordHasher.from_settings(settings),
         ticket_codes=TicketCodes(settings.ticket_code_key),
-        user_cache=ActiveUserCache(settings.auth_user_cache_seconds),
+        user_cache=user_cache,
+        account_checks=AccountChecks(session_factory, user_cache, lock_retries=retries),
         status_cache=status_cache,
         rate_limiter=RateLimiter(settings),
         coalescer=Coalescer(

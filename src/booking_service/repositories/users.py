@@ -30,11 +30,12 @@ async def get_login(session: AsyncSession, username: str) -> tuple[int, str] | N
     return None if row is None else (row.id, row.password_hash)
 
 
-async def is_active(session: AsyncSession, user_id: int) -> bool:
-    found = await session.scalar(
-        select(User.id).where(User.id == user_id, User.deleted_at.is_(None))
+async def open_accounts(session: AsyncSession, user_ids: Collection[int]) -> set[int]:
+    """Which of these users have an open account (a plain read, no lock)."""
+    rows = await session.execute(
+        select(User.id).where(User.id.in_(user_ids), User.deleted_at.is_(None))
     )
-    return found is not None
+    return set(rows.scalars())
 
 
 async def get_username(session: AsyncSession, user_id: int) -> str | None:

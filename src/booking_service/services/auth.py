@@ -1,8 +1,8 @@
-"""Registration, login and the check that a token's user still has an open account."""
+"""Registration, login, reading tokens, closing accounts. (Whether a token's account is still
+open: account_checks.py.)"""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +18,7 @@ from booking_service.errors import (
 )
 from booking_service.repositories import users
 from booking_service.security import InvalidToken, PasswordHasher, TokenCodec
+from booking_service.services.account_checks import ActiveUserCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,37 +40,6 @@ def read_token(tokens: TokenCodec, token: str) -> AuthenticatedUser:
     except InvalidToken as exc:
         raise NotAuthenticated(code="invalid_token") from exc
     return AuthenticatedUser(id=claims.user_id, username=claims.username)
-
-
-class ActiveUserCache:
-    """Remembers, per worker and for a few seconds, which user ids have an open account.
-
-    Tokens are stateless, but a closed account must stop working: the guard asks the database
-    unless the answer is cached. Only "open" answers are cached, so a closed account is
-    refused at most `ttl_seconds` after it closed (0 disables the cache).
-    """
-
-    def __init__(self, ttl_seconds: float, max_entries: int = 100_000) -> None:
-        self._ttl = ttl_seconds
-        self._max_entries = max_entries
-        self._expiry: dict[int, float] = {}
-
-    def is_known_active(self, user_id: int) -> bool:
-        expiry = self._expiry.get(user_id)
-        return expiry is not None and expiry > time.monotonic()
-
-    def remember_active(self, user_id: int) -> None:
-        if self._ttl <= 0:
-            return
-        if len(self._expiry) >= self._max_entries:
-            self._expiry.clear()
-        self._expiry[user_id] = time.monotonic() + self._ttl
-
-    def forget(self, user_id: int) -> None:
-        self._expiry.pop(user_id, None)
-
-    def clear(self) -> None:
-        self._expiry.clear()
 
 
 class AuthService:
@@ -118,28 +88,6 @@ class AuthService:
         return IssuedToken(
             token=self._tokens.issue(user_id, username.lower()),
             expires_in=self._tokens.expires_in_seconds,
-        )
-
-    async def ensure_open(self, user_id: int) -> None:
-        """AccountGone unless this account is open (per worker, a recent yes is trusted)."""
-        if self._user_cache.is_known_active(user_id):
-            return
-        active = await self._is_active(user_id, causal=False)
-        if not active:
-            # On a cluster this node may not have the account yet: ask again, causally, before
-            # refusing. Known accounts (nearly every request) never pay for it.
-            active = await self._is_active(user_id, causal=True)
-        if not active:
-            raise AccountGone()
-        self._user_cache.remember_active(user_id)
-
-    async def _is_active(self, user_id: int, *, causal: bool) -> bool:
-        return await run_transaction(
-            self._session,
-            lambda: users.is_active(self._session, user_id),
-            retries=self._retries,
-            read_only=True,
-            causal=causal,
         )
 
     async def check_password(self, user_id: int, password: str) -> None:
