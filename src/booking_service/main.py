@@ -20,7 +20,7 @@ from booking_service.docs import install_docs
 from booking_service.engine import create_engine
 from booking_service.http_errors import install_error_handlers
 from booking_service.instrumentation import RequestInstrumentation
-from booking_service.middleware import BodySizeLimit, EnvelopeCORSMiddleware, Utf8JsonBody
+from booking_service.middleware import BodyChecks, EnvelopeCORSMiddleware
 from booking_service.openapi import REPLAYED_HEADER
 from booking_service.openapi_document import TAGS, install_openapi
 from booking_service.ratelimit import RateLimiter
@@ -176,10 +176,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
-    # Added innermost first: CORS wraps the size limit, so even a 413 carries CORS headers;
-    # the size limit wraps the encoding check, so a body too large is never decoded.
-    app.add_middleware(Utf8JsonBody)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
+    # Added innermost first: CORS wraps the body checks, so even a 413 carries CORS headers.
+    app.add_middleware(BodyChecks, max_bytes=settings.max_request_body_bytes)
     if settings.cors_allow_origins:
         app.add_middleware(
             EnvelopeCORSMiddleware,

@@ -1,5 +1,5 @@
-"""ASGI middleware: the request body's size limit and encoding, and CORS that answers in the
-error envelope."""
+"""ASGI middleware: the request body's checks (size limit and encoding, in one layer), and CORS
+that answers in the error envelope."""
 
 from __future__ import annotations
 
@@ -25,56 +25,6 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, TOO_LARGE_MESSAGE.format(limit=limit))
-
-
-class BodySizeLimit:
-    """413 for bodies over `max_bytes`: declared ones at once, unread; streamed ones as they
-    cross the limit, whatever Content-Length claimed (or when there is none: chunked)."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
-            return
-
-        received = 0
-        response_started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if response_started:
-                raise
-            await self._too_large(scope, receive, send)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = TOO_LARGE_MESSAGE.format(limit=self.max_bytes)
-        response = error_response(413, message, "payload_too_large")
-        # The rest of the body is never read: tell the client this connection is done.
-        response.headers["Connection"] = "close"
-        await response(scope, receive, send)
 
 
 NOT_UTF8_MESSAGE = "The body is not JSON text in UTF-8"
@@ -107,47 +57,94 @@ def json_charset(content_type: str) -> str | None:
     return ""
 
 
-class Utf8JsonBody:
-    """JSON bodies are UTF-8 (RFC 8259): 415 for a Content-Type naming another charset, 400
-    for bytes that are not UTF-8, as they arrive.
+class BodyChecks:
+    """The request body's checks, in one layer around `receive`:
 
-    Without this, FastAPI's json.loads guesses UTF-16 or UTF-32 from the first bytes and
-    reads them. Those are refused by the NUL bytes they are full of, even where the bytes
-    also happen to be valid UTF-8: no JSON text holds a NUL byte (a string must escape it).
-    A UTF-8 byte order mark is UTF-8, and json.loads skips it (RFC 8259 allows that).
+    - 413 for bodies over `max_bytes`: declared ones at once, unread; streamed ones as they
+      cross the limit, whatever Content-Length claimed (or when there is none: chunked).
+    - JSON bodies are UTF-8 (RFC 8259): 415 for a Content-Type naming another charset, 400 for
+      bytes that are not UTF-8, as they arrive. Without this, FastAPI's json.loads guesses
+      UTF-16 or UTF-32 from the first bytes and reads them. Those are refused by the NUL bytes
+      they are full of, even where the bytes also happen to be valid UTF-8: no JSON text holds
+      a NUL byte (a string must escape it). A UTF-8 byte order mark is UTF-8, and json.loads
+      skips it (RFC 8259 allows that).
+
+    A request that declares no body (no Content-Length, no Transfer-Encoding: every GET) has
+    none in HTTP/1.1 and passes untouched, without a wrapped `receive` or `send`.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        charset = json_charset(Headers(scope=scope).get("content-type", ""))
-        if charset is None:  # not JSON: FastAPI refuses it (415) unread
+        declared: bytes | None = None
+        chunked = False
+        content_type = b""
+        for name, value in scope["headers"]:
+            if name == b"content-length" and declared is None:  # the first, as Headers.get
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"content-type" and not content_type:
+                content_type = value
+        if not chunked and (declared is None or declared == b"0"):
             await self.app(scope, receive, send)
             return
-        decoder = codecs.getincrementaldecoder("utf-8")()
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        charset = json_charset(content_type.decode("latin-1"))
+        # Not JSON: FastAPI refuses it (415) unread, the size limit still applies.
+        decoder = None if charset is None else codecs.getincrementaldecoder("utf-8")()
+        received = 0
+        response_started = False
 
         async def checked_receive() -> Message:
+            nonlocal received
             message = await receive()
             if message["type"] != "http.request":
                 return message
             body: bytes = message.get("body", b"")
-            if body and charset not in ("", "utf-8"):
-                raise CharsetRefused(charset)
-            if b"\x00" in body:
-                raise BodyNotUtf8()
-            try:
-                decoder.decode(body, final=not message.get("more_body", False))
-            except UnicodeDecodeError as exc:
-                raise BodyNotUtf8() from exc
+            received += len(body)
+            if received > self.max_bytes:
+                raise BodyTooLarge(self.max_bytes)
+            if decoder is not None:
+                if body and charset not in ("", "utf-8"):
+                    raise CharsetRefused(charset or "")
+                if b"\x00" in body:
+                    raise BodyNotUtf8()
+                try:
+                    decoder.decode(body, final=not message.get("more_body", False))
+                except UnicodeDecodeError as exc:
+                    raise BodyNotUtf8() from exc
             return message
 
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
         # FastAPI passes an HTTPException raised while it reads the body on to the app's
-        # handler, which renders it in the error envelope.
-        await self.app(scope, checked_receive, send)
+        # handler, which renders it in the error envelope; only a 413 that something swallowed
+        # is answered here.
+        try:
+            await self.app(scope, checked_receive, tracking_send)
+        except BodyTooLarge:
+            if response_started:
+                raise
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = TOO_LARGE_MESSAGE.format(limit=self.max_bytes)
+        response = error_response(413, message, "payload_too_large")
+        # The rest of the body is never read: tell the client this connection is done.
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
 
 
 class EnvelopeCORSMiddleware(CORSMiddleware):
