@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from booking_service.security import PasswordHasher, TokenCodec
     from booking_service.services.account_checks import AccountChecks, ActiveUserCache
     from booking_service.services.coalescer import Coalescer
-    from booking_service.services.events import StatusCache
+    from booking_service.services.events import StatusCache, StatusReads
     from booking_service.services.offers import OfferSweeper
     from booking_service.services.webhooks import WebhookSender
     from booking_service.ticket_codes import TicketCodes
@@ -39,6 +39,7 @@ class AppState:
     user_cache: ActiveUserCache
     account_checks: AccountChecks
     status_cache: StatusCache
+    status_reads: StatusReads
     rate_limiter: RateLimiter
     coalescer: Coalescer
     offer_sweeper: OfferSweeper

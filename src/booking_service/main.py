@@ -30,7 +30,7 @@ from booking_service.security import PasswordHasher, TokenCodec
 from booking_service.services import housekeeping
 from booking_service.services.account_checks import AccountChecks, ActiveUserCache
 from booking_service.services.coalescer import Coalescer
-from booking_service.services.events import StatusCache
+from booking_service.services.events import StatusCache, StatusReads
 from booking_service.services.offers import OfferSweeper
 from booking_service.services.webhooks import WebhookSender
 from booking_service.ticket_codes import TicketCodes
@@ -85,6 +85,7 @@ def build_state(settings: Settings, webhook_http: httpx.AsyncClient | None) -> A
         user_cache=user_cache,
         account_checks=AccountChecks(session_factory, user_cache, lock_retries=retries),
         status_cache=status_cache,
+        status_reads=StatusReads(status_cache, session_factory, lock_retries=retries),
         rate_limiter=RateLimiter(settings),
         coalescer=Coalescer(
             session_factory, group_max=settings.booking_group_max, lock_retries=retries

@@ -60,7 +60,7 @@ def address_key(request: Request) -> str:
 
 
 def user_key(request: Request) -> str:
-    # The JWT guard (deps.get_current_user) records whom the token speaks for.
+    # The JWT guard (deps.TokenGuard) records whom the token speaks for.
     user_id = getattr(request.state, "user_id", None)
     return f"user:{user_id}" if user_id is not None else address_key(request)
 

@@ -10,7 +10,7 @@ from booking_service.api.idempotent import (
     sent_again,
 )
 from booking_service.api.params import EventIdPath, PageLimit, PageOffset
-from booking_service.deps import CurrentUser, EventServiceDep
+from booking_service.deps import CurrentUser, EventServiceDep, StatusReadsDep
 from booking_service.errors import EventNotFound
 from booking_service.openapi import REPLAYED_RESPONSE_HEADERS, error_responses
 from booking_service.ratelimit import PER_USER, rate_limited
@@ -87,11 +87,11 @@ async def get_event_status(
     response: Response,
     event_id: EventIdPath,
     _user: CurrentUser,
-    service: EventServiceDep,
+    reads: StatusReadsDep,
 ) -> EventStatus:
     """The event's counts, all from one consistent read. During a sale each worker answers
     polls from a snapshot at most `STATUS_CACHE_SECONDS` old (0.2 s unless configured)."""
-    return EventStatus.model_validate(await service.status(event_id))
+    return EventStatus.model_validate(await reads.status(event_id))
 
 
 @router.get(

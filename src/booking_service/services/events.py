@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_service.db import run_transaction
 from booking_service.errors import EventNotFound, TooManyTickets
@@ -84,6 +84,41 @@ class StatusCache:
         return snapshot
 
 
+async def read_event(session: AsyncSession, event_id: int, *, retries: int) -> EventSnapshot:
+    snapshot = await run_transaction(
+        session,
+        lambda: events.get_event(session, event_id),
+        retries=retries,
+        read_only=True,
+    )
+    if snapshot is None:
+        raise EventNotFound()
+    return snapshot
+
+
+class StatusReads:
+    """GET /status, one per worker: the event's counts from this worker's recent snapshot
+    (StatusCache), or else one read. Apart from EventService so that a poll answered from the
+    snapshot, nearly every poll during a sale, makes no session at all."""
+
+    def __init__(
+        self,
+        cache: StatusCache,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        lock_retries: int,
+    ) -> None:
+        self._cache = cache
+        self._session_factory = session_factory
+        self._retries = lock_retries
+
+    async def status(self, event_id: int) -> EventSnapshot:
+        return await self._cache.get(event_id, lambda: self._read(event_id))
+
+    async def _read(self, event_id: int) -> EventSnapshot:
+        return await read_event(self._session_factory(), event_id, retries=self._retries)
+
+
 class EventService:
     def __init__(
         self,
@@ -91,12 +126,10 @@ class EventService:
         *,
         max_tickets: int,
         lock_retries: int,
-        status_cache: StatusCache,
     ) -> None:
         self._session = session
         self._max_tickets = max_tickets
         self._retries = lock_retries
-        self._status_cache = status_cache
 
     async def create(
         self,
@@ -138,19 +171,7 @@ class EventService:
         return await run_transaction(self._session, work, retries=self._retries)
 
     async def get(self, event_id: int) -> EventSnapshot:
-        snapshot = await run_transaction(
-            self._session,
-            lambda: events.get_event(self._session, event_id),
-            retries=self._retries,
-            read_only=True,
-        )
-        if snapshot is None:
-            raise EventNotFound()
-        return snapshot
-
-    async def status(self, event_id: int) -> EventSnapshot:
-        """The event's counts for polling: possibly from this worker's recent snapshot."""
-        return await self._status_cache.get(event_id, lambda: self.get(event_id))
+        return await read_event(self._session, event_id, retries=self._retries)
 
     async def list(self, *, limit: int, offset: int) -> tuple[Sequence[EventSnapshot], int]:
         return await run_transaction(
