@@ -58,9 +58,26 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_reset_on_return=None,
     )
     event.listen(engine.sync_engine, "reset", _rollback_if_open)
+    event.listen(engine.sync_engine, "do_connect", _connect_or_lost)
     event.listen(engine.sync_engine, "connect", _note_cluster)
     event.listen(engine.sync_engine, "handle_error", _drop_unusable_connection)
     return engine
+
+
+def _connect_or_lost(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+    """Open a driver connection; a server that hangs up while asyncmy connects is a lost
+    connection (2013), a DBAPI error like any other, so the caller answers 503.
+
+    asyncmy raises a bare RuntimeError ("Transport does not expose socket instance") when the
+    socket closed between accepting and its first option call, as a server refusing with
+    "Too many connections" does under load on uvloop: without this it was a 500.
+    """
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except RuntimeError as exc:
+        raise dialect.loaded_dbapi.OperationalError(
+            2013, f"Lost connection to server during connect ({exc})"
+        ) from exc
 
 
 def _wsrep_on(row: Sequence[Any] | None) -> bool:
