@@ -130,6 +130,7 @@ async def get_event_service(session: SessionDep, state: AppStateDep) -> EventSer
     return EventService(
         session,
         max_tickets=state.settings.max_tickets_per_event,
+        max_per_user=state.settings.max_per_user_limit,
         lock_retries=state.settings.db_lock_retries,
         status_cache=state.status_cache,
     )
@@ -181,6 +182,7 @@ async def get_organizer_service(session: SessionDep, state: AppStateDep) -> Orga
     return OrganizerService(
         session,
         max_tickets=state.settings.max_tickets_per_event,
+        max_per_user=state.settings.max_per_user_limit,
         lock_retries=state.settings.db_lock_retries,
     )
 
