@@ -72,7 +72,8 @@ async def check_invariants(url: str, event_ids: Sequence[int]) -> dict[int, Inva
       tickets go to the line, booked or offered, as soon as the first party fits);
     - every open offer has a deadline; a cancelled event holds nothing;
     - checked_in_count matches the confirmed tickets checked in (all of a booking's), and a
-      ticket checked in was never given back or moved; every ticket transferred away was received by one new booking;
+      ticket checked in was never given back or moved; every booking transferred away was
+      received by one new booking;
     - nobody holds two live claims on one event; line numbers are unique;
     - the history, replayed in id order (ids are given under the event's lock), is a valid life
       for every claim that ends in the claim's current status, each change recorded once; the
