@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from booking_service.schemas.common import (
     EXAMPLE_TIME,
@@ -33,7 +33,20 @@ class BookingRequest(BaseModel):
     event_id: EventId = Field(alias="eventId")
 
 
-class BookRequest(BookingRequest):
+class _PartyRequest(BookingRequest):
+    quantity: int | None
+
+    @model_serializer(mode="wrap")
+    def _without_default_quantity(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # The dump an idempotency key's digest is made of: without the default quantity, a
+        # one-ticket request is the same request, with the same digest, as before parties.
+        data = handler(self)
+        if self.quantity == type(self).model_fields["quantity"].default:
+            data.pop("quantity", None)
+        return data
+
+
+class BookRequest(_PartyRequest):
     """The event to book, and how many tickets (a party: all or nothing)."""
 
     quantity: int = Field(
@@ -50,7 +63,7 @@ class BookRequest(BookingRequest):
     )
 
 
-class CancelRequest(BookingRequest):
+class CancelRequest(_PartyRequest):
     """The event to cancel for, and optionally how many tickets to give up."""
 
     quantity: int | None = Field(
