@@ -130,7 +130,7 @@ class CancelResult(BaseModel):
         examples=["released"],
     )
     released_tickets: int = Field(
-        description="Tickets given back (or no longer wanted in line).", examples=[1]
+        description="Tickets given back: 0 for a place in line (it holds none).", examples=[1]
     )
     quantity: int = Field(
         description="Tickets you still hold or wait for: 0 unless you cancelled part of them.",

@@ -42,7 +42,7 @@ class CancelOutcome(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class Cancelled:
     outcome: CancelOutcome
-    released: int = 1  # tickets given back, or no longer wanted in line
+    released: int = 1  # tickets given back (none for a place in line)
     kept: int = 0  # tickets still held, or still wanted in line (a partial cancel)
 
 
@@ -84,7 +84,8 @@ async def cancel_claims(
                 lowering.append((claim, tickets, HistoryAction.LEFT))
             else:
                 ending[HistoryAction.LEFT].append(claim)
-            outcomes[user_id] = Cancelled(CancelOutcome.LEFT_LINE, tickets, kept)
+            # A place in line holds no tickets: none is given back.
+            outcomes[user_id] = Cancelled(CancelOutcome.LEFT_LINE, 0, kept)
             continue
         if claim.status is BookingStatus.OFFERED:
             # Cancelling an open offer turns it down (or, past its deadline, lets it lapse).
