@@ -1,9 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from booking_service.schemas.common import (
     EXAMPLE_TIME,
@@ -11,6 +17,7 @@ from booking_service.schemas.common import (
     RESPONSE_CONFIG,
     EventId,
     Message,
+    json_integer,
 )
 
 LiveStatus = Literal["confirmed", "offered", "waitlisted"]
@@ -49,7 +56,7 @@ class _PartyRequest(BookingRequest):
 class BookRequest(_PartyRequest):
     """The event to book, and how many tickets (a party: all or nothing)."""
 
-    quantity: int = Field(
+    quantity: Annotated[int, BeforeValidator(json_integer)] = Field(
         default=1,
         strict=True,
         ge=1,
@@ -66,7 +73,7 @@ class BookRequest(_PartyRequest):
 class CancelRequest(_PartyRequest):
     """The event to cancel for, and optionally how many tickets to give up."""
 
-    quantity: int | None = Field(
+    quantity: Annotated[int | None, BeforeValidator(json_integer)] = Field(
         default=None,
         strict=True,
         ge=1,

@@ -3,7 +3,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from booking_service.limits import DEFAULT_OFFER_SECONDS
 from booking_service.models import WaitlistMode
@@ -16,6 +23,7 @@ from booking_service.schemas.common import (
     SaleMoment,
     TicketCount,
     example_of,
+    json_integer,
 )
 
 # One enum in the document (`WaitlistMode`), so generated clients share one type for it. Not
@@ -46,6 +54,7 @@ MaxPerUser = Annotated[
     int,
     # The app publishes the configured MAX_PER_USER_LIMIT as `maximum` (openapi_document.py).
     Field(strict=True, ge=1, le=1000, description=MAX_PER_USER, examples=[4]),
+    BeforeValidator(json_integer),
 ]
 
 
