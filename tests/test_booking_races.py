@@ -32,7 +32,7 @@ from booking_service.bench.invariants import check_invariants
 from booking_service.repositories import events
 from booking_service.repositories.events import LockedEvent
 from booking_service.services.booking_rules import BookOrCancel, RequestKind
-from booking_service.services.cancels import CancelOutcome
+from booking_service.services.cancels import Cancelled, CancelOutcome
 from booking_service.services.coalescer import Coalescer
 from tests.support.api import TokenFactory, api_users, book, create_event, event_status
 from tests.support.databases import Database
@@ -71,8 +71,8 @@ async def paused_before_locking(
 async def cancel_in_another_worker(app: FastAPI, user_id: int, event_id: int) -> CancelOutcome:
     coalescer = Coalescer(app_state(app).session_factory, group_max=1, lock_retries=3)
     outcome = await coalescer.serve(BookOrCancel(RequestKind.CANCEL, event_id, user_id))
-    assert isinstance(outcome, CancelOutcome)
-    return outcome
+    assert isinstance(outcome, Cancelled)
+    return outcome.outcome
 
 
 @pytest.fixture

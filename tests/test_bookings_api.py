@@ -77,6 +77,7 @@ async def test_tickets_are_booked_until_sold_out_then_the_line_forms(
             "eventId": event_id,
             "bookingId": answer.json()["bookingId"],
             "status": "confirmed",
+            "quantity": 1,
         }
     for place, answer in enumerate(answers[2:], start=1):
         assert answer.json() == {
@@ -85,6 +86,7 @@ async def test_tickets_are_booked_until_sold_out_then_the_line_forms(
             "bookingId": answer.json()["bookingId"],
             "status": "waitlisted",
             "position": place,
+            "quantity": 1,
         }
     assert len({a.json()["bookingId"] for a in answers}) == 5
 
@@ -148,7 +150,13 @@ async def test_cancelling_with_nobody_waiting_releases_the_ticket(
 
     answer = await cancel(client, alice.headers, event_id)
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"message": RELEASED, "eventId": event_id, "outcome": "released"}
+    assert answer.json() == {
+        "message": RELEASED,
+        "eventId": event_id,
+        "outcome": "released",
+        "released_tickets": 1,
+        "quantity": 0,
+    }
     assert status_counts(await event_status(client, alice.headers, event_id)) == (1, 0, 0)
     assert await my_bookings(client, alice.headers) == []
     await check_invariants(database.url, [event_id])
@@ -165,7 +173,13 @@ async def test_cancelling_hands_the_ticket_to_the_first_in_line(
 
     answer = await cancel(client, b.headers, event_id)
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"message": REASSIGNED, "eventId": event_id, "outcome": "reassigned"}
+    assert answer.json() == {
+        "message": REASSIGNED,
+        "eventId": event_id,
+        "outcome": "reassigned",
+        "released_tickets": 1,
+        "quantity": 0,
+    }
     assert status_counts(await event_status(client, a.headers, event_id)) == (0, 2, 2)
     assert await positions(client, [a, c, d, e], event_id) == [
         ("confirmed", None),
@@ -200,6 +214,8 @@ async def test_leaving_the_line_moves_everyone_behind_up(
         "message": LEFT_LINE,
         "eventId": event_id,
         "outcome": "left_waiting_list",
+        "released_tickets": 0,
+        "quantity": 0,
     }
     assert status_counts(await event_status(client, a.headers, event_id)) == (0, 1, 3)
     assert await positions(client, [b, d, e], event_id) == [
@@ -302,6 +318,7 @@ async def test_my_bookings_lists_live_tickets_and_places_newest_first(
         "eventId",
         "event_name",
         "status",
+        "quantity",
         "position",
         "created_at",
         "confirmed_at",

@@ -14,6 +14,7 @@ WAITLISTED = {
     "bookingId": 43,
     "status": "waitlisted",
     "position": 1,
+    "quantity": 1,
 }
 NOT_FOUND = {"message": "Event not found", "code": "event_not_found", "details": None}
 
@@ -63,6 +64,7 @@ def test_dates_are_checked_as_dates(contract: Contract) -> None:
                 "eventId": 1,
                 "event_name": "Concert 2025",
                 "status": "confirmed",
+                "quantity": 1,
                 "position": None,
                 "created_at": "yesterday",
                 "confirmed_at": None,

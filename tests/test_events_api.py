@@ -46,7 +46,10 @@ async def test_initialize_creates_an_event_owned_by_its_creator(
         "available_tickets": 100,
         "total_ticket_booked": 0,
         "waiting_list_count": 0,
+        "waiting_list_tickets": 0,
+        "first_in_line_needs": 0,
         "offered_tickets": 0,
+        "max_per_user": 1,
         "ownerId": owner.id,
         "state": "open",
         "waitlist_mode": "instant",
@@ -58,13 +61,16 @@ async def test_initialize_creates_an_event_owned_by_its_creator(
     }
     status = await client.get(f"/status/{body['eventId']}", headers=owner.headers)
     assert status.status_code == 200
-    # The original service's shape, the line's length, tickets held by open offers, whether
+    # The original service's shape, the line's length (entries and tickets, and what its first
+    # entry still lacks), tickets held by open offers, whether
     # the event takes bookings, its sale window and the tickets checked in at the door.
     assert status.json() == {
         "event_name": "Concert 2025",
         "available_tickets": 100,
         "total_ticket_booked": 0,
         "waiting_list_count": 0,
+        "waiting_list_tickets": 0,
+        "first_in_line_needs": 0,
         "offered_tickets": 0,
         "state": "open",
         "sales_start": None,

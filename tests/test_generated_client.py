@@ -372,6 +372,31 @@ def test_offers_and_organizer_controls_through_the_generated_client(clients: Cli
     assert isinstance(ended, models.EventCancelled)
     assert (ended.released_tickets, ended.released_offers, ended.released_places) == (1, 0, 0)
 
+    # A party in offer mode: offered whole, accepted whole, part given back.
+    party = create_event.sync(
+        client=owner,
+        body=models.EventCreate(
+            name="Party", tickets=3, max_per_user=3, waitlist_mode=models.WaitlistMode.OFFER
+        ),
+    )
+    whole = models.BookRequest(event_id=party.event_id, quantity=3)
+    assert book_ticket.sync(client=ann, body=whole).quantity == 3
+    queued = book_ticket.sync(
+        client=ben, body=models.BookRequest(event_id=party.event_id, quantity=2)
+    )
+    assert isinstance(queued, models.BookingWaitlisted)
+    assert (queued.position, queued.quantity) == (1, 2)
+    given = cancel_booking.sync(
+        client=ann, body=models.CancelRequest(event_id=party.event_id, quantity=2)
+    )
+    assert (given.outcome, given.released_tickets, given.quantity) == (
+        models.CancelResultOutcome.OFFERED,
+        2,
+        1,
+    )
+    taken = accept_offer.sync(client=ben, body=models.BookingRequest(event_id=party.event_id))
+    assert (taken.status, taken.quantity) == ("confirmed", 2)
+
 
 def test_operations_routes_and_closing_an_account_through_the_generated_client(
     clients: Clients,

@@ -79,7 +79,7 @@ async def test_an_offer_out_of_line_order_is_caught(
         await conn.execute(
             update(Event)
             .where(Event.id == event_with_line)
-            .values(capacity=2, offered_count=1, waiting_count=1)
+            .values(capacity=2, offered_count=1, waiting_count=1, waiting_tickets=1)
         )
         await conn.execute(
             insert(BookingHistory).values(
@@ -104,7 +104,11 @@ async def test_a_change_missing_from_the_history_is_caught(
             .where(Booking.id == first)
             .values(status=BookingStatus.LEFT, active=None, ended_at=utcnow())
         )
-        await conn.execute(update(Event).where(Event.id == event_with_line).values(waiting_count=1))
+        await conn.execute(
+            update(Event)
+            .where(Event.id == event_with_line)
+            .values(waiting_count=1, waiting_tickets=1)
+        )
     with pytest.raises(InvariantBroken, match="its history says"):
         await check_invariants(database.url, [event_with_line])
 
@@ -148,7 +152,7 @@ async def test_a_ticket_taken_from_the_pool_while_someone_waits_is_caught(
         await conn.execute(
             update(Event)
             .where(Event.id == event_id)
-            .values(available=0, waiting_count=1, next_line_seq=2)
+            .values(available=0, waiting_count=1, waiting_tickets=1, next_line_seq=2)
         )
     with pytest.raises(InvariantBroken, match="took a free ticket while line 1 was waiting"):
         await check_invariants(database.url, [event_id])

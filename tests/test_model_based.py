@@ -82,6 +82,9 @@ class ModelEvent:
             "available_tickets": self.capacity - len(self.holders),
             "total_ticket_booked": len(self.holders),
             "waiting_list_count": len(self.line),
+            # One ticket each: the line wants one per entry, and its first lacks the one.
+            "waiting_list_tickets": len(self.line),
+            "first_in_line_needs": 1 if self.line else 0,
             "offered_tickets": 0,  # instant mode: freed tickets are booked, never offered
             "state": "open",
             "sales_start": None,
@@ -226,6 +229,7 @@ class BookingMachine(RuleBasedStateMachine):
                 "eventId": event_id,
                 "bookingId": body["bookingId"],
                 "status": "confirmed",
+                "quantity": 1,
             }
             event.holders.add(user.key)
             self.model.claim(user.key, event_id, body["bookingId"], confirmed=True)
@@ -238,6 +242,7 @@ class BookingMachine(RuleBasedStateMachine):
                 "bookingId": body["bookingId"],
                 "status": "waitlisted",
                 "position": len(event.line),
+                "quantity": 1,
             }
             self.model.claim(user.key, event_id, body["bookingId"], confirmed=False)
         self.check_status(event_id)
@@ -280,7 +285,13 @@ class BookingMachine(RuleBasedStateMachine):
             event.holders.remove(user.key)
             message = "Booking canceled, ticket now available to other users"
             outcome = "released"
-        assert response.json() == {"message": message, "eventId": event_id, "outcome": outcome}
+        assert response.json() == {
+            "message": message,
+            "eventId": event_id,
+            "outcome": outcome,
+            "released_tickets": 1 if claim.confirmed else 0,
+            "quantity": 0,
+        }
         self.check_status(event_id)
 
     @rule(who=st.integers(0, 9), cancelling=st.booleans())

@@ -122,6 +122,8 @@ async def test_a_freed_ticket_is_offered_to_the_first_in_line_who_accepts(
         "available_tickets": 0,
         "total_ticket_booked": 0,
         "waiting_list_count": 1,
+        "waiting_list_tickets": 1,
+        "first_in_line_needs": 1,
         "offered_tickets": 1,
         "state": "open",
         "sales_start": None,
@@ -139,6 +141,7 @@ async def test_a_freed_ticket_is_offered_to_the_first_in_line_who_accepts(
         "eventId": event_id,
         "bookingId": offer["bookingId"],
         "status": "confirmed",
+        "quantity": 1,
     }
     [ticket] = await my_bookings(client, people["bob"])
     assert (ticket["status"], ticket["offer_expires_at"]) == ("confirmed", None)

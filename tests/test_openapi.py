@@ -148,8 +148,10 @@ def test_domain_errors_are_documented_where_they_happen(document: dict[str, Any]
         "event_cancelled",
         "sales_not_started",
         "sales_ended",
+        "party_too_large",
         "idempotency_key_in_use",
     }
+    assert {"checked_in", "offer_all_or_nothing"} <= codes("cancel_booking", "409")
     assert codes("cancel_booking", "404") == {"event_not_found", "booking_not_found"}
     assert codes("get_event_status", "404") == {"event_not_found"}
     assert codes("list_my_bookings", "401") == {"not_authenticated", "invalid_token"}
@@ -163,6 +165,7 @@ def test_domain_errors_are_documented_where_they_happen(document: dict[str, Any]
     assert codes("update_event", "409") == {
         "event_cancelled",
         "capacity_below_held",
+        "capacity_below_party",
         "sale_window_empty",
     }
     assert codes("close_event", "409") == {"event_cancelled"}

@@ -33,6 +33,8 @@ async def test_register_login_book_cancel_status(client: httpx.AsyncClient) -> N
         "available_tickets": 0,
         "total_ticket_booked": 1,
         "waiting_list_count": 0,
+        "waiting_list_tickets": 0,
+        "first_in_line_needs": 0,
         "offered_tickets": 0,
         "state": "open",
         "sales_start": None,

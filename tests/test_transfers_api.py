@@ -101,6 +101,7 @@ async def test_a_ticket_moves_to_a_friend_with_a_new_code(
         "user_id": body["toUserId"],
         "from_booking_id": alices["bookingId"],
         "from_user_id": message["data"]["from_user_id"],
+        "quantity": 1,
         "transferred_at": body["transferred_at"],
     }
     await check_invariants(database.url, [event_id])

@@ -131,6 +131,7 @@ async def test_a_promotion_writes_one_message_and_nothing_else_does(
         "booking_id": booking_id,
         "event_id": event_id,
         "user_id": users[2].id,
+        "quantity": 1,
         "promoted_at": body["data"]["promoted_at"],
     }
     promoted_at = datetime.fromisoformat(body["data"]["promoted_at"])

@@ -170,6 +170,15 @@ class Settings(BaseSettings):
 
     # Booking rules.
     max_tickets_per_event: int = Field(default=1_000_000, ge=1, le=2_000_000_000)
+    max_per_user_limit: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description=(
+            "Largest `max_per_user` (party size) an event may be given; lowering it never "
+            "touches bookings already made."
+        ),
+    )
     ticket_code_secret: SecretStr | None = Field(
         default=None,
         description=(

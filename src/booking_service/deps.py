@@ -125,6 +125,7 @@ async def get_event_service(request: Request) -> EventService:
     return EventService(
         request_session(request, state),
         max_tickets=state.settings.max_tickets_per_event,
+        max_per_user=state.settings.max_per_user_limit,
         lock_retries=state.settings.db_lock_retries,
     )
 
@@ -193,6 +194,7 @@ async def get_organizer_service(request: Request) -> OrganizerService:
     return OrganizerService(
         request_session(request, state),
         max_tickets=state.settings.max_tickets_per_event,
+        max_per_user=state.settings.max_per_user_limit,
         lock_retries=state.settings.db_lock_retries,
     )
 

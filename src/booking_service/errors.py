@@ -291,3 +291,60 @@ class RecipientHasClaim(Conflict):
 class TransfersDisabled(Forbidden):
     code = "transfers_disabled"
     message = "The event's owner does not allow transfers for this event"
+
+
+class _AtMost(AppError):
+    """A 422 on one body field whose bound is not the schema's but the event's or the server's;
+    the message names the bound."""
+
+    status_code = 422
+    code = "validation_error"
+
+    def __init__(self, field: str, message: str) -> None:
+        detail = ErrorDetail(loc=["body", field], msg=message, type="less_than_equal")
+        super().__init__(message, details=[detail])
+
+
+class QuantityAboveLimit(_AtMost):
+    def __init__(self, limit: int = 1) -> None:
+        super().__init__("quantity", f"quantity must be at most {limit} for this event")
+
+
+class QuantityAboveHeld(_AtMost):
+    def __init__(self, held: int = 1) -> None:
+        super().__init__("quantity", f"quantity must be at most {held}: that is what you hold")
+
+
+class MaxPerUserAboveLimit(_AtMost):
+    def __init__(self, limit: int = 10) -> None:
+        super().__init__("max_per_user", f"max_per_user must be at most {limit}")
+
+
+class PartyTooLarge(Conflict):
+    code = "party_too_large"
+    message = "The party cannot fit: the event has fewer tickets"
+
+    def __init__(self, quantity: int | None = None, capacity: int | None = None) -> None:
+        message = None
+        if quantity is not None and capacity is not None:
+            message = f"A party of {quantity} cannot fit: the event has {capacity} tickets"
+        super().__init__(message)
+
+
+class OfferAllOrNothing(Conflict):
+    code = "offer_all_or_nothing"
+    message = "An offer is taken or given up whole: accept it or decline it"
+
+
+class CapacityBelowParty(Conflict):
+    code = "capacity_below_party"
+    message = "Tickets cannot go below the largest party in line: it could never be served"
+
+    def __init__(self, party: int | None = None) -> None:
+        message = None
+        if party is not None:
+            message = (
+                f"Tickets cannot go below {party}, the largest party in line: "
+                "it could never be served"
+            )
+        super().__init__(message)

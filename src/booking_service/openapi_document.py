@@ -45,6 +45,13 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
             update = schemas["EventUpdate"]["properties"]["tickets"]["anyOf"]
             [number] = [option for option in update if option.get("type") == "integer"]
             number["maximum"] = settings.max_tickets_per_event
+            # Likewise MAX_PER_USER_LIMIT for an event's max_per_user.
+            schemas["EventCreate"]["properties"]["max_per_user"]["maximum"] = (
+                settings.max_per_user_limit
+            )
+            update = schemas["EventUpdate"]["properties"]["max_per_user"]["anyOf"]
+            [number] = [option for option in update if option.get("type") == "integer"]
+            number["maximum"] = settings.max_per_user_limit
             restore_example_nulls(document)
             drop_null_from_optional_headers(document)
         assert app.openapi_schema is not None

@@ -76,14 +76,21 @@ async def create_event(
     return event_id
 
 
-async def book(client: httpx.AsyncClient, headers: dict[str, str], event_id: int) -> httpx.Response:
-    return await client.post("/book", json={"eventId": event_id}, headers=headers)
+def _party_body(event_id: int, quantity: int | None) -> dict[str, int]:
+    """A booking or cancel body; `quantity` only when given, as the original clients send it."""
+    return {"eventId": event_id} | ({} if quantity is None else {"quantity": quantity})
+
+
+async def book(
+    client: httpx.AsyncClient, headers: dict[str, str], event_id: int, quantity: int | None = None
+) -> httpx.Response:
+    return await client.post("/book", json=_party_body(event_id, quantity), headers=headers)
 
 
 async def cancel(
-    client: httpx.AsyncClient, headers: dict[str, str], event_id: int
+    client: httpx.AsyncClient, headers: dict[str, str], event_id: int, quantity: int | None = None
 ) -> httpx.Response:
-    return await client.post("/cancel", json={"eventId": event_id}, headers=headers)
+    return await client.post("/cancel", json=_party_body(event_id, quantity), headers=headers)
 
 
 async def event_status(

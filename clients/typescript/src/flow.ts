@@ -117,6 +117,31 @@ async function waitingList(server: Server): Promise<void> {
   ]);
 }
 
+/** A party: booked whole, waits whole behind free tickets, gives part back. */
+async function parties(server: Server): Promise<void> {
+  const host = await server.signUp("party-host");
+  const guest = await server.signUp("party-guest");
+  const body = { name: "Party night", tickets: 4, max_per_user: 3 };
+  const created = expectData(await host.POST("/initialize", { body }), 201);
+  const event = { eventId: created.eventId };
+  const booked = expectData(await host.POST("/book", { body: { ...event, quantity: 3 } }), 201);
+  assert.equal(booked.quantity, 3);
+  const waiting = expectData(await guest.POST("/book", { body: { ...event, quantity: 2 } }), 202);
+  assert.ok(waiting.status === "waitlisted");
+  assert.deepEqual([waiting.position, waiting.quantity], [1, 2]);
+  const status = expectData(await host.GET("/status/{eventId}", { params: { path: event } }), 200);
+  assert.deepEqual(
+    [status.available_tickets, status.waiting_list_tickets, status.first_in_line_needs],
+    [1, 2, 1],
+  );
+  const part = expectData(await host.POST("/cancel", { body: { ...event, quantity: 1 } }), 200);
+  assert.deepEqual([part.outcome, part.released_tickets, part.quantity], ["reassigned", 1, 2]);
+  const [mine] = expectData(await guest.GET("/me/bookings"), 200).items;
+  assert.deepEqual([mine?.status, mine?.quantity], ["confirmed", 2]);
+  const over = await host.POST("/cancel", { body: { ...event, quantity: 3 } });
+  expectError(over, 422, "validation_error");
+}
+
 /** A retried request with the same Idempotency-Key gets the stored answer, marked replayed. */
 async function idempotentRetries(server: Server): Promise<void> {
   const dana = await server.signUp("dana");
@@ -340,6 +365,7 @@ const STEPS: ReadonlyArray<readonly [string, Step]> = [
   ["operations: health, ready, metrics", operations],
   ["accounts: register, log in, refusals", accounts],
   ["waiting list: book, wait, cancel, status, my bookings", waitingList],
+  ["parties: all or nothing, the line, partial cancel", parties],
   ["idempotent retries", idempotentRetries],
   ["offers: declined, accepted, lapsed", offers],
   ["organizer: change, bookings, history, close, cancel", organizer],

@@ -25,6 +25,10 @@ from booking_service.errors import (
     EventClosed,
     EventNotFound,
     NothingToCancel,
+    OfferAllOrNothing,
+    PartyTooLarge,
+    QuantityAboveHeld,
+    QuantityAboveLimit,
     SalesEnded,
     SalesNotStarted,
 )
@@ -33,8 +37,9 @@ from booking_service.openapi import REPLAYED_RESPONSE_HEADERS, error_responses
 from booking_service.ratelimit import PER_USER, rate_limited
 from booking_service.schemas.bookings import (
     BookingConfirmed,
-    BookingRequest,
     BookingWaitlisted,
+    BookRequest,
+    CancelRequest,
     CancelResult,
     LiveStatus,
     MyBooking,
@@ -65,12 +70,15 @@ CANCEL_MESSAGES = {
     responses={
         201: {
             "model": BookingConfirmed,
-            "description": "You hold a ticket.",
+            "description": "You hold the tickets (one booking of `quantity`).",
             "headers": REPLAYED_RESPONSE_HEADERS,
         },
         202: {
             "model": BookingWaitlisted,
-            "description": "Sold out: you joined the waiting list.",
+            "description": (
+                "Not enough tickets free, or people already wait: your party joined the "
+                "waiting list as one entry."
+            ),
             "headers": REPLAYED_RESPONSE_HEADERS,
         },
         **error_responses(
@@ -80,6 +88,8 @@ CANCEL_MESSAGES = {
             EventCancelled(),
             EXAMPLE_TOO_EARLY,
             SalesEnded(),
+            PartyTooLarge(4, 2),
+            QuantityAboveLimit(2),
             auth=True,
             validates="body",
             idempotent=True,
@@ -92,7 +102,7 @@ CANCEL_MESSAGES = {
 async def book_ticket(
     request: Request,
     response: Response,
-    body: BookingRequest,
+    body: BookRequest,
     # The token alone: the booking itself checks, under its locks, that the account is open.
     user: TokenUser,
     service: BookingServiceDep,
@@ -107,13 +117,16 @@ async def book_ticket(
     ) as key:
         if is_sent_answer(key):
             return sent_again(key)
-        result = await service.book(user_id=user.id, event_id=body.event_id, key=key)
+        result = await service.book(
+            user_id=user.id, event_id=body.event_id, quantity=body.quantity, key=key
+        )
     if result.status is BookingStatus.CONFIRMED:
         confirmed = BookingConfirmed(
             message=Message.BOOKED,
             event_id=body.event_id,
             booking_id=result.booking_id,
             status="confirmed",
+            quantity=result.quantity,
         )
         return json_response(201, confirmed, key=key)
     assert result.position is not None
@@ -123,6 +136,7 @@ async def book_ticket(
         booking_id=result.booking_id,
         status="waitlisted",
         position=result.position,
+        quantity=result.quantity,
     )
     return json_response(202, waitlisted, key=key)
 
@@ -137,6 +151,8 @@ async def book_ticket(
             EventNotFound(),
             NothingToCancel(),
             CheckedIn(),
+            OfferAllOrNothing(),
+            QuantityAboveHeld(2),
             auth=True,
             validates="body",
             idempotent=True,
@@ -149,23 +165,32 @@ async def book_ticket(
 async def cancel_booking(
     request: Request,
     response: Response,
-    body: BookingRequest,
+    body: CancelRequest,
     user: CurrentUser,
     service: BookingServiceDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    """Give back your ticket (the first person in line gets it at once, or is offered it in
-    `offer` mode), turn down an open offer, or leave the line. This works on a closed event
-    too. A ticket checked in at the door can no longer be given back (409 `checked_in`)."""
+    """Give back your tickets (the first entry in line gets them as soon as enough are free
+    for its whole party, or is offered them in `offer` mode), turn down an open offer, or
+    leave the line. With `quantity` below what you hold, give back only that many and keep
+    the rest (in line: keep your place and wait for fewer); an open offer is accepted or
+    declined whole (409 `offer_all_or_nothing`). This works on a closed event too. A booking
+    checked in at the door can no longer be given back (409 `checked_in`)."""
 
     async with held_key(
         request, idempotency_key, user_id=user.id, operation="cancel_booking", body=body
     ) as key:
         if is_sent_answer(key):
             return sent_again(key)
-        outcome = await service.cancel(user_id=user.id, event_id=body.event_id, key=key)
+        cancelled = await service.cancel(
+            user_id=user.id, event_id=body.event_id, quantity=body.quantity, key=key
+        )
     result = CancelResult(
-        message=CANCEL_MESSAGES[outcome], event_id=body.event_id, outcome=outcome.value
+        message=CANCEL_MESSAGES[cancelled.outcome],
+        event_id=body.event_id,
+        outcome=cancelled.outcome.value,
+        released_tickets=cancelled.released,
+        quantity=cancelled.kept,
     )
     return json_response(200, result, key=key)
 
@@ -192,6 +217,7 @@ async def list_my_bookings(
                 event_id=item.event_id,
                 event_name=item.event_name,
                 status=cast(LiveStatus, item.status.value),
+                quantity=item.quantity,
                 position=item.position,
                 created_at=item.created_at,
                 confirmed_at=item.confirmed_at,

@@ -51,7 +51,9 @@ async def create_event(
     happens to a freed ticket while people wait: booked for the first in line at once
     (`instant`, the default) or offered to them for `offer_seconds` (`offer`); a sale window
     (`sales_start`, `sales_end`, judged by the database's clock); and whether holders may
-    transfer their tickets (`transfers_allowed`, true unless said otherwise)."""
+    transfer their tickets (`transfers_allowed`, true unless said otherwise); and how many
+    tickets one account may book at once (`max_per_user`, its party: 1 unless said, at most
+    the server's MAX_PER_USER_LIMIT)."""
 
     async with held_key(
         request, idempotency_key, user_id=user.id, operation="create_event", body=body
@@ -67,6 +69,7 @@ async def create_event(
             sales_start=body.sales_start,
             sales_end=body.sales_end,
             transfers_allowed=body.transfers_allowed,
+            max_per_user=body.max_per_user,
             key=key,
         )
     created = EventCreated(message=Message.EVENT_CREATED, event_id=event_id)

@@ -38,9 +38,13 @@ async def accept_offer(
     """Take the ticket held for you, before `offer_expires_at` (see `GET /me/bookings`).
     After the deadline the answer is 410 `offer_expired`, whether or not the server has
     already passed the ticket on: the deadline is checked when you answer."""
-    booking_id = await service.accept(user_id=user.id, event_id=body.event_id)
+    booking_id, quantity = await service.accept(user_id=user.id, event_id=body.event_id)
     return BookingConfirmed(
-        message=Message.BOOKED, event_id=body.event_id, booking_id=booking_id, status="confirmed"
+        message=Message.BOOKED,
+        event_id=body.event_id,
+        booking_id=booking_id,
+        status="confirmed",
+        quantity=quantity,
     )
 
 

@@ -11,6 +11,7 @@ from booking_service.api.params import EventIdPath, PageLimit, PageOffset
 from booking_service.deps import CurrentUser, OrganizerServiceDep
 from booking_service.errors import (
     CapacityBelowHeld,
+    CapacityBelowParty,
     EventCancelled,
     EventNotFound,
     NotEventOwner,
@@ -41,6 +42,7 @@ OWNER_PAGE_ERRORS = error_responses(EventNotFound(), NotEventOwner(), auth=True,
         NotEventOwner(),
         EventCancelled(),
         CapacityBelowHeld(),
+        CapacityBelowParty(),
         SaleWindowEmpty(),
         auth=True,
         validates="body",
@@ -59,8 +61,10 @@ async def update_event(
 ) -> EventRead:
     """Change the number of tickets, the waiting-list mode, the offer time, the sale window or
     whether transfers are allowed, all in one transaction. More tickets go to the people in
-    line at once (booked for them, or offered in `offer` mode); fewer may not go below the
-    tickets confirmed or offered (409). `sales_end` must come after `sales_start`: 422 when
+    line by its rule (booked for them, or offered in `offer` mode); fewer may not go below the
+    tickets confirmed or offered (409 `capacity_below_held`) nor below the largest party in
+    line (409 `capacity_below_party`: it could never be served). A lower `max_per_user`
+    applies to new bookings only. `sales_end` must come after `sales_start`: 422 when
     the body names both, 409 `sale_window_empty` when it moves one end past the other as
     stored. A closed event can still be changed; a cancelled one cannot."""
     change = EventChange(
@@ -70,6 +74,7 @@ async def update_event(
         sales_start=body.sales_start,
         sales_end=body.sales_end,
         transfers_allowed=body.transfers_allowed,
+        max_per_user=body.max_per_user,
     )
     return EventRead.model_validate(await service.update(user.id, event_id, change))
 
@@ -165,6 +170,7 @@ async def list_event_bookings(
             user_id=claim.user_id,
             username=claim.username,
             status=cast(LiveStatus, claim.status.value),
+            quantity=claim.quantity,
             position=claim.position,
             created_at=claim.created_at,
             confirmed_at=claim.confirmed_at,

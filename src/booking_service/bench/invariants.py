@@ -36,12 +36,13 @@ class InvariantBroken(AssertionError):
 
 @dataclass
 class InvariantReport:
-    confirmed: int
-    waiting: int
+    confirmed: int  # tickets
+    waiting: int  # entries in line
     available: int
     capacity: int
-    offered: int = 0
+    offered: int = 0  # tickets
     history_entries: int = 0
+    waiting_tickets: int = 0
 
 
 @dataclass
@@ -64,12 +65,15 @@ def _require(condition: bool, message: str) -> None:
 async def check_invariants(url: str, event_ids: Sequence[int]) -> dict[int, InvariantReport]:
     """Assert every booking rule on these events, straight from the database.
 
-    - confirmed + offered + available = capacity: an open offer holds its ticket, so no ticket
-      is sold or offered twice and none is lost; the event's counters match the rows;
-    - no ticket is free while anyone waits (a freed ticket goes to the line, booked or offered);
+    - confirmed + offered + available = capacity, in tickets (a booking holds `quantity`): an
+      open offer holds its tickets, so no ticket is sold or offered twice and none is lost; the
+      event's counters match the rows (waiting_count in entries, waiting_tickets in tickets);
+    - while anyone waits, fewer tickets are free than the first entry in line wants (freed
+      tickets go to the line, booked or offered, as soon as the first party fits);
     - every open offer has a deadline; a cancelled event holds nothing;
-    - checked_in_count matches the confirmed tickets checked in, and a ticket checked in was
-      never given back or moved; every ticket transferred away was received by one new booking;
+    - checked_in_count matches the confirmed tickets checked in (all of a booking's), and a
+      ticket checked in was never given back or moved; every booking transferred away was
+      received by one new booking;
     - nobody holds two live claims on one event; line numbers are unique;
     - the history, replayed in id order (ids are given under the event's lock), is a valid life
       for every claim that ends in the claim's current status, each change recorded once; the
@@ -118,16 +122,24 @@ async def _check_event(conn: AsyncConnection, event_id: int) -> InvariantReport:
     offered = by_status[BookingStatus.OFFERED]
     waiting = by_status[BookingStatus.WAITLISTED]
     where = f"event {event_id}"
-    held = len(confirmed) + len(offered)
+    confirmed_tickets = _tickets(confirmed)
+    offered_tickets = _tickets(offered)
+    held = confirmed_tickets + offered_tickets
     _require(held <= event.capacity, f"{where} oversold")
     _require(
         held + event.available == event.capacity,
-        f"{where}: {len(confirmed)} confirmed + {len(offered)} offered + "
+        f"{where}: {confirmed_tickets} confirmed + {offered_tickets} offered + "
         f"{event.available} available != {event.capacity}",
     )
-    _require(len(offered) == event.offered_count, f"{where}: offered_count drift")
+    _require(offered_tickets == event.offered_count, f"{where}: offered_count drift")
     _require(len(waiting) == event.waiting_count, f"{where}: waiting_count drift")
-    _require(event.available == 0 or not waiting, f"{where}: free ticket, full line")
+    _require(_tickets(waiting) == event.waiting_tickets, f"{where}: waiting_tickets drift")
+    if waiting:
+        first = min(waiting, key=lambda r: r.line_seq)
+        _require(
+            event.available < first.quantity,
+            f"{where}: {event.available} free while the first in line wants {first.quantity}",
+        )
     _require(
         all(r.offer_expires_at is not None for r in offered), f"{where}: offer without deadline"
     )
@@ -141,7 +153,7 @@ async def _check_event(conn: AsyncConnection, event_id: int) -> InvariantReport:
     seqs = [r.line_seq for r in rows if r.line_seq is not None]
     _require(len(seqs) == len(set(seqs)), f"{where}: line number used twice")
     checked_in = [r for r in confirmed if r.checked_in_at is not None]
-    _require(len(checked_in) == event.checked_in_count, f"{where}: checked_in_count drift")
+    _require(_tickets(checked_in) == event.checked_in_count, f"{where}: checked_in_count drift")
     _require(
         all(
             r.status in (S.CONFIRMED, S.EVENT_CANCELLED)
@@ -152,13 +164,18 @@ async def _check_event(conn: AsyncConnection, event_id: int) -> InvariantReport:
     )
     _replay_history(where, rows, entries)
     return InvariantReport(
-        confirmed=len(confirmed),
+        confirmed=confirmed_tickets,
         waiting=len(waiting),
         available=event.available,
         capacity=event.capacity,
-        offered=len(offered),
+        offered=offered_tickets,
         history_entries=len(entries),
+        waiting_tickets=_tickets(waiting),
     )
+
+
+def _tickets(rows: Sequence[Row[Any]]) -> int:
+    return sum(r.quantity for r in rows)
 
 
 # A claim's life: from its status (None before it exists), each action leads to one status.
@@ -197,6 +214,7 @@ def _replay_history(where: str, rows: Sequence[Row[Any]], entries: Sequence[Row[
     """
     bookings = {r.id: r for r in rows}
     state: dict[int, str | None] = dict.fromkeys(bookings)
+    tickets: dict[int, int] = {}  # tickets of each claim, as its history says
     line: list[int] = []  # a heap of the line numbers of the people waiting
     in_line: set[int] = set()
     last_joined = 0
@@ -208,6 +226,9 @@ def _replay_history(where: str, rows: Sequence[Row[Any]], entries: Sequence[Row[
         assert booking is not None
         _require(entry.user_id == booking.user_id, f"{where}: history {entry.id} of another user")
         before = state[booking.id]
+        if _gives_up_part(entry, tickets.get(booking.id, 0)):
+            tickets[booking.id] -= entry.quantity  # the claim keeps the rest, as it is
+            continue
         after = CLAIM_LIFE.get(before, {}).get(entry.action)
         _require(
             after is not None,
@@ -224,6 +245,13 @@ def _replay_history(where: str, rows: Sequence[Row[Any]], entries: Sequence[Row[
         elif entry.action == H.RECEIVED:
             received += 1
             _require(received <= transferred, f"{where}: ticket received before given")
+        if before is None:
+            tickets[booking.id] = entry.quantity
+        _require(
+            entry.quantity == tickets[booking.id],
+            f"{where}: booking {booking.id} of {tickets[booking.id]} tickets {entry.action} "
+            f"for {entry.quantity} (history {entry.id})",
+        )
         if entry.action == H.BOOKED:
             _require(
                 not in_line,
@@ -248,6 +276,11 @@ def _replay_history(where: str, rows: Sequence[Row[Any]], entries: Sequence[Row[
         state[booking.id] = after
     for booking in rows:
         _require(
+            booking.active != 1 or tickets.get(booking.id) == booking.quantity,
+            f"{where}: booking {booking.id} holds {booking.quantity}, its history says "
+            f"{tickets.get(booking.id)}",
+        )
+        _require(
             state[booking.id] == booking.status,
             f"{where}: booking {booking.id} is {booking.status}, its history says "
             f"{state[booking.id]}",
@@ -255,6 +288,11 @@ def _replay_history(where: str, rows: Sequence[Row[Any]], entries: Sequence[Row[
     waiting = {r.line_seq for r in rows if r.status == BookingStatus.WAITLISTED}
     _require(in_line == waiting, f"{where}: the line replayed is not the line")
     _require(transferred == received, f"{where}: {transferred} given, {received} received")
+
+
+def _gives_up_part(entry: Row[Any], held: int) -> bool:
+    """A partial cancel or leave: fewer tickets given up than the claim has."""
+    return entry.action in (H.CANCELLED, H.LEFT) and entry.quantity < held
 
 
 async def active_claims(url: str, event_ids: Sequence[int]) -> dict[tuple[int, int], str]:

@@ -8,6 +8,7 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
+    Integer,
     SmallInteger,
     String,
     UniqueConstraint,
@@ -55,6 +56,7 @@ class Booking(Base):
         # Check-in finds a ticket by the seed its code carries.
         UniqueConstraint("ticket_seed"),
         CheckConstraint(f"status IN ({sql_list(BookingStatus)})", name="status_known"),
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
         # `active IS NOT NULL` first: with `active = 1` alone, a NULL active makes the whole
         # rule NULL, and a CHECK passes on NULL.
         CheckConstraint(
@@ -77,6 +79,9 @@ class Booking(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     status: Mapped[str] = mapped_column(String(16))
     active: Mapped[int | None] = mapped_column(SmallInteger, default=LIVE)
+    # Tickets of the claim: confirmed, offered or wanted in line; all or nothing. A partial
+    # cancel lowers it in place.
+    quantity: Mapped[int] = mapped_column(Integer, server_default="1")
     # Place-in-line number from event.next_line_seq; kept after promotion for the record.
     line_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

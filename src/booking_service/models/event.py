@@ -52,7 +52,8 @@ class Event(Base):
 
     The row is the lock point for everything that happens to the event: every book, cancel,
     offer and organizer change locks it first, so the counters below are always decided under
-    one lock. capacity = confirmed + offered_count + available, always.
+    one lock. Counters count tickets (a party's booking holds several), except waiting_count,
+    which counts entries in line: capacity = confirmed + offered_count + available, always.
     """
 
     __tablename__ = "event"
@@ -60,6 +61,8 @@ class Event(Base):
         CheckConstraint("capacity >= 0", name="capacity_non_negative"),
         CheckConstraint("available >= 0 AND available <= capacity", name="available_in_range"),
         CheckConstraint("waiting_count >= 0", name="waiting_count_non_negative"),
+        CheckConstraint("waiting_tickets >= 0", name="waiting_tickets_non_negative"),
+        CheckConstraint("max_per_user >= 1", name="max_per_user_positive"),
         CheckConstraint(
             "offered_count >= 0 AND available + offered_count <= capacity",
             name="offered_count_in_range",
@@ -88,8 +91,12 @@ class Event(Base):
     # Free tickets: capacity minus confirmed bookings and open offers, kept in the same
     # transaction as they change.
     available: Mapped[int] = mapped_column(Integer)
-    # People in line; with `available` this makes /status one single-row read.
+    # Entries in line (a party is one); with `available` this makes /status one single-row read.
     waiting_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Tickets wanted by the whole line, moved in the same UPDATEs as waiting_count.
+    waiting_tickets: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Most tickets one account may hold for the event (its party's size).
+    max_per_user: Mapped[int] = mapped_column(Integer, server_default="1")
     # Next place-in-line number: a per-event sequence, so the line is FIFO by construction.
     next_line_seq: Mapped[int] = mapped_column(BigInteger, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

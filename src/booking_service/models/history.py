@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booking_service.models.base import MYSQL_TABLE_OPTIONS, Base
@@ -48,4 +48,6 @@ class BookingHistory(Base):
     event_id: Mapped[int] = mapped_column(ForeignKey("event.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     action: Mapped[str] = mapped_column(String(16))
+    # Tickets the entry concerns: the claim's, or those a partial cancel or leave gave up.
+    quantity: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -17,6 +17,7 @@ from booking_service.models import IS_LIVE, Booking, BookingStatus, Event, User
 
 class _ClaimState(TypedDict):
     status: BookingStatus
+    quantity: int
     position: int | None
     created_at: datetime
     confirmed_at: datetime | None
@@ -30,6 +31,7 @@ def _claim_state_columns(position: ColumnElement[int]) -> tuple[Any, ...]:
     own three (booking id, then the other party's id and name)."""
     return (
         Booking.status,
+        Booking.quantity,
         position.label("position"),
         Booking.created_at,
         Booking.confirmed_at,
@@ -45,6 +47,7 @@ def _claim_state(row: Any) -> _ClaimState:
     status = BookingStatus(row.status)
     return _ClaimState(
         status=status,
+        quantity=row.quantity,
         position=row.position if status is BookingStatus.WAITLISTED else None,
         created_at=row.created_at,
         confirmed_at=row.confirmed_at,
@@ -60,6 +63,7 @@ class UserBooking:
     event_id: int
     event_name: str
     status: BookingStatus
+    quantity: int
     position: int | None
     created_at: datetime
     confirmed_at: datetime | None
@@ -114,6 +118,7 @@ class EventClaim:
     user_id: int
     username: str
     status: BookingStatus
+    quantity: int
     position: int | None
     created_at: datetime
     confirmed_at: datetime | None

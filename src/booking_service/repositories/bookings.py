@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -25,6 +25,7 @@ class LockedBooking:
     line_seq: int | None
     offer_expires_at: datetime | None = None
     checked_in_at: datetime | None = None
+    quantity: int = 1  # tickets of the claim
 
 
 LOCKED_COLUMNS = (
@@ -34,6 +35,7 @@ LOCKED_COLUMNS = (
     Booking.line_seq,
     Booking.offer_expires_at,
     Booking.checked_in_at,
+    Booking.quantity,
 )
 
 
@@ -45,6 +47,7 @@ def _locked(row: Any) -> LockedBooking:
         line_seq=row.line_seq,
         offer_expires_at=row.offer_expires_at,
         checked_in_at=row.checked_in_at,
+        quantity=row.quantity,
     )
 
 
@@ -101,8 +104,8 @@ async def last_ended_status(
 async def first_in_line_for_update(
     session: AsyncSession, event_id: int, count: int
 ) -> list[LockedBooking]:
-    """Lock the first `count` people in the event's waiting list, in line order. Call with the event
-    row already locked."""
+    """Lock the first `count` entries of the event's waiting list, in line order, with the
+    tickets each wants. Call with the event row already locked."""
     rows = await session.execute(
         select(*LOCKED_COLUMNS)
         .where(Booking.event_id == event_id, Booking.status == BookingStatus.WAITLISTED)
@@ -141,6 +144,27 @@ async def offer_through(
         .where(_in_line_through(event_id, last_line_seq))
         .values(status=BookingStatus.OFFERED, offer_expires_at=expires_at)
     )
+
+
+async def lower_quantities(session: AsyncSession, given_up: Mapping[int, int]) -> None:
+    """Take these many tickets off each of these live claims (booking id -> tickets; each
+    locked just before, each keeping at least one), in one statement."""
+    await session.execute(
+        update(Booking)
+        .where(Booking.id.in_(given_up), IS_LIVE)
+        .values(quantity=Booking.quantity - case(dict(given_up), value=Booking.id))
+    )
+
+
+async def largest_party_in_line(session: AsyncSession, event_id: int) -> int:
+    """Tickets wanted by the largest entry in the event's line (0: nobody waits). Call with the
+    event row locked: every claim changes under it, so this read is current."""
+    largest = await session.scalar(
+        select(func.max(Booking.quantity)).where(
+            Booking.event_id == event_id, Booking.status == BookingStatus.WAITLISTED
+        )
+    )
+    return int(largest or 0)
 
 
 async def accept_offer(session: AsyncSession, booking_id: int, at: datetime) -> None:
@@ -255,6 +279,7 @@ class NewClaim:
     user_id: int
     status: BookingStatus
     line_seq: int | None = None
+    quantity: int = 1
 
 
 async def add_claims(
@@ -269,6 +294,7 @@ async def add_claims(
             "status": claim.status,
             "active": LIVE,
             "line_seq": claim.line_seq,
+            "quantity": claim.quantity,
             "created_at": at,
             "confirmed_at": at if claim.status is BookingStatus.CONFIRMED else None,
             "ticket_seed": new_ticket_seed(),

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from booking_service.db import insert_returning_id, note_event_changed
-from booking_service.models import Event, EventState, WaitlistMode
+from booking_service.models import Booking, BookingStatus, Event, EventState, WaitlistMode
 from booking_service.models.event import ShownState, shown_state
 from booking_service.models.types import db_utcnow, db_utcnow_locked
 
@@ -36,13 +36,15 @@ class LockedEvent:
     offer_seconds: int
     capacity: int
     available: int
-    waiting_count: int
+    waiting_count: int  # entries in line
+    waiting_tickets: int  # tickets the line wants
     offered_count: int
     next_line_seq: int
     sales_start: datetime | None
     sales_end: datetime | None
     transfers_allowed: bool
     checked_in_count: int
+    max_per_user: int
     # The database's clock once the lock is held: the one reading of time the transaction
     # judges by (sale window, offer deadlines) and stamps its changes with.
     now: datetime
@@ -64,6 +66,7 @@ async def add_event(
     sales_start: datetime | None,
     sales_end: datetime | None,
     transfers_allowed: bool,
+    max_per_user: int = 1,
 ) -> int:
     return await insert_returning_id(
         session,
@@ -73,6 +76,8 @@ async def add_event(
             capacity=capacity,
             available=capacity,
             waiting_count=0,
+            waiting_tickets=0,
+            max_per_user=max_per_user,
             next_line_seq=1,
             state=EventState.OPEN,
             waitlist_mode=waitlist_mode,
@@ -140,13 +145,16 @@ async def get_events_for_update(
 class CounterMoves:
     """What one transaction adds to an event's counters (possibly negative)."""
 
-    available: int = 0
-    waiting: int = 0  # people on the waiting list
-    offered: int = 0  # open offers
+    available: int = 0  # tickets
+    waiting: int = 0  # entries on the waiting list
+    waiting_tickets: int = 0  # tickets they want
+    offered: int = 0  # tickets on open offers
     line_seq: int = 0  # places on the waiting list handed out (next_line_seq)
 
     def __bool__(self) -> bool:
-        return bool(self.available or self.waiting or self.offered or self.line_seq)
+        return bool(
+            self.available or self.waiting or self.waiting_tickets or self.offered or self.line_seq
+        )
 
 
 async def move_counters(
@@ -167,6 +175,7 @@ async def move_counters(
     values = {
         Event.available.key: per_event(Event.available, lambda m: m.available),
         Event.waiting_count.key: per_event(Event.waiting_count, lambda m: m.waiting),
+        Event.waiting_tickets.key: per_event(Event.waiting_tickets, lambda m: m.waiting_tickets),
         Event.offered_count.key: per_event(Event.offered_count, lambda m: m.offered),
         Event.next_line_seq.key: per_event(Event.next_line_seq, lambda m: m.line_seq),
     }
@@ -182,7 +191,9 @@ class EventSnapshot:
     capacity: int
     available: int
     waiting_count: int
+    waiting_tickets: int
     offered_count: int
+    max_per_user: int
     owner_id: int
     created_at: datetime
     state: EventState
@@ -192,6 +203,8 @@ class EventSnapshot:
     sales_end: datetime | None
     transfers_allowed: bool
     checked_in_count: int
+    # Tickets the first entry in line wants (None when nobody waits), read in the same SELECT.
+    head_quantity: int | None
     # The database's clock as of the read: what the shown state is judged by.
     read_at: datetime
 
@@ -201,12 +214,28 @@ class EventSnapshot:
         return self.capacity - self.available - self.offered_count
 
     @property
+    def first_in_line_needs(self) -> int:
+        """Tickets the first entry in line still lacks before it is served (0: nobody waits)."""
+        if self.head_quantity is None:
+            return 0
+        return max(self.head_quantity - self.available, 0)
+
+    @property
     def shown_state(self) -> ShownState:
         """The state as clients see it, as of the read."""
         return shown_state(self.state, self.sales_start, self.sales_end, self.read_at)
 
 
-EVENT_COLUMNS = _columns(EventSnapshot, read_at=db_utcnow())
+# The head of the line by the index (event_id, status, line_seq): one row looked up.
+HEAD_QUANTITY = (
+    select(Booking.quantity)
+    .where(Booking.event_id == Event.id, Booking.status == BookingStatus.WAITLISTED)
+    .order_by(Booking.line_seq)
+    .limit(1)
+    .correlate(Event)
+    .scalar_subquery()
+)
+EVENT_COLUMNS = _columns(EventSnapshot, read_at=db_utcnow(), head_quantity=HEAD_QUANTITY)
 
 
 def _snapshot(row: Row[Any]) -> EventSnapshot:

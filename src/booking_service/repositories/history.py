@@ -18,6 +18,7 @@ class NewEntry:
     booking_id: int
     user_id: int
     action: HistoryAction
+    quantity: int = 1  # tickets the entry concerns
 
 
 async def add_entries(
@@ -39,6 +40,7 @@ async def add_entries_of_events(
                 "event_id": event_id,
                 "user_id": entry.user_id,
                 "action": entry.action,
+                "quantity": entry.quantity,
                 "created_at": at,
             }
             for event_id, entry in entries
@@ -56,6 +58,7 @@ async def add_for_live_claims(
             Booking.event_id,
             Booking.user_id,
             literal(action.value),
+            Booking.quantity,
             literal(at, BookingHistory.created_at.type),
         )
         .where(Booking.event_id == event_id, IS_LIVE)
@@ -63,7 +66,7 @@ async def add_for_live_claims(
     )
     await session.execute(
         insert(BookingHistory).from_select(
-            ["booking_id", "event_id", "user_id", "action", "created_at"], live
+            ["booking_id", "event_id", "user_id", "action", "quantity", "created_at"], live
         )
     )
 
@@ -77,6 +80,7 @@ class HistoryItem:
     user_id: int
     username: str
     action: HistoryAction
+    quantity: int
     created_at: datetime
 
 
@@ -93,6 +97,7 @@ async def _page(
                 BookingHistory.user_id,
                 User.username,
                 BookingHistory.action,
+                BookingHistory.quantity,
                 BookingHistory.created_at,
             )
             .join(Event, Event.id == BookingHistory.event_id)

@@ -1,9 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from booking_service.schemas.common import (
     EXAMPLE_TIME,
@@ -11,6 +17,7 @@ from booking_service.schemas.common import (
     RESPONSE_CONFIG,
     EventId,
     Message,
+    json_integer,
 )
 
 LiveStatus = Literal["confirmed", "offered", "waitlisted"]
@@ -20,12 +27,64 @@ LIVE_STATUS_DESCRIPTION = (
 )
 
 
+# The hard bound; an event's own `max_per_user` (at most MAX_PER_USER_LIMIT) is checked when
+# booking, with its value named in the 422.
+MAX_QUANTITY = 1000
+
+
 class BookingRequest(BaseModel):
-    """The event to book, cancel, or answer an offer for."""
+    """The event to answer an offer for."""
 
     model_config = REQUEST_CONFIG
 
     event_id: EventId = Field(alias="eventId")
+
+
+class _PartyRequest(BookingRequest):
+    quantity: int | None
+
+    @model_serializer(mode="wrap")
+    def _without_default_quantity(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # The dump an idempotency key's digest is made of: without the default quantity, a
+        # one-ticket request is the same request, with the same digest, as before parties.
+        data = handler(self)
+        if self.quantity == type(self).model_fields["quantity"].default:
+            data.pop("quantity", None)
+        return data
+
+
+class BookRequest(_PartyRequest):
+    """The event to book, and how many tickets (a party: all or nothing)."""
+
+    quantity: Annotated[int, BeforeValidator(json_integer)] = Field(
+        default=1,
+        strict=True,
+        ge=1,
+        le=MAX_QUANTITY,
+        description=(
+            "Tickets wanted, all or nothing, at most the event's `max_per_user` (422 naming it "
+            "above that; 409 `party_too_large` above its capacity). Places in line count "
+            "entries: the whole party waits as one."
+        ),
+        examples=[1, 4],
+    )
+
+
+class CancelRequest(_PartyRequest):
+    """The event to cancel for, and optionally how many tickets to give up."""
+
+    quantity: Annotated[int | None, BeforeValidator(json_integer)] = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=MAX_QUANTITY,
+        description=(
+            "Tickets to give up; left out: all of them. Fewer than you hold keeps the rest "
+            "(a place in line keeps its place and wants fewer); more is 422; part of an open "
+            "offer is 409 `offer_all_or_nothing`."
+        ),
+        examples=[None, 2],
+    )
 
 
 class BookingConfirmed(BaseModel):
@@ -39,6 +98,7 @@ class BookingConfirmed(BaseModel):
         serialization_alias="bookingId", description="Your booking's id.", examples=[42]
     )
     status: Literal["confirmed"] = Field(description="You hold a ticket.", examples=["confirmed"])
+    quantity: int = Field(description="Tickets of the booking.", examples=[1])
 
 
 class BookingWaitlisted(BaseModel):
@@ -54,7 +114,11 @@ class BookingWaitlisted(BaseModel):
     status: Literal["waitlisted"] = Field(
         description="You hold a place in line.", examples=["waitlisted"]
     )
-    position: int = Field(description="Your 1-based place in line.", examples=[1])
+    position: int = Field(
+        description="Your 1-based place in line, counted in entries (a party is one).",
+        examples=[1],
+    )
+    quantity: int = Field(description="Tickets your party waits for.", examples=[1])
 
 
 class CancelResult(BaseModel):
@@ -72,6 +136,13 @@ class CancelResult(BaseModel):
         ),
         examples=["released"],
     )
+    released_tickets: int = Field(
+        description="Tickets given back: 0 for a place in line (it holds none).", examples=[1]
+    )
+    quantity: int = Field(
+        description="Tickets you still hold or wait for: 0 unless you cancelled part of them.",
+        examples=[0],
+    )
 
 
 EXAMPLE_MY_BOOKING = {
@@ -79,6 +150,7 @@ EXAMPLE_MY_BOOKING = {
     "eventId": 1,
     "event_name": "Concert 2025",
     "status": "confirmed",
+    "quantity": 1,
     "position": None,
     "created_at": EXAMPLE_TIME,
     "confirmed_at": EXAMPLE_TIME,
@@ -87,6 +159,7 @@ EXAMPLE_MY_BOOKING = {
     "checked_in_at": None,
     "ticket_code": "2WUnCGv3YD1VjkdBw1KZNd9vlzHvi7wHmOYHf8zOeTQ",
 }
+QUANTITY = "Tickets of the booking: confirmed, offered, or wanted in line (all or nothing)."
 CHECKED_IN_AT = "When the ticket was checked in at the door (UTC); null until then."
 
 
@@ -101,6 +174,7 @@ class MyBooking(BaseModel):
     event_id: int = Field(serialization_alias="eventId", description="The event.", examples=[1])
     event_name: str = Field(description="The event's name.", examples=["Concert 2025"])
     status: LiveStatus = Field(description=LIVE_STATUS_DESCRIPTION, examples=["confirmed"])
+    quantity: int = Field(description=QUANTITY, examples=[1])
     position: int | None = Field(
         default=None,
         description="Your 1-based place in line when waitlisted; null when confirmed.",
@@ -160,6 +234,7 @@ EXAMPLE_EVENT_BOOKING = {
     "userId": 8,
     "username": "user123",
     "status": "waitlisted",
+    "quantity": 2,
     "position": 1,
     "created_at": EXAMPLE_TIME,
     "confirmed_at": None,
@@ -180,6 +255,7 @@ class EventBooking(BaseModel):
     user_id: int = Field(serialization_alias="userId", description="Its holder.", examples=[8])
     username: str = Field(description="Its holder's username.", examples=["user123"])
     status: LiveStatus = Field(description=LIVE_STATUS_DESCRIPTION, examples=["waitlisted"])
+    quantity: int = Field(description=QUANTITY, examples=[2])
     position: int | None = Field(
         default=None, description="1-based place in line when waitlisted; else null.", examples=[1]
     )

@@ -19,7 +19,7 @@ from booking_service.limits import MAX_OFFER_SECONDS
 MAX_DB_ID = 2**53 - 1
 
 
-def _json_integer(value: Any) -> Any:
+def json_integer(value: Any) -> Any:
     """JSON has one number type: 12 and 12.0 are the same integer, but true and "12" are not."""
     if isinstance(value, bool):
         raise PydanticCustomError("int_type", "Input should be a valid integer")
@@ -33,7 +33,7 @@ def _json_integer(value: Any) -> Any:
 EventId = Annotated[
     int,
     Field(strict=True, ge=1, le=MAX_DB_ID, description="The event's id.", examples=[1]),
-    BeforeValidator(_json_integer),
+    BeforeValidator(json_integer),
 ]
 
 TicketCount = Annotated[
@@ -49,7 +49,7 @@ TicketCount = Annotated[
         ),
         examples=[100],
     ),
-    BeforeValidator(_json_integer),
+    BeforeValidator(json_integer),
 ]
 
 
@@ -124,7 +124,7 @@ OfferSeconds = Annotated[
         ),
         examples=[900],
     ),
-    BeforeValidator(_json_integer),
+    BeforeValidator(json_integer),
 ]
 
 # Years a sale window may name, written in the text itself: inside what every database

@@ -3,7 +3,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from booking_service.limits import DEFAULT_OFFER_SECONDS
 from booking_service.models import WaitlistMode
@@ -16,6 +23,7 @@ from booking_service.schemas.common import (
     SaleMoment,
     TicketCount,
     example_of,
+    json_integer,
 )
 
 # One enum in the document (`WaitlistMode`), so generated clients share one type for it. Not
@@ -38,6 +46,16 @@ SALES_END = (
     "`sales_ended`; tickets and places already held carry on."
 )
 TRANSFERS_ALLOWED = "Whether holders may transfer their confirmed tickets to another user."
+MAX_PER_USER = (
+    "Most tickets one account may hold for the event (its party, booked all or nothing): 1 "
+    "to the server's MAX_PER_USER_LIMIT (422 above it)."
+)
+MaxPerUser = Annotated[
+    int,
+    # The app publishes the configured MAX_PER_USER_LIMIT as `maximum` (openapi_document.py).
+    Field(strict=True, ge=1, le=1000, description=MAX_PER_USER, examples=[4]),
+    BeforeValidator(json_integer),
+]
 
 
 def _after_sales_start(sales_end: datetime | None, info: ValidationInfo) -> datetime | None:
@@ -100,6 +118,7 @@ class EventCreate(BaseModel):
         default=None, description=SALES_END, examples=["2025-06-08T18:00:00Z"]
     )
     transfers_allowed: bool = Field(default=True, description=TRANSFERS_ALLOWED, examples=[True])
+    max_per_user: MaxPerUser = 1
 
     _check_window = field_validator("sales_end")(_after_sales_start)
 
@@ -122,7 +141,10 @@ AvailableTickets = Annotated[
     int,
     Field(
         validation_alias="available",
-        description="Tickets nobody holds (bookable while the event is `open`).",
+        description=(
+            "Tickets nobody holds: bookable while the event is `open` and nobody waits (while a"
+            " party waits, they stay free until there are enough for all of it)."
+        ),
         examples=[98],
     ),
 ]
@@ -138,7 +160,26 @@ WaitingListCount = Annotated[
     int,
     Field(
         validation_alias="waiting_count",
-        description="People waiting for a ticket.",
+        description="Entries in the waiting list (a party is one entry).",
+        examples=[0],
+    ),
+]
+WaitingListTickets = Annotated[
+    int,
+    Field(
+        validation_alias="waiting_tickets",
+        description="Tickets wanted by the whole waiting list.",
+        examples=[0],
+    ),
+]
+FirstInLineNeeds = Annotated[
+    int,
+    Field(
+        description=(
+            "Tickets the first entry in line still lacks (its party's size minus the tickets "
+            "free); 0 when nobody waits. Free tickets stay free while the first party waits "
+            "for enough of them: nobody behind it, nor a newcomer, may take them."
+        ),
         examples=[0],
     ),
 ]
@@ -178,6 +219,8 @@ class EventStatus(BaseModel):
     available_tickets: AvailableTickets
     total_ticket_booked: TicketsBooked
     waiting_list_count: WaitingListCount
+    waiting_list_tickets: WaitingListTickets
+    first_in_line_needs: FirstInLineNeeds
     offered_tickets: OfferedTickets
     state: ShownStateName
     sales_start: SalesStart
@@ -201,7 +244,10 @@ class EventRead(BaseModel):
     available_tickets: AvailableTickets
     total_ticket_booked: TicketsBooked
     waiting_list_count: WaitingListCount
+    waiting_list_tickets: WaitingListTickets
+    first_in_line_needs: FirstInLineNeeds
     offered_tickets: OfferedTickets
+    max_per_user: int = Field(description=MAX_PER_USER, examples=[4])
     owner_id: int = Field(
         serialization_alias="ownerId", description="Id of the user who created it.", examples=[7]
     )
@@ -268,6 +314,11 @@ class EventUpdate(BaseModel):
     transfers_allowed: bool | None = Field(
         default=None, description=TRANSFERS_ALLOWED, examples=[False]
     )
+    max_per_user: MaxPerUser | None = Field(
+        default=None,
+        description=MAX_PER_USER + " Lowering it never touches bookings already made.",
+        examples=[4],
+    )
 
     _check_window = field_validator("sales_end")(_after_sales_start)
 
@@ -280,8 +331,10 @@ class EventCancelled(BaseModel):
     message: str = Field(description="Confirmation.", examples=[Message.EVENT_CANCELLED])
     event_id: int = Field(serialization_alias="eventId", description="The event.", examples=[1])
     released_tickets: int = Field(description="Confirmed tickets released.", examples=[98])
-    released_offers: int = Field(description="Open offers withdrawn.", examples=[2])
-    released_places: int = Field(description="Places in line released.", examples=[40])
+    released_offers: int = Field(description="Tickets of open offers withdrawn.", examples=[2])
+    released_places: int = Field(
+        description="Entries in line released (a party is one).", examples=[40]
+    )
 
 
 __all__ = [

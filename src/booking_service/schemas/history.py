@@ -31,6 +31,7 @@ EXAMPLE_HISTORY_ENTRY = {
     "userId": 7,
     "username": "user123",
     "action": "booked",
+    "quantity": 1,
     "created_at": EXAMPLE_TIME,
 }
 
@@ -66,6 +67,13 @@ class HistoryEntry(BaseModel):
             "in at the door."
         ),
         examples=["booked"],
+    )
+    quantity: int = Field(
+        description=(
+            "Tickets the change concerns: the booking's, or those given up by a partial "
+            "`cancelled` or `left` (the booking keeps the rest)."
+        ),
+        examples=[1],
     )
     created_at: datetime = Field(description="When it happened (UTC).", examples=[EXAMPLE_TIME])
 

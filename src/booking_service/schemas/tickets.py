@@ -57,7 +57,7 @@ class TransferResult(BaseModel):
     to_username: str = Field(
         serialization_alias="toUsername", description="The new holder.", examples=["friend42"]
     )
-    quantity: int = Field(description="Tickets moved (one booking holds one).", examples=[1])
+    quantity: int = Field(description="Tickets moved: the whole booking.", examples=[1])
     transferred_at: datetime = Field(description="When it moved (UTC).", examples=[EXAMPLE_TIME])
 
 
@@ -81,5 +81,5 @@ class CheckInResult(BaseModel):
     )
     user_id: int = Field(serialization_alias="userId", description="Its holder.", examples=[8])
     username: str = Field(description="Its holder's username.", examples=["user123"])
-    quantity: int = Field(description="Tickets admitted (one booking holds one).", examples=[1])
+    quantity: int = Field(description="Tickets admitted: the whole booking.", examples=[1])
     checked_in_at: datetime = Field(description="When (UTC).", examples=[EXAMPLE_TIME])

@@ -8,10 +8,14 @@ cycle:
     4. inserts                            bookings.add_claims, history, outbox
 Decisions come from those locked rows, never from an earlier read.
 
-A booking is refused, in this order (`refusal`, the one place it is written): a closed account
-(as the token guard would have said), then the event (unknown, closed, cancelled, outside its
-sale window), then a claim already held. Otherwise it gets a free ticket, or else a place on
-the waiting list. A lone request is served by the same code as a group, as a group of one.
+A booking of N tickets (a party, all or nothing) is refused, in this order (`refusal`, the one
+place it is written): a closed account (as the token guard would have said), then the event
+(unknown, closed, cancelled, outside its sale window), then a claim already held, then N above
+the event's max_per_user (422), then N above its capacity (409: it could never be served).
+Otherwise, if nobody waits and N tickets are free, it gets them; else the whole party joins
+the line as one entry: a newcomer never passes anyone waiting. Requests of a group are judged
+in arrival order, so once one joins an event's line, everyone after it does too. A lone
+request is served by the same code as a group, as a group of one.
 """
 
 from __future__ import annotations
@@ -25,13 +29,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.db import is_duplicate_key, is_missing_reference
-from booking_service.errors import AccountGone, AlreadyBooked, AppError, EventNotFound
+from booking_service.errors import (
+    AccountGone,
+    AlreadyBooked,
+    AppError,
+    EventNotFound,
+    PartyTooLarge,
+    QuantityAboveLimit,
+)
 from booking_service.models import BookingStatus, HistoryAction
 from booking_service.repositories import bookings, events, users
 from booking_service.repositories.bookings import EventUser, NewClaim
 from booking_service.repositories.events import LockedEvent
 from booking_service.repositories.history import NewEntry
-from booking_service.services.cancels import CancelOutcome, cancel_claims
+from booking_service.services.cancels import Cancel, Cancelled, CancelOutcome, cancel_claims
 from booking_service.services.line import EventChanges, write_changes
 from booking_service.services.sale_window import booking_refusal
 
@@ -41,6 +52,7 @@ class BookResult:
     booking_id: int
     status: BookingStatus
     position: int | None = None  # 1-based place on the waiting list when waitlisted
+    quantity: int = 1  # tickets booked, or wanted in line
 
 
 class RequestKind(enum.Enum):
@@ -55,26 +67,46 @@ class BookOrCancel:
     kind: RequestKind
     event_id: int
     user_id: int
+    # Tickets to book (a party), or to give up (None: the whole claim).
+    quantity: int | None = None
+
+    @property
+    def tickets(self) -> int:
+        """Tickets a booking asks for."""
+        return 1 if self.quantity is None else self.quantity
 
     @property
     def key(self) -> EventUser:
         return (self.event_id, self.user_id)
 
 
-Answer = BookResult | CancelOutcome
+Answer = BookResult | Cancelled
 
 
 def kept_form(answer: Answer) -> object:
     """The answer as kept with an idempotency key: JSON (`answer_from_kept` reads it back)."""
-    if isinstance(answer, CancelOutcome):
-        return answer.value
-    return {"booking_id": answer.booking_id, "status": answer.status, "position": answer.position}
+    if isinstance(answer, Cancelled):
+        return {"outcome": answer.outcome, "released": answer.released, "kept": answer.kept}
+    return {
+        "booking_id": answer.booking_id,
+        "status": answer.status,
+        "position": answer.position,
+        "quantity": answer.quantity,
+    }
 
 
 def answer_from_kept(kind: RequestKind, kept: Any) -> Answer:
+    # Answers kept before parties existed hold one ticket: a bare outcome, or no quantity.
     if kind is RequestKind.CANCEL:
-        return CancelOutcome(kept)
-    return BookResult(kept["booking_id"], BookingStatus(kept["status"]), kept["position"])
+        if isinstance(kept, str):
+            return Cancelled(CancelOutcome(kept))
+        return Cancelled(CancelOutcome(kept["outcome"]), kept["released"], kept["kept"])
+    return BookResult(
+        kept["booking_id"],
+        BookingStatus(kept["status"]),
+        kept["position"],
+        kept.get("quantity", 1),
+    )
 
 
 CLAIM_ACTIONS = {
@@ -83,7 +115,9 @@ CLAIM_ACTIONS = {
 }
 
 
-def refusal(event: LockedEvent | None, *, account_open: bool, holds_claim: bool) -> AppError | None:
+def refusal(
+    event: LockedEvent | None, *, account_open: bool, holds_claim: bool, quantity: int = 1
+) -> AppError | None:
     """Why this booking is refused, if it is: the order of refusals, for every path."""
     if not account_open:
         return AccountGone()
@@ -94,6 +128,11 @@ def refusal(event: LockedEvent | None, *, account_open: bool, holds_claim: bool)
         return closed
     if holds_claim:
         return AlreadyBooked()
+    if quantity > event.max_per_user:
+        return QuantityAboveLimit(event.max_per_user)
+    if quantity > event.capacity:
+        # It could never be served: it would wait forever and block everyone behind it.
+        return PartyTooLarge(quantity, event.capacity)
     return None
 
 
@@ -117,17 +156,17 @@ async def book_and_cancel(
     locked = await events.get_events_for_update(session, {r.event_id for r in requests})
     changes = {event_id: EventChanges(event) for event_id, event in locked.items()}
     outcomes: dict[EventUser, Answer | AppError] = {}
-    cancels: dict[int, list[int]] = {}  # event id -> users, in arrival order
+    cancels: dict[int, list[Cancel]] = {}  # event id -> (user, tickets), in arrival order
     for request in requests:
         if request.kind is RequestKind.CANCEL:
-            cancels.setdefault(request.event_id, []).append(request.user_id)
+            cancels.setdefault(request.event_id, []).append((request.user_id, request.quantity))
     for event_id in sorted(cancels):
         if event_id not in changes:
-            outcomes.update({(event_id, user): EventNotFound() for user in cancels[event_id]})
+            outcomes.update({(event_id, user): EventNotFound() for user, _ in cancels[event_id]})
             continue
         cancelled = await cancel_claims(session, changes[event_id], cancels[event_id])
         outcomes.update({(event_id, user): outcome for user, outcome in cancelled.items()})
-    wanted = [r.key for r in requests if r.kind is RequestKind.BOOK]
+    wanted = {r.key: r.tickets for r in requests if r.kind is RequestKind.BOOK}
     booked = await _book(session, wanted, changes, outcomes) if wanted else []
     await write_changes(session, changes.values(), then=booked)
     return [outcomes[r.key] for r in requests]
@@ -135,28 +174,29 @@ async def book_and_cancel(
 
 async def _book(
     session: AsyncSession,
-    wanted: list[EventUser],
+    wanted: Mapping[EventUser, int],
     changes: Mapping[int, EventChanges],
     outcomes: dict[EventUser, Answer | AppError],
 ) -> list[tuple[int, NewEntry]]:
-    """Book each (event, user) in this order, into `outcomes`; returns their history entries.
-    Statements: lock the open accounts, find holders, insert the claims."""
+    """Book each (event, user) for its tickets, in this order, into `outcomes`; returns their
+    history entries. Statements: lock the open accounts, find holders, insert the claims."""
     open_accounts = await users.lock_open_accounts(session, {user for _, user in wanted})
     holders = await bookings.live_claimants(session, wanted)
     claims: list[NewClaim] = []
     positions: dict[EventUser, int | None] = {}
-    for event_id, user_id in wanted:
+    for (event_id, user_id), tickets in wanted.items():
         event = changes.get(event_id)
         refused = refusal(
             None if event is None else event.event,
             account_open=user_id in open_accounts,
             holds_claim=(event_id, user_id) in holders,
+            quantity=tickets,
         )
         if refused is not None:
             outcomes[event_id, user_id] = refused
             continue
         assert event is not None
-        claims.append(_claim(event, user_id))
+        claims.append(_claim(event, user_id, tickets))
         positions[event_id, user_id] = None if claims[-1].line_seq is None else event.waiting_now
     if not claims:
         return []
@@ -167,18 +207,25 @@ async def _book(
     for claim in claims:
         key = (claim.event_id, claim.user_id)
         entries.append(
-            (claim.event_id, NewEntry(booking_ids[key], claim.user_id, CLAIM_ACTIONS[claim.status]))
+            (
+                claim.event_id,
+                NewEntry(
+                    booking_ids[key], claim.user_id, CLAIM_ACTIONS[claim.status], claim.quantity
+                ),
+            )
         )
-        outcomes[key] = BookResult(booking_ids[key], claim.status, positions[key])
+        outcomes[key] = BookResult(booking_ids[key], claim.status, positions[key], claim.quantity)
     return entries
 
 
-def _claim(event: EventChanges, user_id: int) -> NewClaim:
-    """A free ticket if there is one, else the next place on the waiting list; counted."""
-    if event.available_now > 0:
-        event.available -= 1
-        return NewClaim(event.event.id, user_id, BookingStatus.CONFIRMED)
+def _claim(event: EventChanges, user_id: int, tickets: int) -> NewClaim:
+    """The tickets if nobody waits and they are free, else the next place on the waiting list
+    for the whole party; counted."""
+    if event.waiting_now == 0 and event.available_now >= tickets:
+        event.available -= tickets
+        return NewClaim(event.event.id, user_id, BookingStatus.CONFIRMED, quantity=tickets)
     line_seq = event.next_line_seq
     event.line_seq += 1
     event.waiting += 1
-    return NewClaim(event.event.id, user_id, BookingStatus.WAITLISTED, line_seq)
+    event.waiting_tickets += tickets
+    return NewClaim(event.event.id, user_id, BookingStatus.WAITLISTED, line_seq, tickets)

@@ -24,7 +24,7 @@ from booking_service.services.booking_rules import (
     RequestKind,
     answer_from_kept,
 )
-from booking_service.services.cancels import CancelOutcome
+from booking_service.services.cancels import Cancelled, CancelOutcome
 from booking_service.services.coalescer import Coalescer
 from booking_service.services.idempotency import HeldKey
 from booking_service.ticket_codes import TicketCodes
@@ -56,19 +56,29 @@ class BookingService:
         self._codes = ticket_codes
         self._retries = lock_retries
 
-    async def book(self, *, user_id: int, event_id: int, key: HeldKey | None = None) -> BookResult:
-        """A ticket, or else a place on the waiting list. With an idempotency `key`, the result
-        is kept with it in the booking's own transaction."""
-        result = await self._serve(BookOrCancel(RequestKind.BOOK, event_id, user_id), key)
+    async def book(
+        self, *, user_id: int, event_id: int, quantity: int = 1, key: HeldKey | None = None
+    ) -> BookResult:
+        """`quantity` tickets (all or nothing), or else a place on the waiting list for them.
+        With an idempotency `key`, the result is kept with it in the booking's own transaction."""
+        request = BookOrCancel(RequestKind.BOOK, event_id, user_id, quantity)
+        result = await self._serve(request, key)
         assert isinstance(result, BookResult)
         return result
 
     async def cancel(
-        self, *, user_id: int, event_id: int, key: HeldKey | None = None
-    ) -> CancelOutcome:
-        """Give a ticket or an offer back, or leave the waiting list; `key` as for `book`."""
-        outcome = await self._serve(BookOrCancel(RequestKind.CANCEL, event_id, user_id), key)
-        assert isinstance(outcome, CancelOutcome)
+        self,
+        *,
+        user_id: int,
+        event_id: int,
+        quantity: int | None = None,
+        key: HeldKey | None = None,
+    ) -> Cancelled:
+        """Give tickets or an offer back, or leave the waiting list: the whole claim, or
+        `quantity` of its tickets; `key` as for `book`."""
+        request = BookOrCancel(RequestKind.CANCEL, event_id, user_id, quantity)
+        outcome = await self._serve(request, key)
+        assert isinstance(outcome, Cancelled)
         return outcome
 
     async def _serve(self, request: BookOrCancel, key: HeldKey | None) -> Answer:
@@ -78,7 +88,9 @@ class BookingService:
         answer = await self._coalescer.serve(request, key)
         # Counted once committed, never per attempt, nor per retry of the same request.
         counted_as = (
-            BOOKED_AS[answer.status] if isinstance(answer, BookResult) else CANCELLED_AS[answer]
+            BOOKED_AS[answer.status]
+            if isinstance(answer, BookResult)
+            else CANCELLED_AS[answer.outcome]
         )
         for counted in counted_as:
             metrics.count_booking(counted)

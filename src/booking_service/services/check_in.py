@@ -59,13 +59,17 @@ class CheckInService:
             if ticket.checked_in_at is not None:
                 raise AlreadyCheckedIn(ticket.checked_in_at)
             changes = EventChanges(
-                event, fields={Event.checked_in_count.key: Event.checked_in_count + 1}
+                # The whole booking is let in: all its tickets.
+                event,
+                fields={Event.checked_in_count.key: Event.checked_in_count + ticket.quantity},
             )
             await bookings.check_in(session, ticket.id, changes.now)
             changes.record(ticket, HistoryAction.CHECKED_IN)
             await changes.write(session)
             username = await users.get_username(session, ticket.user_id)
             assert username is not None  # the booking refers to it
-            return TicketCheckedIn(ticket.id, ticket.user_id, username, 1, changes.now)
+            return TicketCheckedIn(
+                ticket.id, ticket.user_id, username, ticket.quantity, changes.now
+            )
 
         return await run_transaction(self._session, work, retries=self._retries)

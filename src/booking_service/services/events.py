@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_service.db import run_transaction
-from booking_service.errors import EventNotFound, TooManyTickets
+from booking_service.errors import EventNotFound, MaxPerUserAboveLimit, TooManyTickets
 from booking_service.models import WaitlistMode
 from booking_service.repositories import events
 from booking_service.repositories.events import EventSnapshot
@@ -125,10 +125,12 @@ class EventService:
         session: AsyncSession,
         *,
         max_tickets: int,
+        max_per_user: int,
         lock_retries: int,
     ) -> None:
         self._session = session
         self._max_tickets = max_tickets
+        self._max_per_user = max_per_user
         self._retries = lock_retries
 
     async def create(
@@ -142,6 +144,7 @@ class EventService:
         sales_start: datetime | None = None,
         sales_end: datetime | None = None,
         transfers_allowed: bool = True,
+        max_per_user: int = 1,
         key: HeldKey | None = None,
     ) -> int:
         """The new event's id. With an idempotency `key`, it is kept with the key in the same
@@ -150,6 +153,8 @@ class EventService:
             return int(key.kept.result)
         if tickets > self._max_tickets:
             raise TooManyTickets(self._max_tickets)
+        if max_per_user > self._max_per_user:
+            raise MaxPerUserAboveLimit(self._max_per_user)
 
         async def work() -> int:
             session = self._session
@@ -163,6 +168,7 @@ class EventService:
                 sales_start=sales_start,
                 sales_end=sales_end,
                 transfers_allowed=transfers_allowed,
+                max_per_user=max_per_user,
             )
             if key is not None:
                 await key.keep_result(session, event_id)

@@ -1,5 +1,6 @@
 """The waiting list (`line` in code): what happens to it when tickets are freed, shared by
-every transaction that frees one (cancel, decline, expiry, a capacity increase).
+every transaction that frees tickets (cancel, partial cancel, decline, expiry, a capacity
+increase, an account closing) or changes the line's first entry.
 
 These functions run inside a caller's transaction, after it locked the event row: they decide
 from that locked row and the rows they lock after it. What a transaction does to the event's
@@ -32,6 +33,7 @@ class EventChanges:
     event: LockedEvent
     available: int = 0
     waiting: int = 0
+    waiting_tickets: int = 0
     offered: int = 0
     line_seq: int = 0  # places on the waiting list handed out
     # Other columns of the event row to set (organizer changes), in the same UPDATE.
@@ -46,8 +48,12 @@ class EventChanges:
         lock. Deadlines are judged and every change is stamped with it."""
         return self.event.now
 
-    def record(self, claim: LockedBooking, action: HistoryAction) -> None:
-        self.entries.append(NewEntry(claim.id, claim.user_id, action))
+    def record(
+        self, claim: LockedBooking, action: HistoryAction, quantity: int | None = None
+    ) -> None:
+        """A history entry for the claim, for `quantity` of its tickets (all, unless said)."""
+        tickets = claim.quantity if quantity is None else quantity
+        self.entries.append(NewEntry(claim.id, claim.user_id, action, tickets))
 
     @property
     def available_now(self) -> int:
@@ -62,7 +68,9 @@ class EventChanges:
         return self.event.next_line_seq + self.line_seq
 
     def moves(self) -> CounterMoves:
-        return CounterMoves(self.available, self.waiting, self.offered, self.line_seq)
+        return CounterMoves(
+            self.available, self.waiting, self.waiting_tickets, self.offered, self.line_seq
+        )
 
     async def write(self, session: AsyncSession) -> None:
         await write_changes(session, [self])
@@ -71,7 +79,12 @@ class EventChanges:
         self.messages.append(
             (
                 kind,
-                {"booking_id": claim.id, "event_id": self.event.id, "user_id": claim.user_id}
+                {
+                    "booking_id": claim.id,
+                    "event_id": self.event.id,
+                    "user_id": claim.user_id,
+                    "quantity": claim.quantity,
+                }
                 | data,
             )
         )
@@ -104,51 +117,66 @@ async def write_changes(
 
 @dataclass(frozen=True, slots=True)
 class HandedOn:
-    """Where freed tickets went (the rest went back to the pool: nobody was waiting)."""
+    """Where freed tickets went (the rest stayed free: nobody waits, or the first entry in line
+    wants more than there is)."""
 
-    promoted: list[LockedBooking]  # booked for people in line (instant mode)
-    offered: list[LockedBooking]  # offered to people in line (offer mode)
+    promoted: list[LockedBooking]  # entries booked whole (instant mode)
+    offered: list[LockedBooking]  # entries offered their tickets (offer mode)
+
+    @property
+    def tickets(self) -> int:
+        return sum(claim.quantity for claim in self.promoted + self.offered)
 
 
 async def hand_on(session: AsyncSession, changes: EventChanges, freed: int) -> HandedOn:
-    """Give `freed` tickets to the first people in line, in line order: booked for them at once
-    (instant mode) or offered until a deadline (offer mode). Tickets nobody waits for go back
-    to the pool, so a ticket is never free while someone waits.
+    """Add `freed` tickets to the pool, then serve the line by its rule (strict first come,
+    first served, by entry): the first entry gets its whole party's tickets as soon as enough
+    are free, booked at once (instant mode) or offered until one deadline (offer mode), then
+    the next, stopping at the first that does not fit. Never an entry behind it, so while
+    anyone waits fewer tickets are free than the first entry wants.
 
-    Every promotion and every offer the service makes happens here.
+    Every promotion and every offer the service makes happens here. Called with freed == 0
+    after a change in the line itself (its first entry left or wants fewer).
     """
+    changes.available += freed
     event = changes.event
-    count = min(freed, changes.waiting_now)
+    room = changes.available_now
+    # Each entry wants at least one ticket: no more than `room` of them can be served.
+    count = min(room, changes.waiting_now)
     firsts = await bookings.first_in_line_for_update(session, event.id, count) if count else []
-    promoted: list[LockedBooking] = []
-    offered: list[LockedBooking] = []
-    if firsts:
-        last_line_seq = firsts[-1].line_seq
-        assert last_line_seq is not None
-        if event.waitlist_mode is WaitlistMode.OFFER:
-            expires_at = changes.now + timedelta(seconds=event.offer_seconds)
-            await bookings.offer_through(
-                session, event_id=event.id, last_line_seq=last_line_seq, expires_at=expires_at
+    served: list[LockedBooking] = []
+    for claim in firsts:
+        if claim.quantity > room:
+            break
+        room -= claim.quantity
+        served.append(claim)
+    if not served:
+        return HandedOn([], [])
+    tickets = sum(claim.quantity for claim in served)
+    last_line_seq = served[-1].line_seq
+    assert last_line_seq is not None
+    changes.available -= tickets
+    changes.waiting -= len(served)
+    changes.waiting_tickets -= tickets
+    if event.waitlist_mode is WaitlistMode.OFFER:
+        expires_at = changes.now + timedelta(seconds=event.offer_seconds)
+        await bookings.offer_through(
+            session, event_id=event.id, last_line_seq=last_line_seq, expires_at=expires_at
+        )
+        changes.offered += tickets
+        for claim in served:
+            changes.record(claim, HistoryAction.OFFERED)
+            changes.announce(
+                outbox.BOOKING_OFFERED, claim, offered_at=changes.now, expires_at=expires_at
             )
-            offered = firsts
-            changes.offered += len(firsts)
-            for claim in firsts:
-                changes.announce(
-                    outbox.BOOKING_OFFERED, claim, offered_at=changes.now, expires_at=expires_at
-                )
-        else:
-            await bookings.promote_through(
-                session, event_id=event.id, last_line_seq=last_line_seq, at=changes.now
-            )
-            promoted = firsts
-            for claim in firsts:
-                changes.announce(outbox.BOOKING_PROMOTED, claim, promoted_at=changes.now)
-        changes.waiting -= len(firsts)
-        action = HistoryAction.OFFERED if offered else HistoryAction.PROMOTED
-        for claim in firsts:
-            changes.record(claim, action)
-    changes.available += freed - len(firsts)
-    return HandedOn(promoted, offered)
+        return HandedOn([], served)
+    await bookings.promote_through(
+        session, event_id=event.id, last_line_seq=last_line_seq, at=changes.now
+    )
+    for claim in served:
+        changes.record(claim, HistoryAction.PROMOTED)
+        changes.announce(outbox.BOOKING_PROMOTED, claim, promoted_at=changes.now)
+    return HandedOn(served, [])
 
 
 # How a claim ends, by what ended it; in the order a transaction that ends claims in several
@@ -168,15 +196,16 @@ async def end_claims(
     action: HistoryAction,
 ) -> None:
     """End these live claims in one way (one of ENDED_AS), record each in the history, and
-    take them off the event's waiting list and open-offer counts. A confirmed ticket's seat is not
-    counted here: whoever ends it hands it on."""
+    take them off the event's waiting list and open-offer counts. A confirmed booking's
+    tickets are not counted here: whoever ends it hands them on."""
     await bookings.end(session, [claim.id for claim in claims], ENDED_AS[action], changes.now)
     for claim in claims:
         changes.record(claim, action)
         if claim.status is BookingStatus.WAITLISTED:
             changes.waiting -= 1
+            changes.waiting_tickets -= claim.quantity
         elif claim.status is BookingStatus.OFFERED:
-            changes.offered -= 1
+            changes.offered -= claim.quantity
 
 
 async def give_up_offers(
@@ -187,12 +216,12 @@ async def give_up_offers(
 ) -> HandedOn:
     """End open offers (declined or expired) and hand their tickets on."""
     await end_claims(session, changes, claims, action)
-    return await hand_on(session, changes, len(claims))
+    return await hand_on(session, changes, sum(claim.quantity for claim in claims))
 
 
 async def expire_lapsed_offers(session: AsyncSession, changes: EventChanges) -> int:
     """Expire the event's open offers whose deadline has passed, hand their tickets on, and
-    return how many expired. The deadline is judged from rows locked now, so however many
+    return how many offers expired. The deadline is judged from rows locked now, so however many
     workers try at once, each offer expires once."""
     lapsed = await bookings.lapsed_offers_for_update(session, changes.event.id, changes.now)
     if lapsed:

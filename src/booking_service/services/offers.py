@@ -46,16 +46,16 @@ class OfferService:
         self._session = session
         self._retries = lock_retries
 
-    async def accept(self, *, user_id: int, event_id: int) -> int:
-        """Take the offered ticket; returns the booking id."""
+    async def accept(self, *, user_id: int, event_id: int) -> tuple[int, int]:
+        """Take the offered tickets, all of them; returns the booking id and how many."""
         return await self._answer(user_id, event_id, Answer.ACCEPT)
 
     async def decline(self, *, user_id: int, event_id: int) -> None:
-        """Turn the offer down; its ticket goes to the next in line (or back to the pool)."""
+        """Turn the offer down; its tickets follow the line rule (services.line.hand_on)."""
         await self._answer(user_id, event_id, Answer.DECLINE)
 
-    async def _answer(self, user_id: int, event_id: int, answer: Answer) -> int:
-        outcome, booking_id = await run_transaction(
+    async def _answer(self, user_id: int, event_id: int, answer: Answer) -> tuple[int, int]:
+        outcome, mine = await run_transaction(
             self._session,
             lambda: self._answer_locked(user_id, event_id, answer),
             retries=self._retries,
@@ -64,11 +64,11 @@ class OfferService:
         if outcome is _Outcome.LAPSED:
             # Raised after the commit, so the expiry found on the way stays done.
             raise OfferExpired()
-        return booking_id
+        return mine.id, mine.quantity
 
     async def _answer_locked(
         self, user_id: int, event_id: int, answer: Answer
-    ) -> tuple[_Outcome, int]:
+    ) -> tuple[_Outcome, LockedBooking]:
         session = self._session
         event = await events.get_event_for_update(session, event_id)
         if event is None:
@@ -83,15 +83,15 @@ class OfferService:
         if is_lapsed(mine, changes.now):
             await expire_lapsed_offers(session, changes)
             await changes.write(session)
-            return _Outcome.LAPSED, mine.id
+            return _Outcome.LAPSED, mine
         if answer is Answer.ACCEPT:
             await bookings.accept_offer(session, mine.id, changes.now)
             changes.record(mine, HistoryAction.ACCEPTED)
-            changes.offered -= 1
+            changes.offered -= mine.quantity
         else:
             await give_up_offers(session, changes, [mine], HistoryAction.DECLINED)
         await changes.write(session)
-        return _Outcome.DONE, mine.id
+        return _Outcome.DONE, mine
 
     async def _no_open_offer(self, user_id: int, event_id: int, mine: LockedBooking | None) -> None:
         """Raise the right error for someone without an open offer: 410 when their offer

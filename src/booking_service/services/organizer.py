@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from booking_service.db import run_transaction
 from booking_service.errors import (
     CapacityBelowHeld,
+    CapacityBelowParty,
     EventCancelled,
     EventNotFound,
+    MaxPerUserAboveLimit,
     NotEventOwner,
     SaleWindowEmpty,
     TooManyTickets,
@@ -42,6 +44,7 @@ class EventChange:
     sales_start: datetime | None = None
     sales_end: datetime | None = None
     transfers_allowed: bool | None = None
+    max_per_user: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +57,12 @@ class Released:
 
 
 class OrganizerService:
-    def __init__(self, session: AsyncSession, *, max_tickets: int, lock_retries: int) -> None:
+    def __init__(
+        self, session: AsyncSession, *, max_tickets: int, max_per_user: int, lock_retries: int
+    ) -> None:
         self._session = session
         self._max_tickets = max_tickets
+        self._max_per_user = max_per_user
         self._retries = lock_retries
 
     async def _locked_change(
@@ -93,10 +99,12 @@ class OrganizerService:
 
     async def update(self, user_id: int, event_id: int, update: EventChange) -> EventSnapshot:
         """Change the waiting-list mode, the offer time, the sale window, whether transfers are
-        allowed, and the number of tickets, in that order: an increase in the same request
-        already follows the new mode."""
+        allowed, max_per_user, and the number of tickets, in that order: an increase in the
+        same request already follows the new mode."""
         if update.tickets is not None and update.tickets > self._max_tickets:
             raise TooManyTickets(self._max_tickets)
+        if update.max_per_user is not None and update.max_per_user > self._max_per_user:
+            raise MaxPerUserAboveLimit(self._max_per_user)
 
         async def change(event: LockedEvent) -> EventSnapshot:
             if event.state is EventState.CANCELLED:
@@ -117,19 +125,33 @@ class OrganizerService:
             changes.fields[Event.sales_end.key] = sales_end
             if update.transfers_allowed is not None:
                 changes.fields[Event.transfers_allowed.key] = update.transfers_allowed
+            if update.max_per_user is not None:  # bookings already made keep their size
+                changes.fields[Event.max_per_user.key] = update.max_per_user
             if update.tickets is not None and update.tickets != event.capacity:
-                if update.tickets < event.held:
-                    raise CapacityBelowHeld(event.held)
-                added = update.tickets - event.capacity
-                changes.fields[Event.capacity.key] = update.tickets
-                if added > 0:
-                    await hand_on(self._session, changes, added)
-                else:  # only free tickets go: none is confirmed or offered beyond the new size
-                    changes.available += added
+                await self._resize(changes, update.tickets)
             await changes.write(self._session)
             return await self._snapshot(event_id)
 
         return await self._locked_change(user_id, event_id, change)
+
+    async def _resize(self, changes: EventChanges, tickets: int) -> None:
+        """More tickets follow the line rule; fewer never go below those held (confirmed or
+        offered), nor below the largest party in line, which could then never be served."""
+        event = changes.event
+        if tickets < event.held:
+            raise CapacityBelowHeld(event.held)
+        added = tickets - event.capacity
+        if added < 0 and event.waiting_count:
+            largest = await bookings.largest_party_in_line(self._session, event.id)
+            if tickets < largest:
+                raise CapacityBelowParty(largest)
+        changes.fields[Event.capacity.key] = tickets
+        if added > 0:
+            await hand_on(self._session, changes, added)
+        else:
+            # Only free tickets go: none is confirmed or offered beyond the new size, and
+            # fewer free tickets keep the first entry in line wanting more than are free.
+            changes.available += added
 
     async def close(self, user_id: int, event_id: int) -> EventSnapshot:
         """No new bookings or places in line; the claims already made carry on. Closing a
@@ -159,6 +181,7 @@ class OrganizerService:
                 available=event.held,
                 offered=-event.offered_count,
                 waiting=-event.waiting_count,
+                waiting_tickets=-event.waiting_tickets,
             )
             # Two statements whatever the number of claims: history first, while they are live.
             await history.add_for_live_claims(

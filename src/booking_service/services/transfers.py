@@ -1,9 +1,9 @@
-"""Transfers: a holder gives their confirmed ticket to another user.
+"""Transfers: a holder gives their confirmed booking, all its tickets, to another user.
 
 One transaction under the event's lock, like every change to the event: the giver's booking
 ends as `transferred` and the recipient gets a booking of their own, confirmed, with a new
 ticket code (the giver's code stops working with the booking it belonged to). The event's
-counters do not move: one confirmed ticket before, one after.
+counters do not move: the same confirmed tickets before and after.
 """
 
 from __future__ import annotations
@@ -90,11 +90,15 @@ class TransferService:
         changes = EventChanges(event)
         await bookings.end(session, [mine.id], BookingStatus.TRANSFERRED, changes.now)
         received = await bookings.add_claims(
-            session, [NewClaim(event_id, recipient, BookingStatus.CONFIRMED)], at=changes.now
+            session,
+            [NewClaim(event_id, recipient, BookingStatus.CONFIRMED, quantity=mine.quantity)],
+            at=changes.now,
         )
         new_booking_id = received[event_id, recipient]
         changes.record(mine, HistoryAction.TRANSFERRED)
-        changes.entries.append(NewEntry(new_booking_id, recipient, HistoryAction.RECEIVED))
+        changes.entries.append(
+            NewEntry(new_booking_id, recipient, HistoryAction.RECEIVED, mine.quantity)
+        )
         changes.messages.append(
             (
                 outbox.TICKET_TRANSFERRED,
@@ -104,9 +108,10 @@ class TransferService:
                     "user_id": recipient,
                     "from_booking_id": mine.id,
                     "from_user_id": user_id,
+                    "quantity": mine.quantity,
                     "transferred_at": changes.now,
                 },
             )
         )
         await changes.write(session)
-        return Transferred(new_booking_id, recipient, 1, changes.now)
+        return Transferred(new_booking_id, recipient, mine.quantity, changes.now)
