@@ -11,9 +11,9 @@ and waiting_tickets starts as waiting_count.
 The downgrade is lossy by nature: a party keeps one of its tickets, the others go back to the
 pool (counters recomputed from the rows, as one ticket per claim).
 
-Revision ID: 20261215_0005
+Revision ID: 20261202_0005
 Revises: 20261201_0004
-Create Date: 2026-12-15
+Create Date: 2026-12-02
 """
 
 from collections.abc import Sequence
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "20261215_0005"
+revision: str = "20261202_0005"
 down_revision: str | None = "20261201_0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
