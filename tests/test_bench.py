@@ -138,7 +138,8 @@ def test_hot_run_reports_checks_and_draws(
         "available": 0,
         "waiting": 25,
     }
-    assert len(data["checks"]["checks"]) == 3, "db rules, answers agree, places in line"
+    assert len(data["checks"]["checks"]) == 4, "db rules, party rules, answers, places in line"
+    assert data["confirmed_tickets"] == 15, "single tickets: one per booking"
     assert data["exit_code"] == 0
 
     chart = out.with_suffix(".png")
@@ -302,3 +303,36 @@ async def test_every_scenario_on_mariadb_with_two_workers(tmp_path: Path) -> Non
                     assert set(counts["book (too early)"]) == {"409"}
                     names = [check["name"] for check in data["checks"]["checks"]]
                     assert "nobody is booked before sales open" in names
+
+
+@pytest.mark.mariadb
+async def test_hot_with_parties_counts_tickets_and_bookings(tmp_path: Path) -> None:
+    await require_mariadb()
+    async with create_mariadb_database() as database:
+        with running_server(tmp_path, database.url) as server:
+            out = tmp_path / "hot-parties.json"
+            run = bench(
+                server,
+                "--users=60",
+                "--tickets=40",
+                "--connections=16",
+                "--party-sizes=1,2,4",
+                f"--out={out}",
+            )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "tickets/s" in run.stdout
+    data = results(out)
+    assert data["settings"]["party_sizes"] == [1, 2, 4]
+    bookings, tickets = data["confirmed"], data["confirmed_tickets"]
+    assert 0 < bookings <= tickets <= 40
+    assert data["confirmed_per_s"] > 0
+    assert data["confirmed_tickets_per_s"] >= data["confirmed_per_s"]
+    assert data["status_counts"]["201"] == bookings
+    assert bookings + data["status_counts"].get("202", 0) == 60
+    # Nobody cancels in `hot`: every ticket the database holds came from a 201 counted here.
+    assert data["checks"]["totals"]["confirmed"] == tickets
+    assert data["checks"]["ok"] is True
+    assert all(check["ok"] for check in data["checks"]["checks"])
+    names = " ".join(check["name"] for check in data["checks"]["checks"])
+    assert "party rules" in names
+    assert "each 201 for N holds N tickets" in names

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from booking_service.bench.invariants import InvariantReport, active_claims, find_invariant_breaks
+from booking_service.bench.party_invariants import find_party_invariant_breaks
 from booking_service.bench.scenarios import Scenario
 from booking_service.bench.workloads import CONFIRMED, NONE, UNKNOWN, WAITLISTED, WorkloadOutcome
 from booking_service.db import connect
@@ -64,9 +65,23 @@ async def check_run(
             "; ".join(broken[:MAX_EXAMPLES]) or _totals(findings.reports),
         )
     )
+    parties = await find_party_invariant_breaks(url, event_ids)
+    broken = list(parties.breaks.values())
+    tickets = sum(r.confirmed_tickets for r in parties.reports.values())
+    bookings = sum(r.confirmed_bookings for r in parties.reports.values())
+    results.checks.append(
+        Check(
+            f"party rules on {len(event_ids)} event(s): tickets confirmed + offered + available "
+            "= capacity, while anyone waits fewer tickets free than the first party needs, "
+            "promotions to the first in line with its whole party, the history replays to "
+            "every claim's tickets",
+            not broken,
+            "; ".join(broken[:MAX_EXAMPLES]) or f"{tickets:,} tickets in {bookings:,} bookings",
+        )
+    )
     if outcome.beliefs:  # `read` books nothing: there is nothing to agree on
         claims = await active_claims(url, event_ids)
-        mismatches = _disagreements(outcome.beliefs, claims)
+        mismatches = _disagreements(outcome.beliefs, outcome.quantities, claims)
         unknown = sum(1 for belief in outcome.beliefs.values() if belief == UNKNOWN)
         if mismatches:
             detail = "; ".join(mismatches[:MAX_EXAMPLES]) + f" ({len(mismatches)} in all)"
@@ -76,8 +91,9 @@ async def check_run(
                 detail += f"; {unknown} whose answer was lost are not judged"
         results.checks.append(
             Check(
-                "every answer agrees with the database: each 201 holds a ticket, each 202 a place "
-                "(or a ticket, once promoted), each cancel left nothing, nothing else is held",
+                "every answer agrees with the database: each 201 for N holds N tickets, each 202 "
+                "a place for N (or N tickets, once promoted), each cancel left nothing, nothing "
+                "else is held",
                 not mismatches,
                 detail,
             )
@@ -130,22 +146,29 @@ async def _opening_checks(url: str, event_id: int, outcome: WorkloadOutcome) -> 
 
 
 def _disagreements(
-    beliefs: dict[tuple[int, int], str], claims: dict[tuple[int, int], str]
+    beliefs: dict[tuple[int, int], str],
+    quantities: dict[tuple[int, int], int],
+    claims: dict[tuple[int, int], tuple[str, int]],
 ) -> list[str]:
+    """What the answers told each user (`quantities`: their party, where more than one)
+    against what the database holds for them."""
     problems = []
-    for (event_id, user_id), belief in beliefs.items():
-        held = claims.get((event_id, user_id))
+    for key, belief in beliefs.items():
+        event_id, user_id = key
         if belief == UNKNOWN:
             continue
+        held, tickets = claims.get(key, (None, 0))
+        wanted = quantities.get(key, 1)
         ok = (
             (belief == NONE and held is None)
-            or (belief == CONFIRMED and held == "confirmed")
-            or (belief == WAITLISTED and held in ("waitlisted", "confirmed"))
+            or (belief == CONFIRMED and held == "confirmed" and tickets == wanted)
+            or (belief == WAITLISTED and held in ("waitlisted", "confirmed") and tickets == wanted)
         )
         if not ok:
+            has = f"{held} for {tickets}" if held else "nothing"
             problems.append(
-                f"user {user_id} on event {event_id}: told {belief}, "
-                f"database has {held or 'nothing'}"
+                f"user {user_id} on event {event_id}: told {belief} for {wanted}, database has "
+                f"{has}"
             )
     for event_id, user_id in claims.keys() - beliefs.keys():
         problems.append(f"user {user_id} on event {event_id}: a claim no bench user made")

@@ -81,6 +81,12 @@ def _what_to_run(parser: argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--leave-rate", type=float, default=0.3, help="churn: chance a person in line leaves"
     )
+    parser.add_argument(
+        "--party-sizes",
+        default="1",
+        help="hot, spread, churn: tickets each user books at once, drawn per user from these "
+        "sizes (e.g. 1,2,4; default %(default)s); events allow the largest per user",
+    )
 
 
 def _the_floor(parser: argparse._ArgumentGroup) -> None:

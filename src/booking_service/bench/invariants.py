@@ -295,16 +295,19 @@ def _gives_up_part(entry: Row[Any], held: int) -> bool:
     return entry.action in (H.CANCELLED, H.LEFT) and entry.quantity < held
 
 
-async def active_claims(url: str, event_ids: Sequence[int]) -> dict[tuple[int, int], str]:
-    """{(event id, user id): status} for every live claim (ticket or place in line)."""
-    claims: dict[tuple[int, int], str] = {}
+async def active_claims(
+    url: str, event_ids: Sequence[int]
+) -> dict[tuple[int, int], tuple[str, int]]:
+    """{(event id, user id): (status, tickets)} for every live claim (ticket(s) or place in
+    line)."""
+    claims: dict[tuple[int, int], tuple[str, int]] = {}
     async with connect(url) as engine, engine.connect() as conn:
         for start in range(0, len(event_ids), LOOKUP_BATCH):
             batch = list(event_ids[start : start + LOOKUP_BATCH])
             rows = await conn.execute(
-                select(Booking.event_id, Booking.user_id, Booking.status).where(
+                select(Booking.event_id, Booking.user_id, Booking.status, Booking.quantity).where(
                     Booking.event_id.in_(batch), Booking.active == 1
                 )
             )
-            claims.update({(r.event_id, r.user_id): r.status for r in rows})
+            claims.update({(r.event_id, r.user_id): (r.status, r.quantity) for r in rows})
     return claims

@@ -10,7 +10,13 @@ import platform
 from datetime import UTC, datetime
 from typing import Any
 
-from booking_service.bench.scenarios import DEFAULTS, SELF_SERVED, Scenario, default_tickets
+from booking_service.bench.scenarios import (
+    DEFAULTS,
+    PARTY_SCENARIOS,
+    SELF_SERVED,
+    Scenario,
+    default_tickets,
+)
 
 
 def run_options(args: argparse.Namespace, scenario: Scenario) -> dict[str, Any]:
@@ -19,7 +25,15 @@ def run_options(args: argparse.Namespace, scenario: Scenario) -> dict[str, Any]:
     events = defaults.events if args.events is None else args.events
     if scenario in (Scenario.HOT, Scenario.OPENING):
         events = 1
-    tickets = default_tickets(scenario, users, events) if args.tickets is None else args.tickets
+    party_sizes = party_sizes_of(args.party_sizes)
+    if party_sizes != [1] and scenario not in PARTY_SCENARIOS:
+        raise ValueError("--party-sizes is for hot, spread and churn")
+    largest = max(party_sizes)
+    tickets = (
+        default_tickets(scenario, users, events, largest) if args.tickets is None else args.tickets
+    )
+    if scenario in PARTY_SCENARIOS and largest > tickets:
+        raise ValueError(f"--party-sizes: a party of {largest} cannot fit in {tickets} tickets")
     duration = args.duration if args.duration is not None else defaults.duration
     if scenario in (Scenario.HOT, Scenario.SPREAD, Scenario.OPENING):
         duration = None
@@ -41,6 +55,7 @@ def run_options(args: argparse.Namespace, scenario: Scenario) -> dict[str, Any]:
             if scenario is Scenario.CHURN
             else {}
         ),
+        **({"party_sizes": party_sizes} if scenario in PARTY_SCENARIOS else {}),
         "label": args.label,
         "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "python": platform.python_version(),
@@ -52,9 +67,21 @@ def floor_options(options: dict[str, Any], duration: float) -> dict[str, Any]:
     """The options of the floor measured before a scenario: the same load, for `duration`."""
     floor = {**options, "scenario": Scenario.FLOOR.value, "duration": duration}
     floor.update(users=0, events=0, tickets=0)
-    for key in ("cancel_rate", "leave_rate", "database"):
+    for key in ("cancel_rate", "leave_rate", "party_sizes", "database"):
         floor.pop(key, None)
     return floor
+
+
+def party_sizes_of(text: str) -> list[int]:
+    """`--party-sizes` ("1,2,4"): the sizes a user's party is drawn from, each at least 1."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        message = f"--party-sizes must be whole numbers separated by commas, not {text!r}"
+        raise ValueError(message) from None
+    if min(sizes) < 1:
+        raise ValueError("--party-sizes must each be at least 1")
+    return sizes
 
 
 def _check(

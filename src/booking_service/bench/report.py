@@ -129,6 +129,8 @@ def summarize(
     elapsed = max((max(records.ends) - start) if len(records) else 0.0, 1e-9)
     tally = _tally(records, start, expected)
     confirmed, promoted, answered = tally.confirmed, tally.promoted, tally.answered
+    tickets = load.outcome.confirmed_tickets
+    sold_out = max(tally.last_confirmed - start, 1e-9)
     status_counts: Counter[str] = Counter()
     for counts in tally.by_kind.values():
         status_counts.update(counts)
@@ -139,10 +141,13 @@ def summarize(
         "requests": total,
         "answered": len(answered),
         "requests_per_s": round(len(answered) / elapsed, 1),
+        # Bookings confirmed (201s), and the tickets they hold: one each, more with parties.
         "confirmed": confirmed,
-        # Over the time until the last ticket was confirmed: in `hot`, the sell-out time.
+        "confirmed_tickets": tickets,
+        # Over the time until the last booking was confirmed: in `hot`, the sell-out time.
         "confirmed_s": round(tally.last_confirmed - start, 3),
-        "confirmed_per_s": round(confirmed / max(tally.last_confirmed - start, 1e-9), 1),
+        "confirmed_per_s": round(confirmed / sold_out, 1),
+        "confirmed_tickets_per_s": round(tickets / sold_out, 1),
         # Tickets handed from a cancel straight to the first in line (churn).
         "promoted": promoted,
         "promoted_per_s": round(promoted / elapsed, 1),
@@ -213,8 +218,10 @@ def render_text(summary: dict[str, Any]) -> str:
     if "book" in summary["status_counts_by_request"]:
         lines.insert(
             4,
-            f"   confirmed       {summary['confirmed']:,} bookings, the last one at "
-            f"{summary['confirmed_s']:.2f} s: {summary['confirmed_per_s']:,.0f}/s",
+            f"   confirmed       {summary['confirmed']:,} bookings of "
+            f"{summary['confirmed_tickets']:,} tickets, the last one at "
+            f"{summary['confirmed_s']:.2f} s: {summary['confirmed_per_s']:,.0f} bookings/s, "
+            f"{summary['confirmed_tickets_per_s']:,.0f} tickets/s",
         )
     if summary["promoted"]:
         lines.append(
@@ -279,6 +286,8 @@ def describe_settings(s: dict[str, Any]) -> str:
             if s.get("events", 1) > 1
             else f"{s['tickets']:,} tickets"
         )
+    if s.get("party_sizes", [1]) != [1]:
+        parts.append("parties of " + ",".join(map(str, s["party_sizes"])))
     if s.get("duration"):
         parts.append(f"{s['duration']:g} s")
     if s.get("label"):

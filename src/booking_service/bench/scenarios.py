@@ -67,14 +67,19 @@ HEADLINE: dict[Scenario, tuple[str, str]] = {
 OPENING_LEAD_SECONDS = 0.2
 
 
-def default_tickets(scenario: Scenario, users: int, events: int) -> int:
-    """Tickets per event: scarce for hot and churn, plenty (twice the demand) for spread."""
+# The scenarios whose users may book as parties (`--party-sizes`).
+PARTY_SCENARIOS = frozenset({Scenario.HOT, Scenario.SPREAD, Scenario.CHURN})
+
+
+def default_tickets(scenario: Scenario, users: int, events: int, largest_party: int = 1) -> int:
+    """Tickets per event: scarce for hot and churn, plenty (twice the demand, every party taken
+    as the largest) for spread."""
     if scenario in (Scenario.HOT, Scenario.OPENING):
         return max(1, users // 2)
     if scenario is Scenario.CHURN:
         return max(1, users // 4)
     if scenario is Scenario.SPREAD:
-        return 2 * -(-users // max(events, 1))
+        return 2 * -(-users // max(events, 1)) * largest_party
     return 100
 
 
@@ -104,6 +109,7 @@ EXPECTED: dict[Scenario, dict[int, frozenset[int]]] = {
 class BenchUser:
     id: int
     token: str
+    quantity: int = 1  # tickets this user books at once (its party)
 
 
 @dataclass(frozen=True)

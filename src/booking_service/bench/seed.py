@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import secrets
 import time
 from collections.abc import Sequence
@@ -160,6 +161,12 @@ async def prepare_plan(
         f"{made_users - began:.1f} s (run {run_id})",
         flush=True,
     )
+    party_sizes: list[int] = options.get("party_sizes", [1])
+    fields: dict[str, Any] = {}
+    if scenario is Scenario.OPENING:  # not on sale until the load's first request sets the moment
+        fields["sales_start"] = OPENING_PLACEHOLDER
+    if max(party_sizes) > 1:  # single tickets send exactly the body they always did
+        fields["max_per_user"] = max(party_sizes)
     event_ids = await create_events(
         host,
         port,
@@ -168,8 +175,7 @@ async def prepare_plan(
         count=options["events"],
         tickets=options["tickets"],
         name=f"bench {scenario.value} {run_id}",
-        # `opening`: not on sale until the load's first request sets the moment.
-        fields={"sales_start": OPENING_PLACEHOLDER} if scenario is Scenario.OPENING else None,
+        fields=fields,
     )
     print(
         f"prepare: {len(event_ids):,} event(s) of {options['tickets']:,} tickets created via "
@@ -177,15 +183,22 @@ async def prepare_plan(
         flush=True,
     )
     options["event_ids"] = event_ids if len(event_ids) <= 20 else [event_ids[0], event_ids[-1]]
+    seed = int(run_id, 16)
+    # Each user's party drawn once, from the run's seed: the same run id draws the same parties.
+    draw = random.Random(seed)  # noqa: S311 - a load mix, not a secret
+    quantities = [draw.choice(party_sizes) for _ in ids[1:]]
     return Plan(
         scenario=scenario,
         host_header=host_header,
-        users=[BenchUser(uid, token) for uid, token in zip(ids[1:], tokens[1:], strict=True)],
+        users=[
+            BenchUser(uid, token, quantity)
+            for uid, token, quantity in zip(ids[1:], tokens[1:], quantities, strict=True)
+        ],
         event_ids=event_ids,
         duration=options["duration"],
         cancel_rate=options.get("cancel_rate", 0.0),
         leave_rate=options.get("leave_rate", 0.0),
-        seed=int(run_id, 16),
+        seed=seed,
         owner_token=tokens[0] if scenario is Scenario.OPENING else "",
     )
 

@@ -47,6 +47,9 @@ class WorkloadOutcome:
     """What the client learned: beliefs to hold against the database, and counts."""
 
     beliefs: dict[tuple[int, int], str] = field(default_factory=dict)  # (event, user): state
+    # (event, user): tickets the user books at once, where more than one.
+    quantities: dict[tuple[int, int], int] = field(default_factory=dict)
+    confirmed_tickets: int = 0  # tickets in the 201s to POST /book
     positions: list[int] = field(default_factory=list)  # places in line handed out (202)
     # `opening`: refusals before sales opened, and those of them without a Retry-After.
     early: int = 0
@@ -54,6 +57,8 @@ class WorkloadOutcome:
 
     def merge(self, other: WorkloadOutcome) -> None:
         self.beliefs.update(other.beliefs)
+        self.quantities.update(other.quantities)
+        self.confirmed_tickets += other.confirmed_tickets
         self.positions.extend(other.positions)
         self.early += other.early
         self.early_without_retry_after += other.early_without_retry_after
@@ -69,7 +74,9 @@ class Workload:
         self._idle: deque[int] = deque(range(len(plan.users)))
         self._state = [NONE] * len(plan.users)
         # Built once per user here, so the hot path only picks them (bytes sent as they are).
-        self._book_requests = [self._post("/book", user) for user in range(len(plan.users))]
+        self._book_requests = [
+            self._post("/book", user, plan.users[user].quantity) for user in range(len(plan.users))
+        ]
 
     @property
     def max_connections(self) -> int | None:
@@ -93,6 +100,7 @@ class Workload:
         if request.kind == BOOK:
             if status == 201:
                 self._state[request.user] = CONFIRMED
+                self.outcome.confirmed_tickets += self.plan.users[request.user].quantity
             elif status == 202:
                 self._state[request.user] = WAITLISTED
                 self.outcome.positions.append(_position(body))
@@ -107,10 +115,16 @@ class Workload:
         plan = self.plan
         for index, user in enumerate(plan.users):
             self.outcome.beliefs[(plan.event_for(index), user.id)] = self._state[index]
+            if user.quantity != 1:
+                self.outcome.quantities[(plan.event_for(index), user.id)] = user.quantity
         return self.outcome
 
-    def _post(self, path: str, user: int) -> bytes:
+    def _post(self, path: str, user: int, quantity: int = 1) -> bytes:
+        """A POST for this user's event; a quantity (a party) only when more than one, so
+        single tickets send the body they always did (and a cancel gives everything back)."""
         body = b'{"eventId":%d}' % self.plan.event_for(user)
+        if quantity != 1:
+            body = b'{"eventId":%d,"quantity":%d}' % (self.plan.event_for(user), quantity)
         return build_request(
             "POST",
             path,
