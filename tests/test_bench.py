@@ -138,7 +138,9 @@ def test_hot_run_reports_checks_and_draws(
         "available": 0,
         "waiting": 25,
     }
-    assert len(data["checks"]["checks"]) == 4, "db rules, party rules, answers, places in line"
+    assert len(data["checks"]["checks"]) == 3, (
+        "db rules (parties included), answers, places in line"
+    )
     assert data["confirmed_tickets"] == 15, "single tickets: one per booking"
     assert data["exit_code"] == 0
 

@@ -1,4 +1,4 @@
-"""check_party_event, the verdict on party bookings, must notice every broken rule.
+"""check_event, the verdict on party bookings, must notice every broken rule.
 
 Each test starts from hand-built rows of a valid event with parties, breaks one rule, and
 expects the check to name it. The last tests read real events made through today's API (one
@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from booking_service.bench.invariants import InvariantBroken
-from booking_service.bench.party_invariants import (
-    check_party_event,
-    check_party_invariants,
-    find_party_invariant_breaks,
+from booking_service.bench.invariants import (
+    InvariantBroken,
+    check_event,
+    check_invariants,
+    find_invariant_breaks,
 )
 from booking_service.models import BookingStatus as S
 from booking_service.models import EventState
@@ -76,7 +76,7 @@ class Rows:
         )
 
     def check(self) -> None:
-        check_party_event(self.event, self.bookings, self.history)
+        check_event(self.event, self.bookings, self.history)
 
 
 def _valid() -> Rows:
@@ -106,9 +106,9 @@ def _broken(rows: Rows, match: str) -> None:
 
 def test_a_valid_event_with_parties_passes() -> None:
     rows = _valid()
-    report = check_party_event(rows.event, rows.bookings, rows.history)
-    assert (report.confirmed_tickets, report.confirmed_bookings) == (6, 2)
-    assert (report.waiting_entries, report.waiting_tickets, report.available) == (1, 1, 0)
+    report = check_event(rows.event, rows.bookings, rows.history)
+    assert (report.confirmed, report.confirmed_bookings) == (6, 2)
+    assert (report.waiting, report.waiting_tickets, report.available) == (1, 1, 0)
     assert report.history_entries == 5
 
 
@@ -117,8 +117,8 @@ def test_an_open_party_offer_with_a_deadline_passes() -> None:
     rows.bookings[1].status, rows.bookings[1].offer_expires_at = S.OFFERED, DEADLINE
     rows.history[-1].action = H.OFFERED
     rows.event.offered_count = 4
-    report = check_party_event(rows.event, rows.bookings, rows.history)
-    assert (report.offered_tickets, report.offers) == (4, 1)
+    report = check_event(rows.event, rows.bookings, rows.history)
+    assert (report.offered, report.offers) == (4, 1)
 
 
 def test_rows_without_quantity_count_one_ticket_each() -> None:
@@ -147,8 +147,8 @@ def test_rows_without_quantity_count_one_ticket_each() -> None:
         user_id: int = 9
         action: str = H.BOOKED
 
-    report = check_party_event(OldEvent(), [OldBooking()], [OldEntry()])
-    assert report.confirmed_tickets == 1
+    report = check_event(OldEvent(), [OldBooking()], [OldEntry()])
+    assert report.confirmed == 1
 
 
 def test_oversold_tickets_are_caught() -> None:
@@ -302,8 +302,8 @@ async def test_events_made_through_the_api_pass(
         assert (await book(client, people[name], event_id)).status_code in (201, 202)
     assert (await cancel(client, people["ann"], event_id)).status_code == 200  # Ben offered
     assert (await cancel(client, people["cat"], event_id)).status_code == 200  # Cat leaves
-    report = (await check_party_invariants(database.url, [event_id]))[event_id]
-    assert (report.offered_tickets, report.waiting_entries, report.available) == (1, 0, 0)
-    findings = await find_party_invariant_breaks(database.url, [event_id, event_id + 1000])
+    report = (await check_invariants(database.url, [event_id]))[event_id]
+    assert (report.offered, report.waiting, report.available) == (1, 0, 0)
+    findings = await find_invariant_breaks(database.url, [event_id, event_id + 1000])
     assert set(findings.reports) == {event_id}
     assert findings.breaks == {event_id + 1000: f"event {event_id + 1000} does not exist"}

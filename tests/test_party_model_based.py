@@ -38,7 +38,7 @@ from hypothesis.stateful import (
 from sqlalchemy import select, update
 
 from booking_service.app_state import app_state
-from booking_service.bench.party_invariants import check_party_invariants
+from booking_service.bench.invariants import check_invariants
 from booking_service.db import connect
 from booking_service.main import create_app
 from booking_service.models import Booking, BookingStatus
@@ -375,7 +375,7 @@ class PartyMachine(RuleBasedStateMachine):
         for event_id in self.event_ids:
             self.check_status(event_id)
         if self.event_ids:
-            self.run(check_party_invariants(self.database_url, self.event_ids))
+            self.run(check_invariants(self.database_url, self.event_ids))
         for index in range(len(self.names)):
             self.my_bookings(index)
 

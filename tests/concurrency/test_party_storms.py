@@ -26,7 +26,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from booking_service.bench.party_invariants import PartyReport, check_party_invariants
+from booking_service.bench.invariants import InvariantReport, check_invariants
 from booking_service.db import connect
 from booking_service.models import Booking, BookingStatus
 from tests.concurrency.conftest import RunningServer
@@ -174,7 +174,11 @@ def assert_consistent_read(answer: PartyAnswer) -> None:
 
 
 async def assert_status_is_the_database(
-    server: RunningServer, user: ApiUser, event_id: int, rows: dict[int, Any], report: PartyReport
+    server: RunningServer,
+    user: ApiUser,
+    event_id: int,
+    rows: dict[int, Any],
+    report: InvariantReport,
 ) -> None:
     async with http_client(server.base_url) as client:
         response = await client.get(f"/status/{event_id}", headers=user.headers)
@@ -193,9 +197,9 @@ async def assert_status_is_the_database(
         "first_in_line_needs": status["first_in_line_needs"],
     } == {
         "available_tickets": report.available,
-        "total_ticket_booked": report.confirmed_tickets,
-        "offered_tickets": report.offered_tickets,
-        "waiting_list_count": report.waiting_entries,
+        "total_ticket_booked": report.confirmed,
+        "offered_tickets": report.offered,
+        "waiting_list_count": report.waiting,
         "waiting_list_tickets": report.waiting_tickets,
         "first_in_line_needs": needs,
     }
@@ -338,7 +342,7 @@ async def test_parties_book_give_back_and_leave_all_at_once(
         else:  # left the line, or was promoted first and gave the tickets back
             assert row.status == "left" or (row.status == "cancelled" and row.promoted_at)
 
-    report = (await check_party_invariants(storm_db.url, [event_id]))[event_id]
+    report = (await check_invariants(storm_db.url, [event_id]))[event_id]
     await assert_status_is_the_database(server, owner, event_id, rows, report)
     await assert_bookings_read_back(server, people, event_id, rows)
 
@@ -363,8 +367,8 @@ async def test_parties_book_give_back_and_leave_all_at_once(
     after = await party_rows(storm_db.url, event_id)
     served = [r.id for r in line if after[r.id].status == "confirmed"]
     assert served == fits, "the line was not served in order, whole parties first come"
-    report = (await check_party_invariants(storm_db.url, [event_id]))[event_id]
-    assert (report.available, report.confirmed_tickets) == (room, report.capacity - room)
+    report = (await check_invariants(storm_db.url, [event_id]))[event_id]
+    assert (report.available, report.confirmed) == (room, report.capacity - room)
     await assert_status_is_the_database(server, owner, event_id, after, report)
     await assert_bookings_read_back(server, people, event_id, after)
     assert server.new_log().count("Traceback") == 0
@@ -478,7 +482,7 @@ async def test_party_offers_answered_declined_and_lapsing_while_tickets_change(
         return await lingering_lapsed_offers(storm_db.url, event_id, timedelta(seconds=7)) == 0
 
     await eventually(no_offer_lingers, timeout=30, what="lapsed party offers to be swept")
-    report = (await check_party_invariants(storm_db.url, [event_id]))[event_id]
+    report = (await check_invariants(storm_db.url, [event_id]))[event_id]
     outcomes = await check_offer_answers(storm_db.url, storm.offer_answers)
     assert sum(outcomes.values()) > 0, "no offer was ever made"
     rows = await party_rows(storm_db.url, event_id)

@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import func, select
 
 from booking_service.bench.invariants import InvariantReport, active_claims, find_invariant_breaks
-from booking_service.bench.party_invariants import find_party_invariant_breaks
 from booking_service.bench.scenarios import Scenario
 from booking_service.bench.workloads import CONFIRMED, NONE, UNKNOWN, WAITLISTED, WorkloadOutcome
 from booking_service.db import connect
@@ -56,27 +55,17 @@ async def check_run(
     findings = await find_invariant_breaks(url, event_ids)
     results.events = findings.reports
     broken = list(findings.breaks.values())
+    tickets = sum(r.confirmed for r in findings.reports.values())
+    bookings = sum(r.confirmed_bookings for r in findings.reports.values())
     results.checks.append(
         Check(
-            f"database rules on {len(event_ids)} event(s): no oversell, confirmed + available = "
-            "capacity, waiting_count = people in line, no free ticket while people wait, "
-            "one live claim per user, FIFO promotions",
+            f"database and party rules on {len(event_ids)} event(s): tickets confirmed + offered + "
+            "available = capacity, counters match the rows, while anyone waits fewer tickets "
+            "free than the first party needs, one live claim per user, promotions to the first "
+            "in line with its whole party, the history replays to every claim's tickets",
             not broken,
-            "; ".join(broken[:MAX_EXAMPLES]) or _totals(findings.reports),
-        )
-    )
-    parties = await find_party_invariant_breaks(url, event_ids)
-    broken = list(parties.breaks.values())
-    tickets = sum(r.confirmed_tickets for r in parties.reports.values())
-    bookings = sum(r.confirmed_bookings for r in parties.reports.values())
-    results.checks.append(
-        Check(
-            f"party rules on {len(event_ids)} event(s): tickets confirmed + offered + available "
-            "= capacity, while anyone waits fewer tickets free than the first party needs, "
-            "promotions to the first in line with its whole party, the history replays to "
-            "every claim's tickets",
-            not broken,
-            "; ".join(broken[:MAX_EXAMPLES]) or f"{tickets:,} tickets in {bookings:,} bookings",
+            "; ".join(broken[:MAX_EXAMPLES])
+            or f"{_totals(findings.reports)}; {tickets:,} tickets in {bookings:,} bookings",
         )
     )
     if outcome.beliefs:  # `read` books nothing: there is nothing to agree on

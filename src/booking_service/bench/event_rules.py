@@ -1,10 +1,8 @@
-"""The booking invariants with parties (issue 16): a claim holds `quantity` tickets.
-
-`check_party_event` judges one event from its rows alone (the event row, its booking rows and
-its history in id order), so tests can hand it rows they built and the bench rows it read.
-Rows are read by column name; a row without `quantity`, or an event row without
-`waiting_tickets`, is taken as one ticket per claim (the schema before parties), so the same
-checks hold for single-ticket events and can stand in for `invariants.check_invariants`.
+"""The booking rules, judged on one event from its rows: the event row, its booking rows and its
+history in id order. `invariants` reads these rows from the database; tests may hand it rows
+they built. Rows are read by column name; a row without `quantity` (or `checked_in_at`), or an
+event row without `waiting_tickets` (or `checked_in_count`), is taken as the schema before
+parties (or before check-in): one ticket per claim, nothing checked in.
 """
 
 from __future__ import annotations
@@ -15,53 +13,60 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from booking_service.bench.invariants import CLAIM_LIFE, InvariantBroken
-from booking_service.db import connect
-from booking_service.models import (
-    Booking,
-    BookingHistory,
-    BookingStatus,
-    Event,
-    EventState,
-    HistoryAction,
-)
+from booking_service.models import BookingStatus, EventState, HistoryAction
 
 H, S = HistoryAction, BookingStatus
 LIVE = {S.CONFIRMED, S.OFFERED, S.WAITLISTED}
-# Actions that start a claim, and those a party may take for only part of its tickets (a
-# partial cancel: the claim keeps the rest and its status).
-CREATED_BY = {H.BOOKED, H.WAITLISTED, H.RECEIVED}
+# A claim's life: from its status (None before it exists), each action leads to one status.
+CLAIM_LIFE: dict[str | None, dict[str, str]] = {
+    None: {H.BOOKED: S.CONFIRMED, H.WAITLISTED: S.WAITLISTED, H.RECEIVED: S.CONFIRMED},
+    S.WAITLISTED: {
+        H.PROMOTED: S.CONFIRMED,
+        H.OFFERED: S.OFFERED,
+        H.LEFT: S.LEFT,
+        H.EVENT_CANCELLED: S.EVENT_CANCELLED,
+    },
+    S.OFFERED: {
+        H.ACCEPTED: S.CONFIRMED,
+        H.DECLINED: S.DECLINED,
+        H.EXPIRED: S.EXPIRED,
+        H.EVENT_CANCELLED: S.EVENT_CANCELLED,
+    },
+    S.CONFIRMED: {
+        H.CANCELLED: S.CANCELLED,
+        H.EVENT_CANCELLED: S.EVENT_CANCELLED,
+        H.TRANSFERRED: S.TRANSFERRED,
+        H.CHECKED_IN: S.CONFIRMED,
+    },
+}
+# Actions a party may take for only part of its tickets (a partial cancel: the claim keeps the
+# rest and its status).
 PARTIAL: dict[str, set[str]] = {S.CONFIRMED: {H.CANCELLED}, S.WAITLISTED: {H.CANCELLED, H.LEFT}}
+# What a ticket checked in at the door can still undergo: nothing but the event's end.
+AFTER_CHECK_IN = {H.EVENT_CANCELLED}
+
+
+class InvariantBroken(AssertionError):
+    """A booking rule does not hold in the database.
+
+    An AssertionError, so pytest reports it as a failed check; raised explicitly rather than
+    with `assert`, so the bench's check still runs under `python -O`.
+    """
 
 
 @dataclass(frozen=True)
-class PartyReport:
+class InvariantReport:
     """One event's counts, once its rules hold."""
 
-    capacity: int
+    confirmed: int  # tickets
+    waiting: int  # entries in line
     available: int
-    confirmed_tickets: int
-    offered_tickets: int
-    waiting_entries: int
+    capacity: int
+    offered: int  # tickets
+    history_entries: int
     waiting_tickets: int
     confirmed_bookings: int
     offers: int
-    history_entries: int
-
-
-@dataclass
-class PartyFindings:
-    """Every event checked: its counts when its rules hold, else what broke first."""
-
-    reports: dict[int, PartyReport]
-    breaks: dict[int, str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.breaks
 
 
 def _require(condition: bool, message: str) -> None:
@@ -75,20 +80,19 @@ def tickets(row: Any) -> int:
     return quantity
 
 
-def check_party_event(event: Any, bookings: Sequence[Any], history: Sequence[Any]) -> PartyReport:
-    """Assert every booking rule with parties on one event, from its rows:
+def check_event(event: Any, bookings: Sequence[Any], history: Sequence[Any]) -> InvariantReport:
+    """Assert every booking rule on one event, from its rows:
 
     - tickets: confirmed + offered + available = capacity, nothing oversold; the event's
-      counters (`offered_count` in tickets, `waiting_count` in entries, `waiting_tickets`)
-      match the rows; every claim holds at least one ticket;
+      counters (`offered_count` in tickets, `waiting_count` in entries, `waiting_tickets`,
+      `checked_in_count` in tickets) match the rows; every claim holds at least one ticket;
     - the line rule: while anyone waits, fewer tickets are free than the first entry needs,
       and no party in line is larger than the event (it could never be served);
     - one live claim per user, live exactly when `active` is set; line numbers unique; every
-      open offer has a deadline; a cancelled event holds nothing;
+      open offer has a deadline; a cancelled event holds nothing; a ticket checked in was
+      never given back or moved;
     - the history, replayed in id order, is a valid life for every claim, ending in its status
-      and its quantity; every promotion or offer went to the first entry in line at that
-      moment and took its whole party; no ticket was booked while anyone waited; a partial
-      cancel gives back fewer tickets than held; tickets transferred = tickets received.
+      and its quantity (see _replay).
 
     `event`: a row of `event`; `bookings`: every `booking` row of the event; `history`: every
     `history` row of the event, in id order. Raises InvariantBroken at the first rule broken.
@@ -153,30 +157,50 @@ def check_party_event(event: Any, bookings: Sequence[Any], history: Sequence[Any
     _require(not doubled, f"{where}: double claim by user {doubled[:1]}")
     seqs = [r.line_seq for r in bookings if r.line_seq is not None]
     _require(len(seqs) == len(set(seqs)), f"{where}: line number used twice")
+    checked_in = [r for r in bookings if getattr(r, "checked_in_at", None) is not None]
+    _require(
+        sum(map(tickets, (r for r in checked_in if r.status == S.CONFIRMED)))
+        == getattr(event, "checked_in_count", 0),
+        f"{where}: checked_in_count drift",
+    )
+    _require(
+        all(r.status in (S.CONFIRMED, S.EVENT_CANCELLED) for r in checked_in),
+        f"{where}: a ticket checked in was given back or moved",
+    )
     _replay(where, bookings, history)
-    return PartyReport(
-        capacity=event.capacity,
+    return InvariantReport(
+        confirmed=confirmed_tickets,
+        waiting=len(line),
         available=event.available,
-        confirmed_tickets=confirmed_tickets,
-        offered_tickets=offered_tickets,
-        waiting_entries=len(line),
+        capacity=event.capacity,
+        offered=offered_tickets,
+        history_entries=len(history),
         waiting_tickets=waiting_tickets,
         confirmed_bookings=len(confirmed),
         offers=len(offered),
-        history_entries=len(history),
     )
 
 
 def _replay(where: str, bookings: Sequence[Any], history: Sequence[Any]) -> None:
-    """Replay the history in id order (ids are handed out under the event's lock, so their
-    order is the order of the changes) against the booking rows."""
+    """Replay the history in id order against the booking rows.
+
+    History ids are handed out under the event's row lock, so their order is the order in
+    which the changes happened: an exact check, not one that trusts clocks. Each change is
+    recorded once; the line was first in, first out; every promotion or offer went to the
+    first entry in line at that moment and took its whole party; no ticket was booked while
+    anyone waited; a partial cancel gives back fewer tickets than held; nothing but the event's
+    end follows a check-in; every booking transferred away was received by one new booking,
+    ticket for ticket.
+    """
     rows = {r.id: r for r in bookings}
     state: dict[int, str | None] = dict.fromkeys(rows)
     held: dict[int, int] = dict.fromkeys(rows, 0)  # tickets of each claim as replayed
     waiting: list[int] = []  # a heap of line numbers; some may have left meanwhile
     in_line: set[int] = set()
     last_joined = 0
-    transferred = received = 0
+    checked_in: set[int] = set()
+    given = [0, 0]  # bookings, tickets transferred away
+    taken = [0, 0]  # bookings, tickets received
     for entry in history:
         row = rows.get(entry.booking_id)
         _require(row is not None, f"{where}: history {entry.id} of another event's booking")
@@ -186,7 +210,7 @@ def _replay(where: str, bookings: Sequence[Any], history: Sequence[Any]) -> None
         said = f"booking {row.id} {action} {quantity} (history {entry.id})"
         _require(quantity >= 1, f"{where}: {said}: no tickets")
         if before is None:
-            _require(action in CREATED_BY, f"{where}: {said} before it existed")
+            _require(action in CLAIM_LIFE[None], f"{where}: {said} before it existed")
             held[row.id] = quantity
         elif action in PARTIAL.get(before, set()) and quantity < held[row.id]:
             held[row.id] -= quantity  # a partial cancel: the rest stays, as it was
@@ -198,6 +222,10 @@ def _replay(where: str, bookings: Sequence[Any], history: Sequence[Any]) -> None
             )
         after = CLAIM_LIFE.get(before, {}).get(action)
         _require(after is not None, f"{where}: {said}: {before} cannot go {action}")
+        _require(
+            row.id not in checked_in or action in AFTER_CHECK_IN,
+            f"{where}: booking {row.id} went {action} after its check-in",
+        )
         if action == H.BOOKED:
             _require(not in_line, f"{where}: {said} while line {min(in_line or [0])} waited")
         elif action == H.WAITLISTED:
@@ -214,11 +242,16 @@ def _replay(where: str, bookings: Sequence[Any], history: Sequence[Any]) -> None
                     f"{where}: {said} (line {row.line_seq}) ahead of line {waiting[0]}",
                 )
             in_line.discard(row.line_seq)
+        elif action == H.CHECKED_IN:
+            checked_in.add(row.id)
         elif action == H.TRANSFERRED:
-            transferred += quantity
+            given = [given[0] + 1, given[1] + quantity]
         elif action == H.RECEIVED:
-            received += quantity
-            _require(received <= transferred, f"{where}: {said}: received before given")
+            taken = [taken[0] + 1, taken[1] + quantity]
+            _require(
+                taken[0] <= given[0] and taken[1] <= given[1],
+                f"{where}: {said}: received before given",
+            )
         state[row.id] = after
     for row in bookings:
         _require(
@@ -231,42 +264,8 @@ def _replay(where: str, bookings: Sequence[Any], history: Sequence[Any]) -> None
         )
     live_line = {r.line_seq for r in bookings if r.status == S.WAITLISTED}
     _require(in_line == live_line, f"{where}: the line replayed is not the line")
-    _require(transferred == received, f"{where}: {transferred} tickets given, {received} received")
-
-
-async def _read_event(conn: AsyncConnection, event_id: int) -> PartyReport:
-    event = (await conn.execute(select(Event).where(Event.id == event_id))).one_or_none()
-    _require(event is not None, f"event {event_id} does not exist")
-    rows = (await conn.execute(select(Booking).where(Booking.event_id == event_id))).all()
-    history = (
-        await conn.execute(
-            select(BookingHistory)
-            .where(BookingHistory.event_id == event_id)
-            .order_by(BookingHistory.id)
-        )
-    ).all()
-    return check_party_event(event, rows, history)
-
-
-async def check_party_invariants(url: str, event_ids: Sequence[int]) -> dict[int, PartyReport]:
-    """check_party_event on each of these events, read straight from the database; raises
-    InvariantBroken (an AssertionError) at the first rule that does not hold."""
-    reports: dict[int, PartyReport] = {}
-    async with connect(url) as engine, engine.connect() as conn:
-        for event_id in event_ids:
-            reports[event_id] = await _read_event(conn, event_id)
-    return reports
-
-
-async def find_party_invariant_breaks(url: str, event_ids: Sequence[int]) -> PartyFindings:
-    """Like check_party_invariants, but checks every event and collects what broke."""
-    findings = PartyFindings(reports={}, breaks={})
-    async with connect(url) as engine, engine.connect() as conn:
-        for event_id in event_ids:
-            try:
-                findings.reports[event_id] = await _read_event(conn, event_id)
-            except InvariantBroken as exc:
-                findings.breaks[event_id] = str(exc)
-            # Each event is read in its own transaction: a long check holds no old snapshot.
-            await conn.rollback()
-    return findings
+    _require(
+        given == taken,
+        f"{where}: {given[1]} tickets given, {taken[1]} received "
+        f"(in {given[0]} and {taken[0]} bookings)",
+    )
