@@ -11,16 +11,14 @@ bookings. Each request gets its own answer; a failure of the shared query is eve
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import time
-from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from booking_service.db import run_transaction
 from booking_service.errors import AccountGone
 from booking_service.repositories import users
+from booking_service.services.waiting import GroupDrain, Waiting
 
 # Most accounts one lookup asks for: the IN list stays a modest statement.
 LOOKUP_MAX = 500
@@ -59,20 +57,7 @@ class ActiveUserCache:
         self._expiry.clear()
 
 
-@dataclass(slots=True)
-class _Waiting:
-    user_id: int
-    future: asyncio.Future[bool] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-    def resolve(self, outcome: bool | BaseException) -> None:
-        if self.future.done():  # the request went away
-            return
-        if isinstance(outcome, BaseException):
-            self.future.set_exception(outcome)
-        else:
-            self.future.set_result(outcome)
+_Waiting = Waiting[int, bool]  # a user id, and whether its account is open
 
 
 class AccountChecks:
@@ -85,47 +70,29 @@ class AccountChecks:
         *,
         lock_retries: int,
     ) -> None:
-        self._session_factory = session_factory
         self._cache = cache
         self._retries = lock_retries
-        self._waiting: list[_Waiting] = []
-        self._drainer: asyncio.Task[None] | None = None
+        # The lookups serve many requests: their log lines carry nobody's request id.
+        self._waiting = GroupDrain(
+            session_factory,
+            self._answer,
+            lambda: LOOKUP_MAX,
+            name="account checks",
+            own_context=True,
+        )
         self.lookups = 0  # queries run, the causal re-checks included
 
     async def ensure_open(self, user_id: int) -> None:
         """AccountGone unless this account is open."""
         if self._cache.is_known_active(user_id):
             return
-        waiting = _Waiting(user_id)
-        self._waiting.append(waiting)
-        if self._drainer is None:
-            # In a context of its own: the lookups serve many requests, and their log lines
-            # must not carry the id of the one that happened to start them.
-            self._drainer = asyncio.create_task(self._drain(), context=contextvars.Context())
-        if not await waiting.future:
+        if not await self._waiting.answer(user_id):
             raise AccountGone()
-
-    async def _drain(self) -> None:
-        waiting = self._waiting
-        session = self._session_factory()
-        try:
-            while waiting:
-                # One turn of the loop first: requests already read join this lookup.
-                await asyncio.sleep(0)
-                group = waiting[:LOOKUP_MAX]
-                del waiting[:LOOKUP_MAX]
-                await self._answer(session, group)
-        finally:
-            # No await between the last emptiness check and here: nobody is left undrained.
-            self._drainer = None
-            for left in waiting:  # only if _answer itself blew up
-                left.resolve(RuntimeError("account checks stopped"))
-            waiting.clear()
 
     async def _answer(self, session: AsyncSession, group: list[_Waiting]) -> None:
         checked_at = time.monotonic()
         try:
-            wanted = {waiting.user_id for waiting in group}
+            wanted = {waiting.request for waiting in group}
             found = await self._open_accounts(session, wanted, causal=False)
             if missing := wanted - found:
                 # On a cluster this node may not have these accounts yet: ask again, causally,
@@ -137,7 +104,7 @@ class AccountChecks:
             return
         self._cache.remember_active(found, checked_at)
         for waiting in group:
-            waiting.resolve(waiting.user_id in found)
+            waiting.resolve(waiting.request in found)
 
     async def _open_accounts(
         self, session: AsyncSession, user_ids: set[int], *, causal: bool

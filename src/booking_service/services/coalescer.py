@@ -23,10 +23,9 @@ Every transaction here is causal there: a cancel finds a booking made through an
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,26 +41,12 @@ from booking_service.services.booking_rules import (
     kept_form,
 )
 from booking_service.services.idempotency import HeldKey
+from booking_service.services.waiting import GroupDrain, Waiting
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class _Waiting:
-    """A request waiting for its group, and where its caller waits for the answer."""
-
-    request: BookOrCancel
-    future: asyncio.Future[Answer] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-    def resolve(self, outcome: Answer | BaseException) -> None:
-        if self.future.done():  # the caller went away; what was done stands
-            return
-        if isinstance(outcome, BaseException):
-            self.future.set_exception(outcome)
-        else:
-            self.future.set_result(outcome)
+_Waiting = Waiting[BookOrCancel, Answer]
 
 
 @dataclass(slots=True)
@@ -102,8 +87,12 @@ class Coalescer:
         self._group_max = group_max
         self._retries = lock_retries
         self._group_limit = GroupLimit(group_max)
-        self._waiting: list[_Waiting] = []
-        self._drainer: asyncio.Task[None] | None = None
+        self._waiting = GroupDrain(
+            session_factory,
+            self._answer_group,
+            lambda: self._group_limit.current,
+            name="booking coalescer",
+        )
         self.stats = CoalescerStats()
 
     async def serve(self, request: BookOrCancel, key: HeldKey | None = None) -> Answer:
@@ -111,36 +100,7 @@ class Coalescer:
         transaction of its own, which also keeps its answer with the key: never grouped."""
         if key is not None or self._group_max <= 1:
             return await self._run_alone(self._session_factory(), request, key)
-        waiting = _Waiting(request)
-        self._waiting.append(waiting)
-        if self._drainer is None:
-            # No transaction of this coalescer is running here: start one, which keeps
-            # draining the waiting requests until there are none.
-            self._drainer = asyncio.create_task(self._drain())
-        return await waiting.future
-
-    async def _drain(self) -> None:
-        waiting = self._waiting
-        # One session for every transaction of this drain; each transaction ends (commit or
-        # rollback) inside run_transaction, handing its connection back between groups.
-        session = self._session_factory()
-        try:
-            while waiting:
-                # One turn of the event loop first: requests already read from their sockets
-                # arrive and join this group instead of waiting for the next.
-                await asyncio.sleep(0)
-                limit = self._group_limit.current
-                group = waiting[:limit]
-                del waiting[:limit]
-                await self._answer_group(session, group)
-                self.stats.group_limit = self._group_limit.after(session.info.get(RETRIES_USED, 0))
-        finally:
-            # No await between the last emptiness check and this line, so no request can
-            # slip into a list that nobody drains.
-            self._drainer = None
-            for left in waiting:  # only if _answer_group itself blew up
-                left.resolve(RuntimeError("booking coalescer stopped"))
-            waiting.clear()
+        return await self._waiting.answer(request)
 
     async def _answer_group(self, session: AsyncSession, group: list[_Waiting]) -> None:
         """Serve the group and give every caller its own answer."""
@@ -155,11 +115,10 @@ class Coalescer:
             else:
                 outcomes = await self._run_together(session, requests)
         except Exception as exc:  # the group's one transaction failed: nobody's claim committed
-            for waiting in group:
-                waiting.resolve(exc)
-            return
+            outcomes = [exc] * len(group)
         for waiting, outcome in zip(group, outcomes, strict=True):
             waiting.resolve(outcome)
+        self.stats.group_limit = self._group_limit.after(session.info.get(RETRIES_USED, 0))
 
     async def _run_alone(
         self, session: AsyncSession, request: BookOrCancel, key: HeldKey | None = None
