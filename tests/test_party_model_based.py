@@ -33,19 +33,17 @@ from hypothesis.stateful import (
     initialize,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 from sqlalchemy import select, update
 
 from booking_service.app_state import app_state
 from booking_service.bench.invariants import check_invariants
 from booking_service.db import connect
-from booking_service.main import create_app
 from booking_service.models import Booking, BookingStatus
 from tests.party_api import requires_party_api
 from tests.party_model import Answer, Mode, PartyModel, Status, mismatches
 from tests.support.databases import Database, wipe_tables
-from tests.support.settings import make_settings
+from tests.support.machines import run_machine
 
 pytestmark = requires_party_api
 
@@ -381,24 +379,7 @@ class PartyMachine(RuleBasedStateMachine):
 
 
 def run_party_check(database_url: str) -> None:
-    """Run the state machine on `database_url`, in this (worker) thread's own event loop."""
-    with asyncio.Runner() as runner:
-        loop = runner.get_loop()
-        app = create_app(make_settings(database_url))
-        lifespan = app.router.lifespan_context(app)
-        loop.run_until_complete(lifespan.__aenter__())
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://m")
-        try:
-            machine = type(
-                "BoundPartyMachine",
-                (PartyMachine,),
-                {"loop": loop, "app": app, "client": client, "database_url": database_url},
-            )
-            run_state_machine_as_test(machine, settings=MACHINE_SETTINGS)
-        finally:
-            loop.run_until_complete(client.aclose())
-            loop.run_until_complete(lifespan.__aexit__(None, None, None))
-            loop.run_until_complete(wipe_tables(database_url))
+    run_machine(PartyMachine, database_url, MACHINE_SETTINGS)
 
 
 async def test_party_rules_match_the_model(database: Database) -> None:
