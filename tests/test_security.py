@@ -129,7 +129,8 @@ def signed_raw(codec: TokenCodec, payload: bytes, *, header: bytes = HS256_HEADE
     """A token of exactly these JSON bytes, signed with the codec's own secret: for payloads
     no JSON encoder writes (1e999) and headers jose would never make."""
     signing_input = f"{_b64_bytes(header)}.{_b64_bytes(payload)}"
-    mac = hmac.new(codec._secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    secret = codec._key.prepared_key  # the secret's bytes, as jose holds them
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{_b64_bytes(mac)}"
 
 
