@@ -180,7 +180,7 @@ async def test_a_promotion_rolled_back_leaves_no_message(
         # The cancel promotes, then fails at its very end (its idempotency key was taken over):
         # the promotion and its message go together.
         service = BookingService(
-            session,
+            lambda: session,
             coalescer=app_state(app).coalescer,
             ticket_codes=app_state(app).ticket_codes,
             lock_retries=0,

@@ -9,6 +9,7 @@ worker thread, a hop that costs more than building the object itself.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -142,7 +143,7 @@ StatusReadsDep = Annotated[StatusReads, Depends(get_status_reads)]
 
 def _booking_service(request: Request, state: AppState) -> BookingService:
     return BookingService(
-        request_session(request, state),
+        partial(request_session, request, state),
         coalescer=state.coalescer,
         ticket_codes=state.ticket_codes,
         lock_retries=state.settings.db_lock_retries,
