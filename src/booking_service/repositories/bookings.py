@@ -6,15 +6,18 @@ import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, func, insert, select, update
+from sqlalchemy import Table, and_, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from booking_service.db import insert_returning_id
 from booking_service.models import IS_LIVE, LIVE, Booking, BookingStatus
 from booking_service.models.types import db_utcnow
+
+# The table itself, for inserts of many rows that bypass the ORM's bulk layer.
+BOOKING_TABLE = cast(Table, Booking.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,5 +311,7 @@ async def add_claims(
                 session, insert(Booking).values(rows[0])
             )
         }
-    await session.execute(insert(Booking), rows)
+    # Into the table, not the mapped class: the ORM's bulk-insert layer costs 5-10 us a row
+    # for nothing here (no objects come back).
+    await session.execute(insert(BOOKING_TABLE), rows)
     return await _live_claims(session, [(claim.event_id, claim.user_id) for claim in claims])
