@@ -12,7 +12,7 @@ from sqlalchemy import Table, and_, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from booking_service.db import insert_returning_id
+from booking_service.db import execute_write, insert_returning_id
 from booking_service.models import IS_LIVE, LIVE, Booking, BookingStatus
 from booking_service.models.types import db_utcnow
 
@@ -131,10 +131,11 @@ async def promote_through(
     session: AsyncSession, *, event_id: int, last_line_seq: int, at: datetime
 ) -> None:
     """Book a ticket for everyone in line up to `last_line_seq` (rows locked just before)."""
-    await session.execute(
+    await execute_write(
+        session,
         update(Booking)
         .where(_in_line_through(event_id, last_line_seq))
-        .values(status=BookingStatus.CONFIRMED, confirmed_at=at, promoted_at=at)
+        .values(status=BookingStatus.CONFIRMED, confirmed_at=at, promoted_at=at),
     )
 
 
@@ -142,20 +143,22 @@ async def offer_through(
     session: AsyncSession, *, event_id: int, last_line_seq: int, expires_at: datetime
 ) -> None:
     """Offer a ticket to everyone in line up to `last_line_seq` (rows locked just before)."""
-    await session.execute(
+    await execute_write(
+        session,
         update(Booking)
         .where(_in_line_through(event_id, last_line_seq))
-        .values(status=BookingStatus.OFFERED, offer_expires_at=expires_at)
+        .values(status=BookingStatus.OFFERED, offer_expires_at=expires_at),
     )
 
 
 async def lower_quantities(session: AsyncSession, given_up: Mapping[int, int]) -> None:
     """Take these many tickets off each of these live claims (booking id -> tickets; each
     locked just before, each keeping at least one), in one statement."""
-    await session.execute(
+    await execute_write(
+        session,
         update(Booking)
         .where(Booking.id.in_(given_up), IS_LIVE)
-        .values(quantity=Booking.quantity - case(dict(given_up), value=Booking.id))
+        .values(quantity=Booking.quantity - case(dict(given_up), value=Booking.id)),
     )
 
 
@@ -171,10 +174,11 @@ async def largest_party_in_line(session: AsyncSession, event_id: int) -> int:
 
 
 async def accept_offer(session: AsyncSession, booking_id: int, at: datetime) -> None:
-    await session.execute(
+    await execute_write(
+        session,
         update(Booking)
         .where(Booking.id == booking_id, Booking.status == BookingStatus.OFFERED)
-        .values(status=BookingStatus.CONFIRMED, confirmed_at=at, promoted_at=at)
+        .values(status=BookingStatus.CONFIRMED, confirmed_at=at, promoted_at=at),
     )
 
 
@@ -182,10 +186,11 @@ async def end(
     session: AsyncSession, booking_ids: Sequence[int], status: BookingStatus, at: datetime
 ) -> None:
     """Close live claims (cancelled, left, declined, expired); the rows stay as the record."""
-    await session.execute(
+    await execute_write(
+        session,
         update(Booking)
         .where(Booking.id.in_(booking_ids), IS_LIVE)
-        .values(status=status, active=None, ended_at=at)
+        .values(status=status, active=None, ended_at=at),
     )
 
 
@@ -206,19 +211,21 @@ async def ticket_for_update(
 
 async def check_in(session: AsyncSession, booking_id: int, at: datetime) -> None:
     """Mark a confirmed ticket (locked just before) as used at the door."""
-    await session.execute(
+    await execute_write(
+        session,
         update(Booking)
         .where(Booking.id == booking_id, Booking.checked_in_at.is_(None))
-        .values(checked_in_at=at)
+        .values(checked_in_at=at),
     )
 
 
 async def end_all_live(session: AsyncSession, event_id: int, at: datetime) -> None:
     """Release every live claim of the event: the organizer cancelled it."""
-    await session.execute(
+    await execute_write(
+        session,
         update(Booking)
         .where(Booking.event_id == event_id, IS_LIVE)
-        .values(status=BookingStatus.EVENT_CANCELLED, active=None, ended_at=at)
+        .values(status=BookingStatus.EVENT_CANCELLED, active=None, ended_at=at),
     )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import Row, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from booking_service.db import insert_returning_id, note_event_changed
+from booking_service.db import execute_write, insert_returning_id, note_event_changed
 from booking_service.models import Booking, BookingStatus, Event, EventState, WaitlistMode
 from booking_service.models.event import ShownState, shown_state
 from booking_service.models.types import db_utcnow, db_utcnow_locked
@@ -179,7 +179,9 @@ async def move_counters(
         Event.offered_count.key: per_event(Event.offered_count, lambda m: m.offered),
         Event.next_line_seq.key: per_event(Event.next_line_seq, lambda m: m.line_seq),
     }
-    await session.execute(update(Event).where(Event.id.in_(moves)).values(**values, **fields))
+    await execute_write(
+        session, update(Event).where(Event.id.in_(moves)).values(**values, **fields)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,8 @@ async def take_over(
     expires_at: datetime,
 ) -> None:
     """Hand a locked key row to a new hold, forgetting any answer it kept."""
-    await session.execute(
+    await execute_write(
+        session,
         update(IdempotencyKey)
         .where(IdempotencyKey.id == key_id)
         .values(
@@ -93,7 +94,7 @@ async def take_over(
             response_body=None,
             created_at=now,
             expires_at=expires_at,
-        )
+        ),
     )
 
 
@@ -116,12 +117,13 @@ async def store_answer(
 
 async def release(session: AsyncSession, key_id: int, *, attempt: int) -> None:
     """Forget a key whose request had no answer worth keeping, if this hold still has it."""
-    await session.execute(
+    await execute_write(
+        session,
         delete(IdempotencyKey).where(
             IdempotencyKey.id == key_id,
             IdempotencyKey.attempt == attempt,
             IdempotencyKey.status_code.is_(None),
-        )
+        ),
     )
 
 

@@ -91,10 +91,11 @@ async def lease_due(
     )
     if not ids:
         return []
-    await session.execute(
+    await execute_write(
+        session,
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(ids), OutboxMessage.due_at <= now)
-        .values(due_at=lease_until, lease_token=token, attempts=OutboxMessage.attempts + 1)
+        .values(due_at=lease_until, lease_token=token, attempts=OutboxMessage.attempts + 1),
     )
     rows = await session.execute(
         select(
@@ -138,14 +139,15 @@ async def mark_failed(
         values.update(due_at=None, gave_up_at=now)
     else:
         values.update(due_at=retry_at)
-    await session.execute(
+    await execute_write(
+        session,
         update(OutboxMessage)
         .where(
             OutboxMessage.id == message_id,
             OutboxMessage.lease_token == token,
             OutboxMessage.delivered_at.is_(None),
         )
-        .values(**values)
+        .values(**values),
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking_service.db import insert_returning_id
+from booking_service.db import execute_write, insert_returning_id
 from booking_service.models import IS_LIVE, Booking, User
 from booking_service.models.types import utcnow
 
@@ -95,5 +95,5 @@ async def close_if_nothing_held(session: AsyncSession, user_id: int) -> bool:
     )
     if holds_something is not None:
         return False
-    await session.execute(update(User).where(User.id == user_id).values(deleted_at=utcnow()))
+    await execute_write(session, update(User).where(User.id == user_id).values(deleted_at=utcnow()))
     return True
