@@ -16,7 +16,8 @@ from booking_service.db import execute_write, insert_returning_id
 from booking_service.models import IS_LIVE, LIVE, Booking, BookingStatus
 from booking_service.models.types import db_utcnow
 
-# The table itself, for inserts of many rows that bypass the ORM's bulk layer.
+# The table itself, for the statements of every booking group: plain SQL, past the ORM's
+# compile, bulk-insert and result layers (see repositories.events.EVENT_TABLE).
 BOOKING_TABLE = cast(Table, Booking.__table__)
 
 
@@ -264,11 +265,12 @@ EventUser = tuple[int, int]  # (event id, user id)
 
 async def _live_claims(session: AsyncSession, pairs: Collection[EventUser]) -> dict[EventUser, int]:
     """Booking ids of the live claims among these (event, user) pairs, in one statement."""
+    table = BOOKING_TABLE.c  # plain SQL, past the ORM's layers: every booking group runs this
     rows = await session.execute(
-        select(Booking.event_id, Booking.user_id, Booking.id).where(
-            IS_LIVE,
-            Booking.event_id.in_({event_id for event_id, _ in pairs}),
-            Booking.user_id.in_({user_id for _, user_id in pairs}),
+        select(table.event_id, table.user_id, table.id).where(
+            table.active == LIVE,
+            table.event_id.in_({event_id for event_id, _ in pairs}),
+            table.user_id.in_({user_id for _, user_id in pairs}),
         )
     )
     wanted = set(pairs)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.db import execute_write, insert_returning_id
 from booking_service.models import IS_LIVE, Booking, User
 from booking_service.models.types import utcnow
+
+# The table's own columns, for the statement every booking group runs: as plain SQL, past the
+# ORM's compile and result layers (see repositories.events.EVENT_TABLE).
+USER_TABLE = cast(Table, User.__table__)
 
 
 async def add_user(session: AsyncSession, username: str, password_hash: str) -> int:
@@ -63,8 +68,8 @@ async def lock_open_accounts(session: AsyncSession, user_ids: Collection[int]) -
     until the booking is committed and visible to the closing transaction.
     """
     rows = await session.execute(
-        select(User.id)
-        .where(User.id.in_(user_ids), User.deleted_at.is_(None))
+        select(USER_TABLE.c.id)
+        .where(USER_TABLE.c.id.in_(user_ids), USER_TABLE.c.deleted_at.is_(None))
         .with_for_update(read=True)
     )
     return set(rows.scalars())
