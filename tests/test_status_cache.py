@@ -123,6 +123,53 @@ async def test_a_read_started_before_a_change_is_not_kept_after_it() -> None:
     assert loads == 2, "...but the next poll reads again"
 
 
+async def test_changes_to_events_nobody_reads_leave_nothing_behind() -> None:
+    cache = StatusCache(60)
+
+    async def load() -> object:
+        return "snapshot"
+
+    for event_id in range(1, 1001):
+        await cache.get(event_id, load)  # type: ignore[arg-type]
+        cache.forget([event_id])
+    cache.forget(range(1001, 5001))  # changed, never polled
+    assert cache._generations == {}, "one entry per event ever changed, kept forever"
+
+
+async def test_a_read_outlived_by_a_later_one_is_still_not_kept() -> None:
+    """A read that a change overtook, still in flight after a later read of the same event has
+    come and gone, and after more changes: it must not be kept, whatever happened meanwhile."""
+    cache = StatusCache(60)
+    slow_release, later_release = asyncio.Event(), asyncio.Event()
+
+    async def slow_load() -> object:
+        await slow_release.wait()
+        return "read before the changes"
+
+    async def later_load() -> object:
+        await later_release.wait()
+        return "later"
+
+    async def fresh_load() -> object:
+        return "fresh"
+
+    slow = asyncio.create_task(cache.get(1, slow_load))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    cache.forget([1])
+    later = asyncio.create_task(cache.get(1, later_load))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    later_release.set()
+    assert await later == "later"
+    cache.forget([1])
+    third = asyncio.create_task(cache.get(1, later_load))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    cache.forget([1])
+    assert await third == "later"
+    slow_release.set()
+    assert await slow == "read before the changes"
+    assert await cache.get(1, fresh_load) == "fresh"  # type: ignore[arg-type]
+
+
 async def test_a_poll_sharing_a_read_whose_caller_went_away_reads_for_itself() -> None:
     """The shared read runs in the first poll's request; if that request is cancelled (its
     server shutting down, a timeout around it), the polls that joined it did not go away:

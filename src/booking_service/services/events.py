@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
@@ -37,14 +38,19 @@ class StatusCache:
         self._max_entries = max_entries
         self._snapshots: dict[int, tuple[float, EventSnapshot]] = {}
         self._loading: dict[int, asyncio.Future[EventSnapshot]] = {}
-        # Bumped by every forget: a read started before a change must not be kept after it.
+        # A stamp per event while a read of it is in flight, renewed by every forget: a read
+        # started before a change must not be kept after it. Stamps are never reused, and an
+        # event's entry goes once no read of it is in flight, so the map holds only events
+        # being read (it had an entry for every event ever changed).
         self._generations: dict[int, int] = {}
+        self._stamps = itertools.count(1)
 
     def forget(self, event_ids: Iterable[int]) -> None:
         for event_id in event_ids:
             self._snapshots.pop(event_id, None)
             self._loading.pop(event_id, None)  # later polls start a read of their own
-            self._generations[event_id] = self._generations.get(event_id, 0) + 1
+            if event_id in self._generations:  # a read in flight: it must not be kept
+                self._generations[event_id] = next(self._stamps)
 
     async def get(
         self, event_id: int, load: Callable[[], Awaitable[EventSnapshot]]
@@ -62,9 +68,12 @@ class StatusCache:
                 continue  # join the read that replaced it, or start one
         future: asyncio.Future[EventSnapshot] = asyncio.get_running_loop().create_future()
         self._loading[event_id] = future
-        generation = self._generations.get(event_id, 0)
+        generation = self._generations.get(event_id)
+        if generation is None:
+            generation = self._generations[event_id] = next(self._stamps)
         try:
             snapshot = await load()
+            unchanged = self._generations.get(event_id) == generation
         except BaseException as exc:
             # The read runs in this caller's request: if that request is cancelled, the polls
             # that joined it are not, and read again rather than inherit the cancellation.
@@ -75,8 +84,12 @@ class StatusCache:
         finally:
             if self._loading.get(event_id) is future:
                 del self._loading[event_id]
+            if event_id not in self._loading:
+                # No read of it in flight that forget could reach; one it already reached
+                # finds no stamp, so is not kept either.
+                self._generations.pop(event_id, None)
         future.set_result(snapshot)
-        if self._generations.get(event_id, 0) == generation:
+        if unchanged:
             if len(self._snapshots) >= self._max_entries:
                 self._snapshots.clear()
             # Dated from before the read, so a snapshot is never trusted past its age.
