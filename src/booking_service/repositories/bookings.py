@@ -268,7 +268,7 @@ async def _live_claims(session: AsyncSession, pairs: Collection[EventUser]) -> d
     table = BOOKING_TABLE.c  # plain SQL, past the ORM's layers: every booking group runs this
     rows = await session.execute(
         select(table.event_id, table.user_id, table.id).where(
-            table.active == LIVE,
+            IS_LIVE,
             table.event_id.in_({event_id for event_id, _ in pairs}),
             table.user_id.in_({user_id for _, user_id in pairs}),
         )
