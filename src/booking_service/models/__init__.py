@@ -1,5 +1,6 @@
 """SQLAlchemy tables. Importing this package registers every table on `Base.metadata`."""
 
+from booking_service.models.base import table_of
 from booking_service.models.booking import ACTIVE_STATUSES, IS_LIVE, LIVE, Booking, BookingStatus
 from booking_service.models.event import Event, EventState, WaitlistMode
 from booking_service.models.history import BookingHistory, HistoryAction
@@ -21,4 +22,5 @@ __all__ = [
     "OutboxMessage",
     "User",
     "WaitlistMode",
+    "table_of",
 ]

@@ -16,7 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
-from booking_service.models.base import MYSQL_TABLE_OPTIONS, Base
+from booking_service.models.base import MYSQL_TABLE_OPTIONS, Base, table_of
 from booking_service.models.types import BigIntId, UTCDateTime, sql_list, utcnow
 
 
@@ -98,5 +98,5 @@ class Booking(Base):
 
 
 # "The claim still holds": the one spelling of it in every query. On the table's column, so
-# that statements written on the table's columns stay plain SQL (repositories.bookings).
-IS_LIVE: ColumnElement[bool] = Booking.__table__.c.active == LIVE
+# that statements written on the table's columns stay plain SQL (see table_of).
+IS_LIVE: ColumnElement[bool] = table_of(Booking).c.active == LIVE

@@ -6,19 +6,17 @@ import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, case, func, insert, select, update
+from sqlalchemy import and_, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from booking_service.db import execute_write, insert_returning_id
-from booking_service.models import IS_LIVE, LIVE, Booking, BookingStatus
+from booking_service.models import IS_LIVE, LIVE, Booking, BookingStatus, table_of
 from booking_service.models.types import db_utcnow
 
-# The table itself, for the statements of every booking group: plain SQL, past the ORM's
-# compile, bulk-insert and result layers (see repositories.events.EVENT_TABLE).
-BOOKING_TABLE = cast(Table, Booking.__table__)
+BOOKING_TABLE = table_of(Booking)  # for the claims statements of every booking group
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +263,7 @@ EventUser = tuple[int, int]  # (event id, user id)
 
 async def _live_claims(session: AsyncSession, pairs: Collection[EventUser]) -> dict[EventUser, int]:
     """Booking ids of the live claims among these (event, user) pairs, in one statement."""
-    table = BOOKING_TABLE.c  # plain SQL, past the ORM's layers: every booking group runs this
+    table = BOOKING_TABLE.c
     rows = await session.execute(
         select(table.event_id, table.user_id, table.id).where(
             IS_LIVE,
@@ -320,7 +318,5 @@ async def add_claims(
                 session, insert(Booking).values(rows[0])
             )
         }
-    # Into the table, not the mapped class: the ORM's bulk-insert layer costs 5-10 us a row
-    # for nothing here (no objects come back).
     await session.execute(insert(BOOKING_TABLE), rows)
     return await _live_claims(session, [(claim.event_id, claim.user_id) for claim in claims])

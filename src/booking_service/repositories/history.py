@@ -5,15 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, insert, literal, select
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from booking_service.models import IS_LIVE, Booking, BookingHistory, Event, HistoryAction, User
+from booking_service.models import (
+    IS_LIVE,
+    Booking,
+    BookingHistory,
+    Event,
+    HistoryAction,
+    User,
+    table_of,
+)
 
-# The table itself, for inserts of many rows that bypass the ORM's bulk layer.
-HISTORY_TABLE = cast(Table, BookingHistory.__table__)
+HISTORY_TABLE = table_of(BookingHistory)  # for the inserts of every booking group
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +43,7 @@ async def add_entries_of_events(
 ) -> None:
     """Append (event id, entry) pairs, on any events, in one statement, in the order given."""
     await session.execute(
-        insert(HISTORY_TABLE),  # the table: no ORM bulk-insert layer (see add_claims)
+        insert(HISTORY_TABLE),
         [
             {
                 "booking_id": entry.booking_id,

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from booking_service.db import execute_write, insert_returning_id
-from booking_service.models import IS_LIVE, Booking, User
+from booking_service.models import IS_LIVE, Booking, User, table_of
 from booking_service.models.types import utcnow
 
-# The table's own columns, for the statement every booking group runs: as plain SQL, past the
-# ORM's compile and result layers (see repositories.events.EVENT_TABLE).
-USER_TABLE = cast(Table, User.__table__)
+USER_TABLE = table_of(User)  # for the accounts lock every booking group runs
 
 
 async def add_user(session: AsyncSession, username: str, password_hash: str) -> int:
