@@ -315,7 +315,7 @@ async def add_claims(
         claim = claims[0]
         return {
             (claim.event_id, claim.user_id): await insert_returning_id(
-                session, insert(Booking).values(rows[0])
+                session, insert(BOOKING_TABLE).values(rows[0])
             )
         }
     await session.execute(insert(BOOKING_TABLE), rows)
